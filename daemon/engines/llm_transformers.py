@@ -1,0 +1,471 @@
+"""LLM on transformers + PEFT: one shared base model, each character's LoRA resident by name.
+
+Per request the adapter is chosen with PEFT's `adapter_names` (one per batch row,
+"__base__" for none), so no global "active adapter" is switched and concurrent
+requests cannot wear each other's adapter. Decoding is a manual loop with a KV cache:
+one forward per token under the model lock, so requests interleave token by token,
+cancellation lands within one token, and sampling uses a per-request RNG (a seed
+reproduces a reply whatever else runs in the process).
+
+Adapters are validated against this model before any weight is written, so a corrupt
+or foreign adapter is refused with a clear message and the resident ones keep working.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+import threading
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from personae.daemon.characters import GenerationParams
+from personae.daemon.engines.base import ChatMessage, GenerationRequest, LLMEngine
+from personae.daemon.errors import ConfigError, EngineError
+
+if TYPE_CHECKING:
+    from personae.daemon.settings import Settings
+
+log = logging.getLogger(__name__)
+
+BASE_ADAPTER = "__base__"  # PEFT's name for "no adapter" in adapter_names
+CONFIG_FILE = "adapter_config.json"
+WEIGHTS_FILE = "adapter_model.safetensors"
+# becomes a key of torch ModuleDicts: no dots
+_ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_@+-]{0,127}$")
+_LORA_KEY = re.compile(r"^base_model\.model\.(?P<module>.+)\.(?P<part>lora_A|lora_B)\.weight$")
+
+
+@dataclass(frozen=True)
+class AdapterInfo:
+    """A validated adapter folder: what it changes in the model and how."""
+
+    path: Path
+    config: Any  # peft.LoraConfig
+    #: base module name -> (rank, in_features, out_features)
+    shapes: dict[str, tuple[int, int, int]]
+
+
+class TransformersLLM(LLMEngine):
+    name = "transformers"
+    supports_adapters = True
+
+    def __init__(
+        self, *, model_dir: str | Path, threads: int = 0, busy_timeout_s: float = 60.0
+    ) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        model_dir = Path(model_dir)
+        # a missing folder would be taken for a hub id and fail confusingly offline
+        if not (model_dir / "config.json").is_file():
+            raise ConfigError(f"LLM model folder {model_dir} has no config.json")
+        if threads:
+            torch.set_num_threads(threads)  # 0 keeps torch's default: all cores
+        self._tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        if not self._tokenizer.chat_template:
+            raise ConfigError(f"LLM model folder {model_dir}: tokenizer has no chat template")
+        self._base = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+        self._model: Any = self._base  # a PeftModel around _base while adapters are resident
+        self._linears = {
+            n: (m.in_features, m.out_features)
+            for n, m in self._base.named_modules()
+            if isinstance(m, torch.nn.Linear)
+        }
+        self._eos = _eos_ids(self._base, self._tokenizer)
+        self._max_positions = getattr(self._base.config, "max_position_embeddings", None)
+        self._busy_timeout_s = busy_timeout_s
+        self._adapters: dict[str, AdapterInfo] = {}
+        self._users: Counter[str] = Counter()  # in-flight requests per adapter
+        # one lock for the model: forwards, tokenizer calls and adapter changes
+        self._lock = threading.Condition()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TransformersLLM:
+        if settings.llm_model:
+            model_dir = Path(settings.llm_model)
+        else:
+            from personae.daemon.models.smollm2 import base_model_dir
+
+            model_dir = base_model_dir(settings)
+        return cls(model_dir=model_dir, threads=settings.threads)
+
+    @property
+    def adapters(self) -> dict[str, Path]:
+        """Resident adapters: name -> folder their weights came from."""
+        with self._lock:
+            return {name: info.path for name, info in self._adapters.items()}
+
+    # --- generation ---
+
+    def generate(self, request: GenerationRequest, cancel: threading.Event) -> Iterator[str]:
+        adapter = request.adapter
+        with self._lock:
+            if adapter is not None and adapter not in self._adapters:
+                raise EngineError(f"adapter {adapter!r} is not loaded", engine=self.name)
+            prompt = self._encode(request.messages)
+            self._users[adapter or BASE_ADAPTER] += 1
+        try:
+            yield from self._decode_loop(prompt, request, cancel)
+        finally:
+            with self._lock:
+                self._users[adapter or BASE_ADAPTER] -= 1
+                self._lock.notify_all()
+
+    def _decode_loop(
+        self, prompt: list[int], request: GenerationRequest, cancel: threading.Event
+    ) -> Iterator[str]:
+        params = request.params
+        if self._max_positions and len(prompt) + params.max_tokens > self._max_positions:
+            raise EngineError(
+                f"prompt of {len(prompt)} tokens + max_tokens {params.max_tokens} exceeds "
+                f"the model's {self._max_positions} positions",
+                engine=self.name,
+            )
+        rng = torch.Generator().manual_seed(
+            request.seed if request.seed is not None else random.getrandbits(63)
+        )
+        processors = _logits_processors(params)
+        stops = StopScanner(params.stop)
+        ids = torch.tensor([prompt])
+        step_ids, past = ids, None
+        generated: list[int] = []
+        for _ in range(params.max_tokens):
+            if cancel.is_set():
+                return
+            with self._lock:
+                logits, past = self._forward(step_ids, ids.shape[1], past, request.adapter)
+            if cancel.is_set():
+                return
+            next_id = _pick(processors(ids, logits), params.temperature, rng)
+            if next_id in self._eos:
+                break
+            generated.append(next_id)
+            step_ids = torch.tensor([[next_id]])
+            ids = torch.cat([ids, step_ids], dim=1)
+            text = self._tokenizer.decode(generated, skip_special_tokens=True)
+            if text.endswith("\ufffd"):
+                continue  # a multi-byte character is split across tokens: wait for the rest
+            delta, stopped = stops.feed(text)
+            if delta:
+                yield delta
+            if stopped:
+                return
+        if tail := stops.flush():
+            yield tail
+
+    @torch.inference_mode()
+    def _forward(
+        self, step_ids: torch.Tensor, total_len: int, past: Any, adapter: str | None
+    ) -> tuple[torch.Tensor, Any]:
+        kwargs: dict[str, Any] = {}
+        if self._model is not self._base:
+            kwargs["adapter_names"] = [adapter or BASE_ADAPTER]
+        out = self._model(
+            input_ids=step_ids,
+            # all ones, as generate() passes it, so replies match generate() exactly
+            attention_mask=torch.ones(1, total_len, dtype=torch.long),
+            past_key_values=past,
+            use_cache=True,
+            logits_to_keep=1,
+            **kwargs,
+        )
+        return out.logits[:, -1, :].float(), out.past_key_values
+
+    def _encode(self, messages: Sequence[ChatMessage]) -> list[int]:
+        chat = [{"role": m.role, "content": m.content} for m in messages]
+        text = self._tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+        # the template already spells out every special token
+        return list(self._tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def warmup(self) -> None:
+        request = GenerationRequest(
+            messages=[ChatMessage("user", "Hello.")],
+            params=GenerationParams(temperature=0.0, max_tokens=2),
+        )
+        for _ in self.generate(request, threading.Event()):
+            pass
+
+    # --- adapters ---
+
+    def load_adapter(self, name: str, path: str | Path) -> None:
+        """Make adapter `name` resident with the weights in `path`.
+
+        Loading a name that is already resident replaces its weights (in place when the
+        shapes allow, see swap_adapter). Raises ConfigError for a bad folder, leaving
+        every resident adapter as it was.
+        """
+        if not _ADAPTER_NAME.match(name) or name == BASE_ADAPTER:
+            raise ConfigError(f"invalid adapter name {name!r}: use letters, digits, '_@+-'")
+        info = self.inspect_adapter(path)
+        with self._lock:
+            if name in self._adapters:
+                self._wait_idle(name)
+                if _swappable(self._adapters[name], info):
+                    self._hotswap(name, info)
+                    return
+                self._remove(name)
+            self._add(name, info)
+
+    def swap_adapter(self, name: str, path: str | Path) -> None:
+        """Replace resident adapter `name`'s weights in place with a new version of it.
+
+        Cheaper than unload + load (no module surgery). The new version must change the
+        same layers with the same ranks; requests using `name` finish first.
+        """
+        info = self.inspect_adapter(path)
+        with self._lock:
+            current = self._adapters.get(name)
+            if current is None:
+                raise EngineError(f"adapter {name!r} is not loaded", engine=self.name)
+            if not _swappable(current, info):
+                raise ConfigError(
+                    f"adapter {info.path} cannot replace {name!r} in place: it must change "
+                    "the same layers with the same ranks; unload and load it instead"
+                )
+            self._wait_idle(name)
+            self._hotswap(name, info)
+
+    def unload_adapter(self, name: str) -> None:
+        with self._lock:
+            if name not in self._adapters:
+                raise EngineError(f"adapter {name!r} is not loaded", engine=self.name)
+            self._wait_idle(name)
+            self._remove(name)
+
+    def inspect_adapter(self, path: str | Path) -> AdapterInfo:
+        """Validate a PEFT LoRA folder against this model without touching the model."""
+        return inspect_adapter(Path(path), self._base, self._linears)
+
+    def _add(self, name: str, info: AdapterInfo) -> None:
+        from peft import PeftModel
+
+        try:
+            if self._model is self._base:
+                self._model = PeftModel.from_pretrained(
+                    self._base, str(info.path), adapter_name=name, is_trainable=False
+                )
+            else:
+                self._model.load_adapter(str(info.path), adapter_name=name, is_trainable=False)
+        except (ValueError, RuntimeError, KeyError, OSError) as exc:
+            if self._model is not self._base and name in self._model.peft_config:
+                self._model.delete_adapter(name)
+            raise ConfigError(f"adapter {info.path}: PEFT could not load it: {exc}") from exc
+        self._model.eval()
+        self._adapters[name] = info
+
+    def _hotswap(self, name: str, info: AdapterInfo) -> None:
+        from peft.utils.hotswap import hotswap_adapter
+
+        try:
+            # PEFT checks the new config against the *active* adapter's
+            self._model.set_adapter(name, inference_mode=True)
+            hotswap_adapter(
+                self._model, str(info.path), adapter_name=name, torch_device=str(self._base.device)
+            )
+        except (ValueError, RuntimeError, KeyError) as exc:
+            raise ConfigError(f"adapter {info.path}: cannot swap into {name!r}: {exc}") from exc
+        self._adapters[name] = info
+
+    def _remove(self, name: str) -> None:
+        if len(self._adapters) == 1:
+            # the last one: strip the LoRA layers so base requests run the plain model
+            self._model = self._model.unload()
+        else:
+            if name in self._model.active_adapters:
+                # PEFT warns when the active adapter is deleted; nothing relies on it
+                other = next(n for n in self._adapters if n != name)
+                self._model.set_adapter(other, inference_mode=True)
+            self._model.delete_adapter(name)
+        del self._adapters[name]
+
+    def _wait_idle(self, name: str) -> None:
+        """Let replies that wear `name` finish (the lock is released while waiting)."""
+        if not self._lock.wait_for(lambda: self._users[name] == 0, self._busy_timeout_s):
+            raise EngineError(
+                f"adapter {name!r} is still in use after {self._busy_timeout_s:.0f} s",
+                engine=self.name,
+                retryable=True,
+            )
+
+
+def _swappable(current: AdapterInfo, new: AdapterInfo) -> bool:
+    """Whether `new` can be copied into `current`'s tensors (what PEFT's hotswap needs)."""
+    from peft.utils.hotswap import check_hotswap_configs_compatible
+
+    if current.shapes != new.shapes:
+        return False
+    try:
+        check_hotswap_configs_compatible(current.config, new.config)
+    except ValueError:
+        return False
+    return True
+
+
+def inspect_adapter(
+    path: Path, base: torch.nn.Module, linears: dict[str, tuple[int, int]]
+) -> AdapterInfo:
+    from peft import LoraConfig
+    from peft.tuners.tuners_utils import check_target_module_exists
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not path.is_dir():
+        raise ConfigError(f"adapter folder {path} does not exist")
+    if not (path / WEIGHTS_FILE).is_file():
+        hint = (
+            " (pickle .bin weights are not loaded)" if (path / "adapter_model.bin").exists() else ""
+        )
+        raise ConfigError(f"adapter {path}: missing {WEIGHTS_FILE}{hint}")
+    try:
+        raw = json.loads((path / CONFIG_FILE).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"adapter {path}: missing {CONFIG_FILE}") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"adapter {path}: unreadable {CONFIG_FILE}: {exc}") from exc
+    if not isinstance(raw, dict) or raw.get("peft_type") != "LORA":
+        raise ConfigError(f"adapter {path}: not a LoRA adapter (peft_type must be 'LORA')")
+    try:
+        config = LoraConfig.from_pretrained(str(path))
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ConfigError(f"adapter {path}: invalid {CONFIG_FILE}: {exc}") from exc
+    if config.use_dora:
+        raise ConfigError(f"adapter {path}: DoRA adapters cannot be mixed per request")
+
+    targeted = {n for n, _ in base.named_modules() if n and check_target_module_exists(config, n)}
+    if not targeted:
+        raise ConfigError(
+            f"adapter {path}: target modules {_show(config.target_modules)} match no layer "
+            f"of this model (its linear layers: {_show({n.rsplit('.', 1)[-1] for n in linears})})"
+        )
+    if not_linear := sorted(targeted - linears.keys()):
+        raise ConfigError(f"adapter {path}: only linear layers are supported, not {not_linear[0]}")
+
+    try:
+        tensors = load_file(str(path / WEIGHTS_FILE))
+    except (SafetensorError, OSError) as exc:
+        raise ConfigError(f"adapter {path}: corrupt {WEIGHTS_FILE}: {exc}") from exc
+    parts: dict[str, dict[str, torch.Tensor]] = {}
+    for key, tensor in tensors.items():
+        match = _LORA_KEY.match(key)
+        if match is None:
+            raise ConfigError(f"adapter {path}: unexpected tensor {key!r}")
+        parts.setdefault(match["module"], {})[match["part"]] = tensor
+
+    shapes: dict[str, tuple[int, int, int]] = {}
+    for module, ab in sorted(parts.items()):
+        if module not in linears:
+            raise ConfigError(f"adapter {path}: this model has no linear layer {module!r}")
+        if set(ab) != {"lora_A", "lora_B"}:
+            raise ConfigError(f"adapter {path}: {module} lacks lora_A or lora_B weights")
+        a, b = ab["lora_A"], ab["lora_B"]
+        in_f, out_f = linears[module]
+        if (
+            a.ndim != 2
+            or b.ndim != 2
+            or a.shape[1] != in_f
+            or b.shape[0] != out_f
+            or a.shape[0] != b.shape[1]
+        ):
+            raise ConfigError(
+                f"adapter {path}: {module} is {in_f}->{out_f} in this model but the adapter "
+                f"has lora_A {tuple(a.shape)}, lora_B {tuple(b.shape)}: trained for another base"
+            )
+        if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
+            raise ConfigError(f"adapter {path}: {module} has NaN or infinite weights")
+        shapes[module] = (a.shape[0], in_f, out_f)
+    if missing := sorted(targeted - shapes.keys()):
+        raise ConfigError(
+            f"adapter {path}: no weights for {len(missing)} targeted layers "
+            f"(e.g. {missing[0]}): incomplete file or wrong target_modules"
+        )
+    if extra := sorted(shapes.keys() - targeted):
+        raise ConfigError(f"adapter {path}: weights for {extra[0]}, which target_modules excludes")
+    return AdapterInfo(path=path.resolve(), config=config, shapes=shapes)
+
+
+class StopScanner:
+    """Turns the growing decoded text into deltas that never contain a stop string.
+
+    Text that could be the start of a stop string is held back until the next tokens
+    show whether it is one.
+    """
+
+    def __init__(self, stops: Sequence[str]) -> None:
+        self._stops = tuple(s for s in stops if s)
+        self._text = ""
+        self._sent = 0
+
+    def feed(self, text: str) -> tuple[str, bool]:
+        """(delta to emit, whether a stop string was reached) for the text so far."""
+        self._text = text
+        hits = [i for i in (text.find(s) for s in self._stops) if i >= 0]
+        if hits:
+            return self._emit(min(hits)), True
+        hold = max((_overlap(text, s) for s in self._stops), default=0)
+        return self._emit(len(text) - hold), False
+
+    def flush(self) -> str:
+        """The held-back rest, once generation ended without completing a stop string."""
+        return self._emit(len(self._text))
+
+    def _emit(self, end: int) -> str:
+        delta = self._text[self._sent : end] if end > self._sent else ""
+        self._sent = max(self._sent, end)
+        return delta
+
+
+def _overlap(text: str, stop: str) -> int:
+    """Length of the longest end of `text` that is a proper start of `stop`."""
+    for k in range(min(len(stop) - 1, len(text)), 0, -1):
+        if text.endswith(stop[:k]):
+            return k
+    return 0
+
+
+def _logits_processors(params: GenerationParams) -> Any:
+    from transformers.generation.logits_process import (
+        LogitsProcessorList,
+        RepetitionPenaltyLogitsProcessor,
+        TemperatureLogitsWarper,
+        TopPLogitsWarper,
+    )
+
+    # the same processors, in the same order, as generate() builds for these settings
+    procs = LogitsProcessorList()
+    if params.repetition_penalty != 1.0:
+        procs.append(RepetitionPenaltyLogitsProcessor(params.repetition_penalty))
+    if params.temperature > 0:
+        if params.temperature != 1.0:
+            procs.append(TemperatureLogitsWarper(params.temperature))
+        if params.top_p < 1.0:
+            procs.append(TopPLogitsWarper(params.top_p))
+    return procs
+
+
+def _pick(scores: torch.Tensor, temperature: float, rng: torch.Generator) -> int:
+    if temperature == 0:
+        return int(scores[0].argmax())
+    probs = torch.softmax(scores[0], dim=-1)
+    return int(torch.multinomial(probs, 1, generator=rng))
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> frozenset[int]:
+    ids: set[int] = set()
+    for value in (model.generation_config.eos_token_id, tokenizer.eos_token_id):
+        if isinstance(value, int):
+            ids.add(value)
+        elif value:
+            ids.update(value)
+    return frozenset(ids)
+
+
+def _show(names: Any) -> str:
+    if isinstance(names, str):
+        return repr(names)
+    return ", ".join(sorted(names or ()))
