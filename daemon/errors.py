@@ -1,12 +1,12 @@
 """The daemon's error tree, mapped once to protocol `error` events at the session edge.
 
-    PersonaeError
-    ├── ConfigError            bad settings or character files (start-up)
-    ├── ModelNotFoundError     an embedded model package is missing (names the extra)
-    ├── ClientError            the client sent something we refuse (code sent verbatim)
-    │   ├── UnknownCharacterError
-    │   └── LimitExceededError
-    └── EngineError            an engine failed; `retryable` says whether to try again
+PersonaeError
+├── ConfigError            bad settings or character files (start-up)
+├── ModelNotFoundError     an embedded model package is missing (names the extra)
+├── ClientError            the client sent something we refuse (code sent verbatim)
+│   ├── UnknownCharacterError
+│   └── LimitExceededError
+└── EngineError            an engine failed; `retryable` says whether to try again
 """
 
 from __future__ import annotations

@@ -42,7 +42,8 @@ class Settings(BaseSettings):
         (), description="Folders of character files; empty = the bundled default cast"
     )
     adapters_dir: Path | None = Field(
-        None, description="Root of the adapter store (<name>/<version>/); default cache_dir/adapters"
+        None,
+        description="Root of the adapter store (<name>/<version>/); default cache_dir/adapters",
     )
 
     # --- engines (names from the registry) ---
@@ -54,7 +55,9 @@ class Settings(BaseSettings):
     stt_compute_type: str = "int8"
     stt_beam_size: int = Field(1, ge=1, le=10)
     embedder_engine: str = "sentence-transformers"
-    embedder_model: str | None = Field(None, description="sentence-transformers dir; None = bundled")
+    embedder_model: str | None = Field(
+        None, description="sentence-transformers dir; None = bundled"
+    )
     llm_engine: str = "transformers"
     llm_model: str | None = Field(
         None, description="transformers model dir; None = bundled SmolLM2-135M-Instruct"

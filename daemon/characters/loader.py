@@ -51,7 +51,9 @@ def load_cast(dirs: Iterable[Path]) -> dict[str, Character]:
                 continue
             ch = load_character(path)
             if ch.id in cast:
-                raise ConfigError(f"character id {ch.id!r} defined twice: {origin[ch.id]} and {path}")
+                raise ConfigError(
+                    f"character id {ch.id!r} defined twice: {origin[ch.id]} and {path}"
+                )
             cast[ch.id] = ch
             origin[ch.id] = path
     if not cast:

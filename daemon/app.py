@@ -1,0 +1,116 @@
+"""The FastAPI app: `/v1/realtime` WebSocket, `/healthz`, `/v1/characters`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocketState
+
+from personae.daemon.service import Service
+from personae.daemon.session.session import RealtimeSession, SessionClosed
+from personae.daemon.settings import Settings
+from personae.sdk import protocol as p
+from personae.sdk.framing import Framing, encode
+
+log = logging.getLogger("personae.daemon")
+
+
+def create_app(settings: Settings | None = None, *, service: Service | None = None) -> FastAPI:
+    """Build the app. Pass `service` to reuse loaded engines (tests, embedding)."""
+    settings = settings or Settings()
+    owned = service is None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if app.state.service is None:
+            app.state.service = await asyncio.to_thread(Service.create, settings)
+        try:
+            yield
+        finally:
+            if owned and app.state.service is not None:
+                app.state.service.close()
+
+    app = FastAPI(title="personae", version=str(p.PROTOCOL_VERSION), lifespan=lifespan)
+    app.state.service = service
+    app.state.sessions = 0
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, Any]:
+        svc: Service | None = app.state.service
+        return {
+            "status": "ok" if svc is not None else "starting",
+            "protocol_version": p.PROTOCOL_VERSION,
+            "sessions": app.state.sessions,
+            "characters": len(svc.cast) if svc else 0,
+        }
+
+    @app.get("/v1/characters")
+    async def characters() -> dict[str, Any]:
+        svc: Service = app.state.service
+        return {
+            "characters": [
+                {
+                    "id": c.id,
+                    "name": c.name,
+                    "aliases": list(c.aliases),
+                    "description": c.description,
+                    "greeting": c.greeting,
+                    "voice": c.voice.model_dump(),
+                    "adapter": c.adapter.model_dump() if c.adapter else None,
+                }
+                for c in svc.cast.values()
+            ]
+        }
+
+    @app.websocket("/v1/realtime")
+    async def realtime(ws: WebSocket) -> None:
+        offered = ws.scope.get("subprotocols") or []
+        await ws.accept(subprotocol=p.SUBPROTOCOL if p.SUBPROTOCOL in offered else None)
+        await serve_socket(ws, app.state.service)
+
+    async def serve_socket(ws: WebSocket, svc: Service) -> None:
+        framing = Framing.JSON  # until the client's first frame says otherwise
+
+        async def receive() -> str | bytes:
+            nonlocal framing
+            try:
+                message = await ws.receive()
+            except (WebSocketDisconnect, RuntimeError) as exc:
+                raise SessionClosed(1006, "client went away") from exc
+            if message["type"] == "websocket.disconnect":
+                raise SessionClosed(message.get("code", 1000))
+            if message.get("bytes") is not None:
+                framing = Framing.MSGPACK
+                return message["bytes"]
+            framing = Framing.JSON
+            return message.get("text") or ""
+
+        async def send(event: p.ServerEvent) -> None:
+            data = encode(event, framing)
+            try:
+                if isinstance(data, bytes):
+                    await ws.send_bytes(data)
+                else:
+                    await ws.send_text(data)
+            except (WebSocketDisconnect, RuntimeError, ConnectionError) as exc:
+                raise SessionClosed(1006, "client went away") from exc
+
+        session = RealtimeSession(svc, receive=receive, send=send)
+        app.state.sessions += 1
+        code, reason = 1000, ""
+        try:
+            await session.run()
+        except SessionClosed as exc:
+            code, reason = exc.code, exc.reason
+        finally:
+            app.state.sessions -= 1
+        if code != 1006 and ws.client_state is WebSocketState.CONNECTED:
+            with contextlib.suppress(RuntimeError, ConnectionError, WebSocketDisconnect):
+                await ws.close(code=code, reason=reason[:120])
+
+    return app

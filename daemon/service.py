@@ -1,0 +1,204 @@
+"""What every session shares: the cast, the engines, the router and the worker threads.
+
+Built once by the app factory (or by a test, with fake engines) and passed in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from personae.daemon.characters import Character, default_cast_dir, load_cast
+from personae.daemon.engines import registry
+from personae.daemon.engines.base import Embedder, LLMEngine, STTEngine, TTSEngine, VADEngine
+from personae.daemon.errors import ConfigError, EngineError, PersonaeError
+from personae.daemon.models import Progress, no_progress
+from personae.daemon.session.router import Router
+from personae.daemon.settings import Settings
+
+log = logging.getLogger("personae.daemon")
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class Engines:
+    vad: VADEngine
+    stt: STTEngine
+    embedder: Embedder
+    llm: LLMEngine
+    #: by engine name ("piper", "espeak"); characters pick one in their voice config
+    tts: Mapping[str, TTSEngine]
+
+
+@dataclass(slots=True)
+class Service:
+    settings: Settings
+    cast: dict[str, Character]
+    engines: Engines
+    router: Router
+    #: one pool per stage so a queue of LLM requests never starves STT or TTS
+    pools: dict[str, ThreadPoolExecutor] = field(default_factory=dict)
+
+    @classmethod
+    def create(
+        cls,
+        settings: Settings,
+        *,
+        engines: Engines | None = None,
+        cast: dict[str, Character] | None = None,
+        progress: Progress = no_progress,
+    ) -> Service:
+        cast = (
+            cast
+            if cast is not None
+            else load_cast(settings.characters_dirs or (default_cast_dir(),))
+        )
+        engines = engines or build_engines(settings, cast, progress)
+        for ch in cast.values():
+            if ch.voice.engine not in engines.tts:
+                raise ConfigError(
+                    f"character {ch.id!r} uses TTS engine {ch.voice.engine!r}, which is not loaded"
+                )
+        progress("routing profiles", 0, 0)
+        router = Router(embedder=engines.embedder, characters=cast)
+        service = cls(settings=settings, cast=cast, engines=engines, router=router)
+        service.pools = {
+            "vad": ThreadPoolExecutor(2, thread_name_prefix="vad"),
+            "stt": ThreadPoolExecutor(2, thread_name_prefix="stt"),
+            "router": ThreadPoolExecutor(2, thread_name_prefix="router"),
+            "llm": ThreadPoolExecutor(8, thread_name_prefix="llm"),
+            "tts": ThreadPoolExecutor(2, thread_name_prefix="tts"),
+        }
+        service.load_adapters(progress)
+        return service
+
+    def load_adapters(self, progress: Progress = no_progress) -> None:
+        """Load every adapter the cast refers to; a bad one stops start-up with its name."""
+        wanted = [ch for ch in self.cast.values() if ch.adapter is not None]
+        for i, ch in enumerate(wanted):
+            assert ch.adapter is not None
+            progress("adapters", i, len(wanted))
+            path = resolve_adapter(self.settings, ch)
+            try:
+                self.engines.llm.load_adapter(ch.id, str(path))
+            except PersonaeError:
+                raise
+            except (OSError, ValueError, RuntimeError) as exc:
+                raise ConfigError(f"adapter for {ch.id!r} at {path}: {exc}") from exc
+        progress("adapters", len(wanted), len(wanted))
+
+    def adapter_for(self, character: Character) -> str | None:
+        return character.id if character.adapter is not None else None
+
+    async def run(self, stage: str, fn: Callable[..., T], *args: object) -> T:
+        """Run a blocking engine call on its stage's threads, mapping engine faults."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self.pools[stage], lambda: fn(*args))
+        except PersonaeError:
+            raise
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise EngineError(str(exc) or type(exc).__name__, engine=stage) from exc
+
+    async def stream(
+        self, stage: str, make: Callable[[threading.Event], Iterator[T]], *, maxsize: int = 64
+    ) -> AsyncIterator[T]:
+        """Iterate a blocking generator from a worker thread; leaving early cancels it."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[str, object]] = asyncio.Queue(maxsize)
+        cancel = threading.Event()
+
+        def put(kind: str, value: object) -> None:
+            fut = asyncio.run_coroutine_threadsafe(queue.put((kind, value)), loop)
+            while not cancel.is_set():
+                with contextlib.suppress(TimeoutError):
+                    fut.result(timeout=0.1)
+                    return
+            fut.cancel()
+
+        def work() -> None:
+            try:
+                for item in make(cancel):
+                    if cancel.is_set():
+                        break
+                    put("item", item)
+            except BaseException as exc:
+                put("error", exc)
+            finally:
+                put("end", None)
+
+        future = loop.run_in_executor(self.pools[stage], work)
+        try:
+            while True:
+                kind, value = await queue.get()
+                if kind == "item":
+                    yield value  # type: ignore[misc]
+                elif kind == "error":
+                    exc = value
+                    if isinstance(exc, PersonaeError):
+                        raise exc
+                    raise EngineError(str(exc) or type(exc).__name__, engine=stage) from exc  # type: ignore[arg-type]
+                else:
+                    break
+        finally:
+            cancel.set()
+            # drain so a producer blocked on a full queue sees the cancel promptly
+            while not queue.empty():
+                queue.get_nowait()
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(future)
+
+    def close(self) -> None:
+        for pool in self.pools.values():
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+def resolve_adapter(settings: Settings, character: Character) -> Path:
+    """Adapter folder for a character: bundled cast adapters first, then the store.
+
+    Names and versions are validated identifiers, and the resolved path must stay
+    under its root, so a character file cannot point the daemon at arbitrary files.
+    """
+    ref = character.adapter
+    assert ref is not None
+    roots = [default_cast_dir() / "adapters", settings.resolved_adapters_dir]
+    for root in roots:
+        candidate = (root / ref.name / ref.version).resolve()
+        if not candidate.is_relative_to(root.resolve()):
+            raise ConfigError(f"adapter reference of {character.id!r} escapes {root}")
+        if (candidate / "adapter_config.json").is_file():
+            return candidate
+    raise ConfigError(
+        f"adapter {ref.name}/{ref.version} for character {character.id!r} not found under "
+        + " or ".join(str(r) for r in roots)
+    )
+
+
+def build_engines(settings: Settings, cast: Mapping[str, Character], progress: Progress) -> Engines:
+    """The real engines named in settings, models prepared on first use."""
+    steps = ["vad", "stt", "embedder", "llm"]
+    built: dict[str, object] = {}
+    for i, kind in enumerate(steps):
+        name = getattr(settings, f"{kind}_engine")
+        progress(f"loading {kind} ({name})", i, len(steps))
+        built[kind] = registry.create(kind, name, settings)  # type: ignore[arg-type]
+    tts_names = sorted({ch.voice.engine for ch in cast.values()})
+    tts = {}
+    for name in tts_names:
+        progress(f"loading tts ({name})", len(steps), len(steps))
+        tts[name] = registry.create("tts", name, settings)
+    progress("engines ready", len(steps), len(steps))
+    return Engines(
+        vad=built["vad"],  # type: ignore[arg-type]
+        stt=built["stt"],  # type: ignore[arg-type]
+        embedder=built["embedder"],  # type: ignore[arg-type]
+        llm=built["llm"],  # type: ignore[arg-type]
+        tts=tts,
+    )

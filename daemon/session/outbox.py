@@ -1,0 +1,121 @@
+"""Everything a session sends, in two lanes: control overtakes data.
+
+Control events (errors, speech started, routing, response.created) go out at once.
+Response payload (text and audio deltas, sentences, response.done) waits in a bounded
+data lane, and reply audio is paced so it runs at most `lead_ms` ahead of real time:
+a barge-in then drops what the player has not been sent yet, and a slow client cannot
+grow memory without limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from collections.abc import Awaitable, Callable
+
+from personae.sdk import protocol as p
+
+
+class SlowClientError(Exception):
+    """The client stopped reading; the session ends with close code 1008."""
+
+
+def audio_ms(n_bytes: int, sample_rate: int) -> int:
+    return round(n_bytes / 2 * 1000 / sample_rate)
+
+
+class Outbox:
+    def __init__(
+        self,
+        send: Callable[[p.ServerEvent], Awaitable[None]],
+        *,
+        data_frames: int,
+        control_frames: int = 256,
+        lead_ms: int = 1000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._send = send
+        self._control: collections.deque[p.ServerEvent] = collections.deque()
+        self._data: collections.deque[p.ServerEvent] = collections.deque()
+        self._control_max = control_frames
+        self._data_max = data_frames
+        self._lead = lead_ms / 1000
+        self._clock = clock
+        self._wake = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        #: response id -> (clock at its first audio byte, ms of audio sent)
+        self._playback: dict[str, tuple[float, int]] = {}
+        self.audio_sent_ms: dict[str, int] = {}
+        #: the session's output rate, for counting milliseconds sent
+        self.output_sample_rate = 24000
+
+    def control(self, event: p.ServerEvent) -> None:
+        if len(self._control) >= self._control_max:
+            raise SlowClientError("client is not reading events")
+        self._control.append(event)
+        self._wake.set()
+
+    async def data(self, event: p.ServerEvent) -> None:
+        """Queue response payload; waits while the data lane is full (backpressure)."""
+        while len(self._data) >= self._data_max:
+            self._room.clear()
+            await self._room.wait()
+        self._data.append(event)
+        self._wake.set()
+
+    def drop_response(self, response_id: str) -> None:
+        """Forget queued payload of a cancelled response; what was sent stays sent."""
+        self._data = collections.deque(
+            e for e in self._data if getattr(e, "response_id", None) != response_id
+        )
+        self._room.set()
+
+    def _due(self, event: p.ServerEvent) -> float:
+        """Seconds until this audio chunk may go out (0 = now)."""
+        if not isinstance(event, p.OutputAudioDelta) or self._lead <= 0:
+            return 0.0
+        start = self._playback.get(event.response_id)
+        if start is None:
+            return 0.0
+        return max(0.0, start[0] + event.offset_ms / 1000 - self._lead - self._clock())
+
+    async def _emit(self, event: p.ServerEvent) -> None:
+        if isinstance(event, p.ResponseDone):
+            # counted here, at the moment it leaves: exactly what the client received
+            event.response.audio_sent_ms = self.audio_sent_ms.pop(event.response.id, 0)
+        await self._send(event)
+
+    async def run(self) -> None:
+        while True:
+            if self._control:
+                await self._emit(self._control.popleft())
+                continue
+            if self._data:
+                wait = self._due(self._data[0])
+                if wait <= 0:
+                    event = self._data.popleft()
+                    self._room.set()
+                    self._account(event)
+                    await self._emit(event)
+                    continue
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), wait)
+                except TimeoutError:
+                    pass
+                continue
+            self._wake.clear()
+            await self._wake.wait()
+
+    def _account(self, event: p.ServerEvent) -> None:
+        if isinstance(event, p.OutputAudioDelta):
+            rid = event.response_id
+            if rid not in self._playback:
+                self._playback[rid] = (self._clock() - event.offset_ms / 1000, 0)
+            self.audio_sent_ms[rid] = self.audio_sent_ms.get(rid, 0) + audio_ms(
+                len(event.delta), self.output_sample_rate
+            )
+        elif isinstance(event, p.ResponseDone):
+            self._playback.pop(event.response.id, None)

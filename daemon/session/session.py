@@ -1,0 +1,582 @@
+"""One realtime conversation: receive loop, listener, responder and sender as named tasks.
+
+    receive ─► handle events ─► audio queue ─► listen (resample, VAD, endpointing)
+                    │                              │ turn ended
+                    ▼                              ▼
+               job queue ◄───────────────────── transcribe / respond jobs
+                    │
+                respond ─► STT ─► route ─► LLM ─► sentences ─► TTS ─► outbox ─► send
+
+Everything is bounded; everything is cancelled when the connection ends. Errors from
+the client or the engines become `error` events here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from personae.daemon import audio as pcm
+from personae.daemon.engines.base import INPUT_SAMPLE_RATE, GenerationRequest
+from personae.daemon.errors import (
+    ClientError,
+    EngineError,
+    LimitExceededError,
+    PersonaeError,
+    UnknownCharacterError,
+)
+from personae.daemon.service import Service
+from personae.daemon.session.endpointing import Endpointer, SpeechEnded, SpeechStarted
+from personae.daemon.session.outbox import Outbox, SlowClientError, audio_ms
+from personae.daemon.session.prompt import Turn, build_messages
+from personae.daemon.session.splitter import SentenceSplitter, spoken_text
+from personae.sdk import protocol as p
+
+log = logging.getLogger("personae.session")
+
+
+class SessionClosed(Exception):
+    """The transport is gone (or must go: `code` is the WebSocket close code)."""
+
+    def __init__(self, code: int = 1000, reason: str = "") -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class TranscribeJob:
+    item_id: str
+    audio: np.ndarray
+    respond: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RespondJob:
+    options: p.ResponseOptions
+
+
+@dataclass(slots=True)
+class ActiveResponse:
+    info: p.ResponseInfo
+    item_id: str
+    task: asyncio.Task[None] | None = None
+    #: (sentence text, audio start ms) of what was handed to TTS, for truncation
+    sentences: list[tuple[str, int]] = field(default_factory=list)
+    #: text deltas generated so far
+    text: list[str] = field(default_factory=list)
+    speak: bool = True
+    done: bool = False
+
+
+class RealtimeSession:
+    def __init__(
+        self,
+        service: Service,
+        *,
+        receive: Callable[[], Awaitable[str | bytes]],
+        send: Callable[[p.ServerEvent], Awaitable[None]],
+    ) -> None:
+        self.service = service
+        s = service.settings
+        self._receive = receive
+        self.outbox = Outbox(send, data_frames=s.send_queue_frames, lead_ms=s.audio_lead_ms)
+        self.config = p.Session(id=p.new_id("sess"))
+        self.history: list[Turn] = []
+        self._audio_in: asyncio.Queue[np.ndarray] = asyncio.Queue(64)
+        self._jobs: asyncio.Queue[TranscribeJob | RespondJob] = asyncio.Queue(16)
+        self._buffer: list[np.ndarray] = []  # push-to-talk input, 16 kHz float32
+        self._buffer_samples = 0
+        self._resampler = pcm.StreamResampler(self.config.input_sample_rate, INPUT_SAMPLE_RATE)
+        self._endpointer = self._new_endpointer()
+        self._turn_item: str | None = None
+        self.response: ActiveResponse | None = None
+        self._last_speaker: str | None = None
+        #: item id -> (sentence, audio start ms) of recent replies, for truncation
+        self._spoken: dict[str, list[tuple[str, int]]] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self) -> None:
+        """Serve until the client leaves; raises SessionClosed when we must close."""
+        self.outbox.control(p.SessionCreated(session=self.config))
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._receive_loop(), name="receive")
+                tg.create_task(self._listen_loop(), name="listen")
+                tg.create_task(self._respond_loop(), name="respond")
+                tg.create_task(self.outbox.run(), name="send")
+        except* SlowClientError as group:
+            raise SessionClosed(1008, str(group.exceptions[0])) from None
+        except* SessionClosed as group:
+            raise group.exceptions[0] from None
+        finally:
+            if self.response is not None and self.response.task is not None:
+                self.response.task.cancel()
+
+    # ------------------------------------------------------------------ receive
+
+    async def _receive_loop(self) -> None:
+        from personae.sdk.framing import FrameError, decode_client
+
+        limit = self.service.settings.max_frame_bytes
+        while True:
+            frame = await self._receive()
+            if len(frame) > limit:
+                raise SessionClosed(1009, f"frame of {len(frame)} bytes exceeds {limit}")
+            try:
+                event, _ = decode_client(frame)
+            except FrameError as exc:
+                self._error(exc.code, exc.message, event_type=exc.event_type, event_id=exc.event_id)
+                continue
+            try:
+                await self._handle(event)
+            except ClientError as exc:
+                self._error(exc.code, str(exc), event_type=event.type, event_id=event.event_id)
+
+    async def _handle(self, event: p.ClientEvent) -> None:
+        match event:
+            case p.InputAudioBufferAppend(audio=data):
+                if len(data) % 2:
+                    raise ClientError(
+                        f"PCM16 audio needs an even number of bytes, got {len(data)}",
+                        code="invalid_audio",
+                    )
+                await self._audio_in.put(pcm.pcm16_to_float32(data))
+            case p.InputAudioBufferCommit():
+                await self._drain_audio()
+                self._commit(respond=False, event=event)
+            case p.InputAudioBufferClear():
+                await self._drain_audio()
+                self._buffer, self._buffer_samples = [], 0
+                self._endpointer.reset()
+                self.outbox.control(p.InputAudioBufferCleared())
+            case p.SessionUpdate(session=update):
+                self._update_session(update)
+            case p.ConversationItemCreate(item=item):
+                self._create_item(item)
+            case p.ConversationItemTruncate():
+                self._truncate(event)
+            case p.ResponseCreate(response=options):
+                self._check_characters([options.character] if options.character else [])
+                self._enqueue(RespondJob(options))
+            case p.ResponseCancel(response_id=rid):
+                r = self.response
+                if r is None or r.done or (rid is not None and rid != r.info.id):
+                    raise ClientError(
+                        "no response in progress to cancel", code="response_cancel_not_active"
+                    )
+                await self.cancel_response("client_cancelled")
+            case p.GameEvent():
+                self._check_characters(event.characters or [])
+                self.history.append(Turn("game", f"{event.name}: {event.description}".strip(": ")))
+
+    async def _drain_audio(self) -> None:
+        """Let the listener catch up with appended audio before a commit or clear."""
+        await self._audio_in.join()
+
+    def _enqueue(self, job: TranscribeJob | RespondJob) -> None:
+        try:
+            self._jobs.put_nowait(job)
+        except asyncio.QueueFull:
+            raise LimitExceededError("too many pending turns; wait for replies to finish") from None
+
+    def _check_characters(self, ids: list[str]) -> None:
+        unknown = [c for c in ids if c not in self.service.cast]
+        if unknown:
+            raise UnknownCharacterError(
+                f"unknown character {unknown[0]!r}; known: {', '.join(sorted(self.service.cast))}"
+            )
+
+    def _update_session(self, update: p.SessionConfig) -> None:
+        changes = {k: getattr(update, k) for k in update.model_fields_set}
+        self._check_characters(list(changes.get("characters") or []))
+        if changes.get("pinned_character"):
+            self._check_characters([changes["pinned_character"]])
+        self.config = self.config.model_copy(update=changes)
+        if "input_sample_rate" in changes:
+            self._resampler = pcm.StreamResampler(self.config.input_sample_rate, INPUT_SAMPLE_RATE)
+        if "turn_detection" in changes:
+            self._endpointer = self._new_endpointer()
+        self.outbox.output_sample_rate = self.config.output_sample_rate
+        self.outbox.control(p.SessionUpdated(session=self.config))
+
+    def _new_endpointer(self) -> Endpointer:
+        s = self.service.settings
+        td = self.config.turn_detection
+        return Endpointer(
+            self.service.engines.vad.stream(),
+            threshold=(td.threshold if td and td.threshold else s.vad_threshold),
+            min_speech_ms=s.vad_min_speech_ms,
+            silence_ms=(
+                td.silence_duration_ms if td and td.silence_duration_ms else s.vad_silence_ms
+            ),
+            prefix_ms=(
+                td.prefix_padding_ms if td and td.prefix_padding_ms is not None else s.vad_prefix_ms
+            ),
+            max_turn_s=s.max_turn_audio_s,
+        )
+
+    def _create_item(self, item: p.Item) -> None:
+        text = item.text.strip()
+        if not text:
+            raise ClientError("a message item needs text content", code="invalid_item")
+        limit = self.service.settings.max_text_chars
+        if len(text) > limit:
+            raise LimitExceededError(f"text of {len(text)} characters exceeds {limit}")
+        if item.role == "system":
+            raise ClientError(
+                "system items are not accepted; use response instructions", code="invalid_item"
+            )
+        item = item.model_copy(update={"id": item.id or p.new_id("item")})
+        if item.role == "assistant":
+            if item.character is None:
+                raise ClientError("an assistant item must name its character", code="invalid_item")
+            self._check_characters([item.character])
+            self.history.append(Turn(item.character, text, item.id or ""))
+        else:
+            self.history.append(Turn("player", text, item.id or ""))
+        self.outbox.control(p.ConversationItemCreated(item=item))
+
+    def _truncate(self, event: p.ConversationItemTruncate) -> None:
+        for i, turn in enumerate(self.history):
+            if turn.item_id == event.item_id and turn.speaker != "player":
+                kept = self._heard_text(event.item_id, event.audio_end_ms)
+                if kept is not None:
+                    self.history[i] = Turn(turn.speaker, kept, turn.item_id)
+                self.outbox.control(
+                    p.ConversationItemTruncated(
+                        item_id=event.item_id,
+                        content_index=event.content_index,
+                        audio_end_ms=event.audio_end_ms,
+                    )
+                )
+                return
+        raise ClientError(f"no assistant item {event.item_id!r} to truncate", code="item_not_found")
+
+    def _heard_text(self, item_id: str, end_ms: int) -> str | None:
+        spoken = self._spoken.get(item_id)
+        if spoken is None:
+            return None
+        return " ".join(text for text, start in spoken if start < end_ms)
+
+    # ------------------------------------------------------------------ listen
+
+    async def _listen_loop(self) -> None:
+        s = self.service.settings
+        max_samples = int(s.max_turn_audio_s * INPUT_SAMPLE_RATE)
+        while True:
+            chunk = await self._audio_in.get()
+            try:
+                audio = self._resampler.process(chunk)
+                if self.config.turn_detection is None:
+                    if self._buffer_samples + len(audio) > max_samples:
+                        self._error(
+                            "limit_exceeded",
+                            f"more than {s.max_turn_audio_s:g} s of audio "
+                            "in one turn; commit or clear the buffer",
+                            event_type="input_audio_buffer.append",
+                        )
+                        continue
+                    self._buffer.append(audio)
+                    self._buffer_samples += len(audio)
+                    continue
+                events = await self.service.run("vad", self._endpointer.feed, audio)
+                for ev in events:
+                    await self._on_vad(ev)
+            finally:
+                self._audio_in.task_done()
+
+    async def _on_vad(self, ev: SpeechStarted | SpeechEnded) -> None:
+        td = self.config.turn_detection
+        if isinstance(ev, SpeechStarted):
+            self._turn_item = p.new_id("item")
+            self.outbox.control(p.SpeechStarted(audio_start_ms=ev.at_ms, item_id=self._turn_item))
+            if td is not None and td.interrupt_response:
+                await self.cancel_response("turn_detected")
+            return
+        item_id = self._turn_item or p.new_id("item")
+        self._turn_item = None
+        self.outbox.control(p.SpeechStopped(audio_end_ms=ev.at_ms, item_id=item_id))
+        self.outbox.control(p.InputAudioBufferCommitted(item_id=item_id))
+        self._enqueue(TranscribeJob(item_id, ev.audio, respond=bool(td and td.create_response)))
+
+    def _commit(self, *, respond: bool, event: p.ClientEvent) -> None:
+        td = self.config.turn_detection
+        if td is not None:
+            # With server VAD a commit ends the player's turn now ("done talking" button).
+            ended = self._endpointer.force_end()
+            if ended is None:
+                raise ClientError(
+                    "no speech in the input audio buffer", code="input_audio_buffer_commit_empty"
+                )
+            item_id = self._turn_item or p.new_id("item")
+            self._turn_item = None
+            self.outbox.control(p.InputAudioBufferCommitted(item_id=item_id))
+            self._enqueue(TranscribeJob(item_id, ended.audio, respond=td.create_response))
+            return
+        if not self._buffer:
+            raise ClientError("input audio buffer is empty", code="input_audio_buffer_commit_empty")
+        audio = np.concatenate(self._buffer)
+        self._buffer, self._buffer_samples = [], 0
+        item_id = p.new_id("item")
+        self.outbox.control(p.InputAudioBufferCommitted(item_id=item_id))
+        self._enqueue(TranscribeJob(item_id, audio, respond=respond))
+
+    # ------------------------------------------------------------------ respond
+
+    async def _respond_loop(self) -> None:
+        while True:
+            job = await self._jobs.get()
+            try:
+                if isinstance(job, TranscribeJob):
+                    text = await self._transcribe(job)
+                    if job.respond and text:
+                        await self._respond(p.ResponseOptions(), item_id=job.item_id)
+                else:
+                    await self._respond(job.options, item_id=None)
+            except ClientError as exc:
+                self._error(
+                    exc.code,
+                    str(exc),
+                    event_type="response.create" if isinstance(job, RespondJob) else None,
+                )
+            except EngineError as exc:
+                self._error(exc.code, str(exc), server=True, retryable=exc.retryable)
+
+    async def _transcribe(self, job: TranscribeJob) -> str:
+        hotwords = [n for cid in self._scene() for n in self.service.cast[cid].names]
+        result = await self.service.run("stt", self._stt, job.audio, hotwords)
+        text = result.text.strip()
+        self.outbox.control(p.TranscriptionCompleted(item_id=job.item_id, transcript=text))
+        if text:
+            self.history.append(Turn("player", text, job.item_id))
+        return text
+
+    def _stt(self, audio: np.ndarray, hotwords: list[str]):
+        return self.service.engines.stt.transcribe(audio, hotwords=hotwords)
+
+    def _scene(self) -> list[str]:
+        return list(self.config.characters) if self.config.characters else list(self.service.cast)
+
+    async def _respond(self, options: p.ResponseOptions, *, item_id: str | None) -> None:
+        user_text = next((t.text for t in reversed(self.history) if t.speaker == "player"), "")
+        scene = self._scene()
+        decision = await self.service.run(
+            "router",
+            lambda: self.service.router.route(
+                user_text,
+                scene,
+                pinned=self.config.pinned_character,
+                requested=options.character,
+                last_speaker=self._last_speaker,
+            ),
+        )
+        self.outbox.control(
+            p.NpcRoute(
+                item_id=item_id,
+                character=decision.character,
+                reason=decision.reason,
+                scores=decision.scores,
+            )
+        )
+        modalities = options.output_modalities or self.config.output_modalities
+        info = p.ResponseInfo(
+            id=p.new_id("resp"),
+            character=decision.character,
+            output_sample_rate=self.config.output_sample_rate,
+        )
+        response = ActiveResponse(info=info, item_id=p.new_id("item"), speak="audio" in modalities)
+        self.response = response
+        self.outbox.control(p.ResponseCreated(response=info.model_copy()))
+        # The reply runs as its own task so a barge-in can cancel it without touching
+        # this loop; waiting with asyncio.wait never re-raises that cancellation here.
+        task = asyncio.create_task(
+            self._generate(response, options, speak=response.speak), name=f"response {info.id}"
+        )
+        response.task = task
+        try:
+            await asyncio.wait({task}, timeout=self.service.settings.reply_timeout_s)
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        if response.done:  # cancelled: barge-in or response.cancel already reported it
+            return
+        if task.cancelled():
+            await self._finish(response, "failed", "timeout")
+            self._error(
+                "reply_timeout",
+                f"the reply took longer than {self.service.settings.reply_timeout_s:g} s",
+                server=True,
+                retryable=True,
+            )
+            return
+        exc = _first_leaf(task.exception())
+        if exc is None:
+            await self._finish(response, "completed", None)
+            return
+        await self._finish(response, "failed", "error")
+        if isinstance(exc, PersonaeError):
+            self._error(exc.code, str(exc), server=True, retryable=exc.retryable)
+        else:
+            log.error("session %s: reply failed", self.config.id, exc_info=exc)
+            self._error("engine_error", f"{type(exc).__name__}: {exc}", server=True)
+
+    async def _generate(
+        self, r: ActiveResponse, options: p.ResponseOptions, *, speak: bool
+    ) -> None:
+        svc = self.service
+        ch = svc.cast[r.info.character]
+        names = {cid: c.name for cid, c in svc.cast.items()}
+        messages = build_messages(
+            ch,
+            self.history,
+            names=names,
+            max_turns=svc.settings.history_turns,
+            instructions=options.instructions,
+        )
+        request = GenerationRequest(
+            messages=messages, params=ch.generation, adapter=svc.adapter_for(ch)
+        )
+        part = {"response_id": r.info.id, "item_id": r.item_id, "character": ch.id}
+        sentences: asyncio.Queue[str | None] = asyncio.Queue(8)
+        splitter = SentenceSplitter()
+
+        async def think() -> None:
+            stream = svc.stream("llm", lambda cancel: svc.engines.llm.generate(request, cancel))
+            async with contextlib.aclosing(stream) as deltas:
+                async for delta in deltas:
+                    r.text.append(delta)
+                    await self.outbox.data(p.OutputTextDelta(delta=delta, **part))
+                    for sentence in splitter.push(delta):
+                        await sentences.put(sentence)
+            for sentence in splitter.flush():
+                await sentences.put(sentence)
+            await sentences.put(None)
+
+        async def talk() -> None:
+            offset = 0
+            self._spoken_for(r.item_id, r.sentences)
+            while (sentence := await sentences.get()) is not None:
+                r.sentences.append((sentence, offset))
+                say = spoken_text(sentence)
+                if not speak or not say:
+                    continue
+                out = await svc.run("tts", self._synthesize, say, ch.voice.engine, ch.voice)
+                duration = audio_ms(len(out) * 2, self.config.output_sample_rate)
+                await self.outbox.data(
+                    p.NpcSentence(
+                        text=sentence, audio_start_ms=offset, audio_duration_ms=duration, **part
+                    )
+                )
+                step = max(1, self.config.output_sample_rate * svc.settings.audio_chunk_ms // 1000)
+                for i in range(0, len(out), step):
+                    chunk = out[i : i + step]
+                    await self.outbox.data(
+                        p.OutputAudioDelta(
+                            delta=chunk.astype("<i2").tobytes(),
+                            offset_ms=offset + audio_ms(i * 2, self.config.output_sample_rate),
+                            **part,
+                        )
+                    )
+                offset += duration
+
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(think(), name="llm")
+            tg.create_task(talk(), name="tts")
+
+    def _spoken_for(self, item_id: str, spoken: list[tuple[str, int]]) -> None:
+        self._spoken[item_id] = spoken
+        while len(self._spoken) > 32:
+            self._spoken.pop(next(iter(self._spoken)))
+
+    def _synthesize(self, text: str, engine: str, voice) -> np.ndarray:
+        tts = self.service.engines.tts[engine]
+        parts = [
+            pcm.resample(c.pcm, c.sample_rate, self.config.output_sample_rate)
+            for c in tts.synthesize(text, voice)
+        ]
+        return np.concatenate(parts).astype(np.int16) if parts else np.zeros(0, np.int16)
+
+    async def _finish(self, r: ActiveResponse, status: str, reason: str | None) -> None:
+        if r.done:
+            return
+        r.done = True
+        r.info.status = status  # type: ignore[assignment]
+        r.info.status_reason = reason
+        r.info.output_text = "".join(r.text).strip()
+        self._record_reply(r, heard_only=status != "completed" and r.speak)
+        part = {"response_id": r.info.id, "item_id": r.item_id, "character": r.info.character}
+        done = p.ResponseDone(response=r.info.model_copy())
+        if status == "completed":
+            await self.outbox.data(p.OutputTextDone(text=r.info.output_text, **part))
+            await self.outbox.data(p.OutputAudioDone(**part))
+            await self.outbox.data(done)
+        else:
+            self.outbox.drop_response(r.info.id)
+            self.outbox.control(done)
+        if self.response is r:
+            self.response = None
+
+    def _record_reply(self, r: ActiveResponse, *, heard_only: bool) -> None:
+        """Remember the reply; an interrupted spoken one only as far as it was heard."""
+        text = r.info.output_text
+        if heard_only:
+            sent = self.outbox.audio_sent_ms.get(r.info.id, 0)
+            text = " ".join(s for s, start in r.sentences if start < sent)
+        if text:
+            self.history.append(Turn(r.info.character, text, r.item_id))
+            self._last_speaker = r.info.character
+
+    async def cancel_response(self, reason: str) -> None:
+        """Stop the reply in progress at once: LLM, TTS and queued audio."""
+        r = self.response
+        if r is None or r.done:
+            return
+        await self._finish(r, "cancelled", reason)
+        if r.task is not None and r.task is not asyncio.current_task():
+            r.task.cancel()
+
+    # ------------------------------------------------------------------ errors
+
+    def _error(
+        self,
+        code: str,
+        message: str,
+        *,
+        event_type: str | None = None,
+        event_id: str | None = None,
+        server: bool = False,
+        retryable: bool = False,
+    ) -> None:
+        self.outbox.control(
+            p.Error(
+                error=p.ErrorInfo(
+                    type="server_error" if server else "invalid_request_error",
+                    code=code,
+                    message=message,
+                    event_type=event_type,
+                    event_id=event_id,
+                    retryable=retryable,
+                )
+            )
+        )
+        if server:
+            log.warning("session %s: %s (%s)", self.config.id, code, message)
+
+
+def _first_leaf(exc: BaseException | None) -> BaseException | None:
+    """The real error inside TaskGroup's exception groups."""
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
+
+
+__all__ = ["PersonaeError", "RealtimeSession", "SessionClosed"]

@@ -1,0 +1,73 @@
+"""Cut streamed LLM text into sentences, so TTS can start on the first one."""
+
+from __future__ import annotations
+
+import re
+
+_ABBREVIATIONS = frozenset(
+    "mr mrs ms dr st sr jr prof capt col gen lt sgt mt ft vs etc e.g i.e no vol fig approx".split()
+)
+# A terminator run, optional closing quotes/brackets, then whitespace.
+_BOUNDARY = re.compile(r"([.!?…]+|\n+)([\"'”’)\]]*)(\s+)")
+_CLAUSE = re.compile(r"[,;:—–]\s+")
+# Stage directions and emotes are shown, never spoken: *sighs*, (laughs), [grins].
+_STAGE = re.compile(r"\*[^*]*\*|\([^)]*\)|\[[^\]]*\]")
+
+
+class SentenceSplitter:
+    """Feed text deltas with `push`; get complete sentences back as soon as they end.
+
+    A terminator only counts once the whitespace after it has arrived, so "3.5" or "Mr.
+    Holloway" never split. A sentence longer than `max_chars` is cut at a clause
+    boundary so a rambling reply still starts speaking early.
+    """
+
+    def __init__(self, *, max_chars: int = 160) -> None:
+        self._buf = ""
+        self._max = max_chars
+
+    def push(self, delta: str) -> list[str]:
+        self._buf += delta
+        out: list[str] = []
+        start = 0
+        for m in _BOUNDARY.finditer(self._buf):
+            end = m.end(2)
+            if m.group(1)[0] == "." and self._is_abbreviation(self._buf[start : m.start(1)]):
+                continue
+            sentence = self._buf[start:end].strip()
+            if sentence:
+                out.append(sentence)
+            start = m.end(3)
+        self._buf = self._buf[start:]
+        while len(self._buf) > self._max:
+            cut = self._clause_cut(self._buf)
+            if cut is None:
+                break
+            out.append(self._buf[:cut].strip())
+            self._buf = self._buf[cut:].lstrip()
+        return out
+
+    def flush(self) -> list[str]:
+        rest, self._buf = self._buf.strip(), ""
+        return [rest] if rest else []
+
+    @staticmethod
+    def _is_abbreviation(before: str) -> bool:
+        words = before.split()
+        if not words:
+            return False
+        last = words[-1].lower().rstrip(".")
+        # a single capital ("J. R. R.") or a known abbreviation
+        return last in _ABBREVIATIONS or (len(last) == 1 and last.isalpha())
+
+    def _clause_cut(self, text: str) -> int | None:
+        best = None
+        for m in _CLAUSE.finditer(text, 0, self._max):
+            if m.start() >= 20:
+                best = m.end()
+        return best
+
+
+def spoken_text(sentence: str) -> str:
+    """What TTS should say: stage directions removed, whitespace tidied."""
+    return " ".join(_STAGE.sub(" ", sentence).split())

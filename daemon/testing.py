@@ -1,0 +1,155 @@
+"""Fake engines scripted by input, for tests of orchestration without models.
+
+They honour the same seams as the real engines, take injectable delays and failures,
+and are deterministic. End-to-end tests use the real engines instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from personae.daemon.characters import VoiceConfig
+from personae.daemon.engines.base import (
+    INPUT_SAMPLE_RATE,
+    AudioChunk,
+    Embedder,
+    GenerationRequest,
+    LLMEngine,
+    STTEngine,
+    Transcript,
+    TTSEngine,
+    VADEngine,
+    VADStream,
+)
+
+
+class EnergyVADStream(VADStream):
+    def __init__(self, threshold: float) -> None:
+        self._threshold = threshold
+
+    def probability(self, frame: np.ndarray) -> float:
+        rms = float(np.sqrt(np.mean(np.square(frame)))) if len(frame) else 0.0
+        return 0.95 if rms >= self._threshold else 0.02
+
+
+class FakeVAD(VADEngine):
+    """Speech wherever the signal is louder than `threshold` RMS (tones count as speech)."""
+
+    name = "fake"
+
+    def __init__(self, *, threshold: float = 0.02) -> None:
+        self.threshold = threshold
+
+    def stream(self) -> VADStream:
+        return EnergyVADStream(self.threshold)
+
+
+class FakeSTT(STTEngine):
+    """Returns scripted transcripts in order; `delay_s` simulates decoding time."""
+
+    name = "fake"
+
+    def __init__(self, transcripts: Sequence[str] = (), *, delay_s: float = 0.0) -> None:
+        self.transcripts = list(transcripts)
+        self.delay_s = delay_s
+        self.calls: list[tuple[float, tuple[str, ...]]] = []  # (seconds of audio, hotwords)
+
+    def transcribe(self, audio: np.ndarray, *, hotwords: Sequence[str] = ()) -> Transcript:
+        self.calls.append((len(audio) / INPUT_SAMPLE_RATE, tuple(hotwords)))
+        time.sleep(self.delay_s)
+        text = self.transcripts.pop(0) if self.transcripts else ""
+        return Transcript(text=text, duration_s=len(audio) / INPUT_SAMPLE_RATE)
+
+
+@dataclass
+class FakeLLM(LLMEngine):
+    """Replies from `reply(request)`, word by word, `token_delay_s` apart.
+
+    `fail_after` raises mid-reply after that many words; `stall_s` sleeps before the
+    first word. Every request is recorded in `requests`.
+    """
+
+    reply: Callable[[GenerationRequest], str] = lambda req: "Hello there. I am fine."
+    token_delay_s: float = 0.0
+    fail_after: int | None = None
+    stall_s: float = 0.0
+    requests: list[GenerationRequest] = field(default_factory=list)
+    adapters: dict[str, str] = field(default_factory=dict)
+    name: str = "fake"
+    supports_adapters: bool = True
+
+    def generate(self, request: GenerationRequest, cancel: threading.Event) -> Iterator[str]:
+        self.requests.append(request)
+        if self.stall_s:
+            cancel.wait(self.stall_s)
+        words = re.findall(r"\S+\s*", self.reply(request))
+        for i, word in enumerate(words):
+            if cancel.is_set():
+                return
+            if self.fail_after is not None and i >= self.fail_after:
+                raise RuntimeError("fake LLM failure")
+            if self.token_delay_s:
+                cancel.wait(self.token_delay_s)
+            yield word
+
+    def load_adapter(self, name: str, path: str) -> None:
+        self.adapters[name] = path
+
+    def unload_adapter(self, name: str) -> None:
+        self.adapters.pop(name)
+
+
+class FakeTTS(TTSEngine):
+    """A 220 Hz tone scaled by pitch, 60 ms per character divided by rate."""
+
+    name = "fake"
+
+    def __init__(self, *, sample_rate: int = 16000, ms_per_char: float = 60.0) -> None:
+        self.sample_rate = sample_rate
+        self.ms_per_char = ms_per_char
+        self.spoken: list[tuple[str, VoiceConfig]] = []
+
+    def synthesize(self, text: str, voice: VoiceConfig) -> Iterator[AudioChunk]:
+        self.spoken.append((text, voice))
+        n = int(len(text) * self.ms_per_char / 1000 / voice.rate * self.sample_rate)
+        t = np.arange(n) / self.sample_rate
+        tone = 0.3 * np.sin(2 * np.pi * 220 * voice.pitch * t)
+        yield AudioChunk((tone * 32767).astype(np.int16), self.sample_rate)
+
+
+class FakeEmbedder(Embedder):
+    """Bag of hashed words: texts sharing words are close. Stable across processes."""
+
+    name = "fake"
+
+    def __init__(self, dims: int = 256) -> None:
+        self.dims = dims
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dims), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"[a-z]+", text.lower()):
+                if len(word) > 3:
+                    h = int.from_bytes(
+                        hashlib.blake2b(word.encode(), digest_size=4).digest(), "little"
+                    )
+                    out[row, h % self.dims] += 1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.maximum(norms, 1e-12)
+
+
+def tone(seconds: float, *, rate: int = 16000, freq: float = 300.0, amp: float = 0.3) -> bytes:
+    """PCM16 of a tone: what FakeVAD hears as speech."""
+    t = np.arange(int(seconds * rate)) / rate
+    return (amp * np.sin(2 * np.pi * freq * t) * 32767).astype("<i2").tobytes()
+
+
+def silence(seconds: float, *, rate: int = 16000) -> bytes:
+    return bytes(2 * int(seconds * rate))

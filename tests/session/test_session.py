@@ -1,0 +1,286 @@
+"""The session state machine with scripted fakes: turns, routing, barge-in, bad input."""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgpack
+import pytest
+
+from personae.daemon.testing import FakeLLM, FakeSTT, FakeTTS, silence, tone
+from personae.sdk import protocol as p
+from personae.sdk.framing import Framing
+from tests.session.harness import fake_service, running
+
+
+def user_text(text: str) -> p.ConversationItemCreate:
+    return p.ConversationItemCreate(item=p.Item(content=[p.ContentPart(text=text)]))
+
+
+async def test_text_turn_streams_text_audio_and_done_in_order() -> None:
+    llm = FakeLLM(reply=lambda req: "Leave it on the bench. Bent steel can be saved.")
+    async with running(fake_service(llm=llm)) as h:
+        h.send(user_text("Bram, can you fix my sword?"))
+        h.send(p.ResponseCreate())
+        done = await h.wait_type("response.done")
+    assert done.response.status == "completed"
+    assert done.response.character == "bram"
+    assert done.response.output_text == "Leave it on the bench. Bent steel can be saved."
+    types = [e.type for e in h.events]
+    assert (
+        types.index("npc.route")
+        < types.index("response.created")
+        < types.index("response.output_text.delta")
+        < types.index("response.output_audio.delta")
+        < types.index("response.done")
+    )
+    route = h.of_type("npc.route")[0]
+    assert route.reason == "addressed" and set(route.scores) == {"bram", "mara", "wren"}
+    # every response event names the speaker
+    for e in h.events:
+        if hasattr(e, "response_id"):
+            assert e.character == "bram"
+    sentences = h.of_type("npc.sentence")
+    assert [s.text for s in sentences] == ["Leave it on the bench.", "Bent steel can be saved."]
+    assert sentences[1].audio_start_ms == sentences[0].audio_duration_ms
+    audio = b"".join(e.delta for e in h.of_type("response.output_audio.delta"))
+    sent_ms = len(audio) / 2 / 24000 * 1000  # default output rate
+    assert abs(done.response.audio_sent_ms - sent_ms) <= 2
+    # the character's own voice config reached TTS
+    assert llm.requests[0].messages[0].content.startswith("You are Bram.")
+
+
+async def test_history_carries_between_turns_and_other_speakers_are_named() -> None:
+    llm = FakeLLM(reply=lambda req: "Aye.")
+    async with running(fake_service(llm=llm)) as h:
+        h.send(user_text("Bram, hello."))
+        h.send(p.ResponseCreate())
+        await h.wait_type("response.done")
+        n = len(h.events)
+        h.send(user_text("Mara, what did he say?"))
+        h.send(p.ResponseCreate())
+        done = await h.wait_type("response.done", after=n)
+    assert done.response.character == "mara"
+    last = llm.requests[-1].messages
+    contents = "\n".join(m.content for m in last)
+    assert "(Bram says) Aye." in contents
+    assert last[-1].role == "user" and last[-1].content.endswith("Mara, what did he say?")
+
+
+async def test_similarity_routing_and_pinning() -> None:
+    async with running(fake_service()) as h:
+        h.send(user_text("Where are the maps and records of the archive?"))
+        h.send(p.ResponseCreate())
+        route = await h.wait_type("npc.route")
+        assert route.character == "mara" and route.reason == "similarity"
+        await h.wait_type("response.done")
+        n = len(h.events)
+        h.send(p.SessionUpdate(session=p.SessionConfig(pinned_character="wren")))
+        h.send(user_text("Bram, the maps please."))
+        h.send(p.ResponseCreate())
+        route = await h.wait_type("npc.route", after=n)
+        assert route.character == "wren" and route.reason == "pinned"
+
+
+async def test_scene_limits_who_can_answer() -> None:
+    async with running(fake_service()) as h:
+        h.send(p.SessionUpdate(session=p.SessionConfig(characters=["mara", "wren"])))
+        h.send(user_text("Bram, fix my sword."))  # Bram is not in the scene
+        h.send(p.ResponseCreate())
+        route = await h.wait_type("npc.route")
+    assert route.character in {"mara", "wren"} and set(route.scores) == {"mara", "wren"}
+
+
+async def test_voice_activity_ends_a_turn_and_the_reply_follows() -> None:
+    stt = FakeSTT(["Hey Wren, any news?"])
+    async with running(fake_service(stt=stt)) as h:
+        for chunk in (silence(0.3), tone(1.0), silence(0.6)):
+            h.send(p.InputAudioBufferAppend(audio=chunk))
+        done = await h.wait_type("response.done")
+    types = [e.type for e in h.events]
+    assert (
+        types.index("input_audio_buffer.speech_started")
+        < types.index("input_audio_buffer.speech_stopped")
+        < types.index("conversation.item.input_audio_transcription.completed")
+        < types.index("npc.route")
+    )
+    assert done.response.character == "wren"
+    seconds, hotwords = stt.calls[0]
+    assert 0.9 <= seconds <= 1.7  # the tone plus prefix padding and the silence tail
+    assert "Wren" in hotwords and "Mara" in hotwords
+
+
+async def test_push_to_talk_commit_then_response_create() -> None:
+    stt = FakeSTT(["Mara, where is the mill?"])
+    async with running(fake_service(stt=stt)) as h:
+        h.send(
+            p.SessionUpdate(session=p.SessionConfig(turn_detection=None, input_sample_rate=24000))
+        )
+        await h.wait_type("session.updated")
+        h.send(p.InputAudioBufferAppend(audio=tone(0.5, rate=24000)))
+        h.send(p.InputAudioBufferCommit())
+        h.send(p.ResponseCreate())
+        done = await h.wait_type("response.done")
+    assert not h.of_type("input_audio_buffer.speech_started")  # no VAD in push-to-talk
+    assert done.response.character == "mara"
+    assert abs(stt.calls[0][0] - 0.5) < 0.05  # resampled 24 kHz -> 16 kHz, duration kept
+
+
+async def test_empty_commit_is_an_error_and_session_continues() -> None:
+    async with running(fake_service()) as h:
+        h.send(p.SessionUpdate(session=p.SessionConfig(turn_detection=None)))
+        h.send(p.InputAudioBufferCommit(event_id="evt_1"))
+        err = await h.wait_type("error")
+        assert err.error.code == "input_audio_buffer_commit_empty" and err.error.event_id == "evt_1"
+        h.send(user_text("Hello Bram"))
+        h.send(p.ResponseCreate())
+        assert (await h.wait_type("response.done")).response.status == "completed"
+
+
+async def test_barge_in_cancels_reply_and_no_more_audio_of_it_arrives() -> None:
+    def reply(req):
+        long = "long story" in req.messages[-1].content.splitlines()[-1]
+        return " ".join(["The forge is hot today."] * 12) if long else "Fine."
+
+    llm = FakeLLM(reply=reply, token_delay_s=0.02)
+    stt = FakeSTT(["Bram, tell me a long story.", "Wait, stop."])
+    service = fake_service(llm=llm, stt=stt, audio_lead_ms=200, audio_chunk_ms=40)
+    async with running(service) as h:
+        h.send(p.InputAudioBufferAppend(audio=tone(0.6)))
+        h.send(p.InputAudioBufferAppend(audio=silence(0.5)))
+        first = await h.wait_type("response.output_audio.delta")
+        rid = first.response_id
+        h.send(p.InputAudioBufferAppend(audio=tone(0.6)))
+        done = await h.wait_for(lambda e: e.type == "response.done" and e.response.id == rid)
+        done_at = h.events.index(done)
+        h.send(p.InputAudioBufferAppend(audio=silence(0.5)))
+        second = await h.wait_for(lambda e: e.type == "response.done" and e.response.id != rid)
+        await asyncio.sleep(0.2)
+    assert done.response.status == "cancelled" and done.response.status_reason == "turn_detected"
+    later = [e for e in h.events[done_at:] if getattr(e, "response_id", None) == rid]
+    assert later == [], "audio of a cancelled response arrived after its response.done"
+    sent = sum(
+        len(e.delta)
+        for e in h.events[:done_at]
+        if e.type == "response.output_audio.delta" and e.response_id == rid
+    )
+    assert done.response.audio_sent_ms == round(sent / 2 / 24000 * 1000)
+    # paced audio: far less than the whole reply went out before the barge-in
+    assert done.response.audio_sent_ms < 5000
+    started = h.events.index(h.of_type("input_audio_buffer.speech_started")[1])
+    assert started < done_at
+    assert second.response.status == "completed"
+    # the model stopped generating the cancelled reply
+    assert len(llm.requests) == 2
+
+
+async def test_response_cancel_and_cancel_without_response() -> None:
+    llm = FakeLLM(reply=lambda req: "word " * 200, token_delay_s=0.01)
+    async with running(fake_service(llm=llm)) as h:
+        h.send(p.ResponseCancel())
+        err = await h.wait_type("error")
+        assert err.error.code == "response_cancel_not_active"
+        h.send(user_text("Bram?"))
+        h.send(p.ResponseCreate())
+        await h.wait_type("response.output_text.delta")
+        h.send(p.ResponseCancel())
+        done = await h.wait_type("response.done")
+    assert done.response.status == "cancelled" and done.response.status_reason == "client_cancelled"
+
+
+async def test_engine_failure_mid_reply_is_an_error_event_and_session_survives() -> None:
+    llm = FakeLLM(reply=lambda req: "one two three four five six.", fail_after=3)
+    async with running(fake_service(llm=llm)) as h:
+        h.send(user_text("Bram?"))
+        h.send(p.ResponseCreate())
+        done = await h.wait_type("response.done")
+        err = await h.wait_type("error")
+        assert done.response.status == "failed"
+        assert err.error.type == "server_error" and "fake LLM failure" in err.error.message
+        llm.fail_after = None
+        n = len(h.events)
+        h.send(p.ResponseCreate(response=p.ResponseOptions(character="mara")))
+        ok = await h.wait_type("response.done", after=n)
+        assert ok.response.status == "completed" and ok.response.character == "mara"
+
+
+async def test_stalled_engine_times_out() -> None:
+    llm = FakeLLM(stall_s=5.0)
+    async with running(fake_service(llm=llm, reply_timeout_s=0.3)) as h:
+        h.send(p.ResponseCreate(response=p.ResponseOptions(character="bram")))
+        done = await h.wait_type("response.done")
+        err = await h.wait_type("error")
+    assert done.response.status == "failed" and done.response.status_reason == "timeout"
+    assert err.error.code == "reply_timeout" and err.error.retryable
+
+
+async def test_text_only_modality_sends_no_audio() -> None:
+    tts = FakeTTS()
+    async with running(fake_service(tts=tts)) as h:
+        h.send(p.SessionUpdate(session=p.SessionConfig(output_modalities=["text"])))
+        h.send(user_text("Bram?"))
+        h.send(p.ResponseCreate())
+        await h.wait_type("response.done")
+    assert not h.of_type("response.output_audio.delta") and tts.spoken == []
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        (b"\xc1\xff\x00", "malformed_frame"),
+        ("{not json", "malformed_frame"),
+        ("[1, 2]", "malformed_frame"),
+        ('{"no_type": 1}', "missing_type"),
+        ('{"type": "response.explode"}', "unknown_event"),
+        ('{"type": "response.create", "response": {"character": 42}}', "invalid_event"),
+        ('{"type": "input_audio_buffer.append", "audio": "%%%"}', "invalid_event"),
+        (
+            msgpack.packb({"type": "input_audio_buffer.append", "audio": b"\x00\x01\x02"}),
+            "invalid_audio",
+        ),
+        ('{"type": "response.create", "response": {"character": "nobody"}}', "unknown_character"),
+        (
+            '{"type": "session.update", "session": {"characters": ["bram", "ghost"]}}',
+            "unknown_character",
+        ),
+        ('{"type": "session.update", "session": {"input_sample_rate": 5}}', "invalid_event"),
+    ],
+)
+async def test_bad_input_gets_a_precise_error_and_session_stays_usable(
+    frame: str | bytes, code: str
+) -> None:
+    async with running(fake_service(), Framing.JSON) as h:
+        h.send(frame)
+        err = await h.wait_type("error")
+        assert err.error.code == code, err.error.message
+        assert err.error.message
+        h.send(user_text("Bram, still there?"))
+        h.send(p.ResponseCreate())
+        assert (await h.wait_type("response.done")).response.status == "completed"
+
+
+async def test_oversized_frame_closes_with_1009() -> None:
+    async with running(fake_service(max_frame_bytes=4096)) as h:
+        h.send(p.InputAudioBufferAppend(audio=bytes(8192)))
+        task = asyncio.all_tasks()
+        await asyncio.sleep(0.1)
+    assert h.closed is not None and h.closed.code == 1009
+    assert task
+
+
+async def test_truncate_keeps_only_what_the_player_heard() -> None:
+    llm = FakeLLM(reply=lambda req: "First part here. Second part there. Third part too.")
+    async with running(fake_service(llm=llm)) as h:
+        h.send(user_text("Bram?"))
+        h.send(p.ResponseCreate())
+        done = await h.wait_type("response.done")
+        sentences = h.of_type("npc.sentence")
+        item_id = sentences[0].item_id
+        h.send(
+            p.ConversationItemTruncate(
+                item_id=item_id, audio_end_ms=sentences[1].audio_start_ms - 1
+            )
+        )
+        await h.wait_type("conversation.item.truncated")
+        assert done.response.output_text.startswith("First part")
+        assert h.session.history[-1].text == "First part here."
