@@ -6,9 +6,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.websockets import WebSocketState
 
 from personae.daemon.service import Service
@@ -66,6 +69,15 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
                 for c in svc.cast.values()
             ]
         }
+
+    static = Path(__file__).parent / "static"
+    if (static / "index.html").is_file():
+        # the browser playground (clients/playground sources, built into daemon/static)
+        app.mount("/playground", StaticFiles(directory=static, html=True), name="playground")
+
+        @app.get("/", include_in_schema=False)
+        async def index() -> FileResponse:
+            return FileResponse(static / "index.html")
 
     @app.websocket("/v1/realtime")
     async def realtime(ws: WebSocket) -> None:

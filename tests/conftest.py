@@ -8,7 +8,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import pytest  # noqa: E402
+import pytest
 
 
 @pytest.fixture(scope="session")
@@ -17,3 +17,12 @@ def settings():
     from personae.daemon.settings import Settings
 
     return Settings()
+
+
+@pytest.fixture(scope="session")
+def daemon(tmp_path_factory):
+    """One real daemon for the whole run: embedded models, default cast, real socket."""
+    from tests.live import live_daemon
+
+    with live_daemon(tmp_path_factory.mktemp("daemon")) as d:
+        yield d

@@ -1,0 +1,30 @@
+"""Run every engine once at start-up, so the first player does not pay for lazy init."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from personae.daemon.engines.base import INPUT_SAMPLE_RATE
+from personae.daemon.models import Progress, no_progress
+from personae.daemon.service import Service
+
+
+def warm_up(service: Service, progress: Progress = no_progress) -> None:
+    e = service.engines
+    steps = 4 + len(e.tts)
+    progress("warm-up", 0, steps)
+    stream = e.vad.stream()
+    stream.probability(np.zeros(stream.frame_samples, dtype=np.float32))
+    progress("warm-up", 1, steps)
+    rng = np.random.default_rng(0)
+    e.stt.transcribe((0.01 * rng.standard_normal(INPUT_SAMPLE_RATE)).astype(np.float32))
+    progress("warm-up", 2, steps)
+    e.embedder.embed(["hello"])
+    progress("warm-up", 3, steps)
+    e.llm.warmup()
+    progress("warm-up", 4, steps)
+    for i, (name, tts) in enumerate(e.tts.items()):
+        voice = next(c.voice for c in service.cast.values() if c.voice.engine == name)
+        for _ in tts.synthesize("Hello.", voice):
+            pass
+        progress("warm-up", 5 + i, steps)

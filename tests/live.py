@@ -1,0 +1,78 @@
+"""A real daemon process on 127.0.0.1 with the embedded models, for end-to-end tests."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class LiveDaemon:
+    host: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def http(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://{self.host}:{self.port}/v1/realtime"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def live_daemon(
+    log_dir: Path, *, env: dict[str, str] | None = None, timeout: float = 240
+) -> Iterator[LiveDaemon]:
+    port = free_port()
+    log = log_dir / f"daemon-{port}.log"
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "PERSONAE_PORT": str(port), **(env or {})}
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "personae.sdk.cli", "serve"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=environment,
+        )
+    daemon = LiveDaemon("127.0.0.1", port, proc, log)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(
+                    f"daemon exited with {proc.returncode}:\n{log.read_text()[-4000:]}"
+                )
+            try:
+                with urllib.request.urlopen(f"{daemon.http}/healthz", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"daemon not up after {timeout} s:\n{log.read_text()[-4000:]}")
+            time.sleep(0.5)
+        yield daemon
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
