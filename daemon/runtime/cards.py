@@ -157,10 +157,12 @@ def card_to_character(
     ):
         if data.get(key) is not None and not isinstance(data[key], str):
             raise CardError(f"card field {key!r} must be a string")
-    ext = data.get("extensions") or {}
+    ext = data.get("extensions")
+    ext = {} if ext is None else ext
     if not isinstance(ext, dict):
         raise CardError("card 'extensions' must be an object")
-    ours = ext.get(EXTENSION) or {}
+    ours = ext.get(EXTENSION)
+    ours = {} if ours is None else ours
     if not isinstance(ours, dict):
         raise CardError(f"card extensions.{EXTENSION} must be an object")
 
