@@ -17,7 +17,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from personae.sdk import protocol
 
 
-class Framing(str, enum.Enum):
+class Framing(enum.StrEnum):
     JSON = "json"
     MSGPACK = "msgpack"
 
