@@ -1,0 +1,110 @@
+// Events a client sends. Each builds the wire map; Framing turns it into a frame.
+using System.Collections.Generic;
+
+namespace Personae
+{
+    public abstract class ClientEvent
+    {
+        /// <summary>Optional id the daemon echoes in an `error` this event causes.</summary>
+        public string EventId;
+
+        public abstract string Type { get; }
+
+        protected virtual void Fill(Dictionary<string, object> map) { }
+
+        public Dictionary<string, object> ToMap()
+        {
+            var map = new Dictionary<string, object>();
+            if (EventId != null) map["event_id"] = EventId;
+            map["type"] = Type;
+            Fill(map);
+            return map;
+        }
+    }
+
+    public sealed class SessionUpdate : ClientEvent
+    {
+        public SessionConfig Session = new SessionConfig();
+        public override string Type { get { return EventTypes.SessionUpdate; } }
+        protected override void Fill(Dictionary<string, object> map) { map["session"] = Session.ToMap(); }
+    }
+
+    /// <summary>PCM16 little-endian mono at the session's input rate.</summary>
+    public sealed class InputAudioBufferAppend : ClientEvent
+    {
+        public byte[] Audio;
+        public override string Type { get { return EventTypes.InputAudioBufferAppend; } }
+        protected override void Fill(Dictionary<string, object> map) { map["audio"] = Audio ?? new byte[0]; }
+    }
+
+    /// <summary>Push-to-talk: the player released the key.</summary>
+    public sealed class InputAudioBufferCommit : ClientEvent
+    {
+        public override string Type { get { return EventTypes.InputAudioBufferCommit; } }
+    }
+
+    public sealed class InputAudioBufferClear : ClientEvent
+    {
+        public override string Type { get { return EventTypes.InputAudioBufferClear; } }
+    }
+
+    public sealed class ConversationItemCreate : ClientEvent
+    {
+        public ConversationItem Item;
+        public override string Type { get { return EventTypes.ConversationItemCreate; } }
+        protected override void Fill(Dictionary<string, object> map) { map["item"] = Item.ToMap(); }
+    }
+
+    /// <summary>The client played only `AudioEndMs` of an assistant item (barge-in on its side).</summary>
+    public sealed class ConversationItemTruncate : ClientEvent
+    {
+        public string ItemId;
+        public int ContentIndex;
+        public int AudioEndMs;
+        public override string Type { get { return EventTypes.ConversationItemTruncate; } }
+
+        protected override void Fill(Dictionary<string, object> map)
+        {
+            map["item_id"] = ItemId;
+            map["content_index"] = ContentIndex;
+            map["audio_end_ms"] = AudioEndMs;
+        }
+    }
+
+    public sealed class ResponseCreate : ClientEvent
+    {
+        public ResponseOptions Response = new ResponseOptions();
+        public override string Type { get { return EventTypes.ResponseCreate; } }
+        protected override void Fill(Dictionary<string, object> map) { map["response"] = Response.ToMap(); }
+    }
+
+    public sealed class ResponseCancel : ClientEvent
+    {
+        public string ResponseId;
+        public override string Type { get { return EventTypes.ResponseCancel; } }
+
+        protected override void Fill(Dictionary<string, object> map)
+        {
+            if (ResponseId != null) map["response_id"] = ResponseId;
+        }
+    }
+
+    /// <summary>Something happened in the game that characters in the scene may react to.</summary>
+    public sealed class GameEvent : ClientEvent
+    {
+        public string Name;
+        public string Description = "";
+        /// <summary>Who perceives it; null: every character in the scene.</summary>
+        public IList<string> Characters;
+        public Dictionary<string, object> Data = new Dictionary<string, object>();
+        public override string Type { get { return EventTypes.GameEvent; } }
+
+        protected override void Fill(Dictionary<string, object> map)
+        {
+            map["name"] = Name;
+            map["description"] = Description ?? "";
+            if (Characters != null) map["characters"] = new List<object>(Characters);
+            map["data"] = Data ?? new Dictionary<string, object>();
+        }
+    }
+}

@@ -1,0 +1,188 @@
+// Events the daemon sends. `ServerEvents.Decode` turns a decoded frame into one of
+// these; a type this client does not know (a newer daemon) becomes UnknownEvent,
+// which callers ignore or log, never an error.
+using System;
+using System.Collections.Generic;
+
+namespace Personae
+{
+    public abstract class ServerEvent
+    {
+        public string Type;
+        public string EventId;
+
+        /// <summary>The character this event is about, when it is about one.</summary>
+        public virtual string Character { get { return null; } }
+    }
+
+    public sealed class SessionCreated : ServerEvent { public SessionInfo Session; }
+
+    public sealed class SessionUpdated : ServerEvent { public SessionInfo Session; }
+
+    public sealed class SpeechStarted : ServerEvent { public int AudioStartMs; public string ItemId; }
+
+    public sealed class SpeechStopped : ServerEvent { public int AudioEndMs; public string ItemId; }
+
+    public sealed class InputAudioBufferCommitted : ServerEvent { public string ItemId; }
+
+    public sealed class InputAudioBufferCleared : ServerEvent { }
+
+    public sealed class ConversationItemCreated : ServerEvent
+    {
+        public ConversationItem Item;
+        public override string Character { get { return Item != null ? Item.Character : null; } }
+    }
+
+    public sealed class ConversationItemTruncated : ServerEvent
+    {
+        public string ItemId;
+        public int ContentIndex;
+        public int AudioEndMs;
+    }
+
+    /// <summary>What the daemon heard the player say.</summary>
+    public sealed class TranscriptionCompleted : ServerEvent
+    {
+        public string ItemId;
+        public int ContentIndex;
+        public string Transcript;
+    }
+
+    /// <summary>Who answers the player's turn, and why, with every character's score.</summary>
+    public sealed class NpcRoute : ServerEvent
+    {
+        public string ItemId;
+        public string CharacterId;
+        /// <summary>"pinned", "requested", "addressed", "similarity" or "only".</summary>
+        public string Reason;
+        public Dictionary<string, double> Scores;
+        public override string Character { get { return CharacterId; } }
+    }
+
+    public sealed class ResponseCreated : ServerEvent
+    {
+        public ResponseInfo Response;
+        public override string Character { get { return Response.Character; } }
+    }
+
+    public sealed class ResponseDone : ServerEvent
+    {
+        public ResponseInfo Response;
+        public override string Character { get { return Response.Character; } }
+    }
+
+    /// <summary>Common fields of every streamed part of a response.</summary>
+    public abstract class ResponsePart : ServerEvent
+    {
+        public string ResponseId;
+        public string ItemId;
+        public string CharacterId;
+        public int OutputIndex;
+        public int ContentIndex;
+        public override string Character { get { return CharacterId; } }
+    }
+
+    public sealed class OutputTextDelta : ResponsePart { public string Delta; }
+
+    public sealed class OutputTextDone : ResponsePart { public string Text; }
+
+    /// <summary>PCM16 little-endian mono at the session's output rate.</summary>
+    public sealed class OutputAudioDelta : ResponsePart
+    {
+        public byte[] Delta;
+        /// <summary>Where this chunk starts in the response's audio, in ms.</summary>
+        public int OffsetMs;
+    }
+
+    public sealed class OutputAudioDone : ResponsePart { }
+
+    /// <summary>A sentence about to be spoken and where its audio starts: subtitles, lip-sync.</summary>
+    public sealed class NpcSentence : ResponsePart
+    {
+        public string Text;
+        public int AudioStartMs;
+        public int AudioDurationMs;
+    }
+
+    public sealed class ErrorEvent : ServerEvent { public ErrorInfo Error; }
+
+    /// <summary>An event type this client does not know: a newer daemon. Safe to ignore.</summary>
+    public sealed class UnknownEvent : ServerEvent { public IDictionary<string, object> Raw; }
+
+    public static class ServerEvents
+    {
+        private static readonly Dictionary<string, Func<MapView, ServerEvent>> Decoders =
+            new Dictionary<string, Func<MapView, ServerEvent>>
+            {
+                { EventTypes.SessionCreated, m => new SessionCreated { Session = SessionInfo.From(m.Map("session")) } },
+                { EventTypes.SessionUpdated, m => new SessionUpdated { Session = SessionInfo.From(m.Map("session")) } },
+                { EventTypes.SpeechStarted, m => new SpeechStarted { AudioStartMs = m.Int("audio_start_ms"), ItemId = m.Str("item_id") } },
+                { EventTypes.SpeechStopped, m => new SpeechStopped { AudioEndMs = m.Int("audio_end_ms"), ItemId = m.Str("item_id") } },
+                { EventTypes.InputAudioBufferCommitted, m => new InputAudioBufferCommitted { ItemId = m.Str("item_id") } },
+                { EventTypes.InputAudioBufferCleared, m => new InputAudioBufferCleared() },
+                { EventTypes.ConversationItemCreated, m => new ConversationItemCreated { Item = ConversationItem.From(m.Map("item")) } },
+                {
+                    EventTypes.ConversationItemTruncated, m => new ConversationItemTruncated
+                    {
+                        ItemId = m.Str("item_id"), ContentIndex = m.Int("content_index"), AudioEndMs = m.Int("audio_end_ms"),
+                    }
+                },
+                {
+                    EventTypes.TranscriptionCompleted, m => new TranscriptionCompleted
+                    {
+                        ItemId = m.Str("item_id"), ContentIndex = m.Int("content_index"), Transcript = m.Str("transcript") ?? "",
+                    }
+                },
+                {
+                    EventTypes.NpcRoute, m => new NpcRoute
+                    {
+                        ItemId = m.Str("item_id"), CharacterId = m.Str("character"), Reason = m.Str("reason"), Scores = m.DoubleMap("scores"),
+                    }
+                },
+                { EventTypes.ResponseCreated, m => new ResponseCreated { Response = ResponseInfo.From(m.Map("response")) } },
+                { EventTypes.ResponseDone, m => new ResponseDone { Response = ResponseInfo.From(m.Map("response")) } },
+                { EventTypes.OutputTextDelta, m => Part(new OutputTextDelta { Delta = m.Str("delta") ?? "" }, m) },
+                { EventTypes.OutputTextDone, m => Part(new OutputTextDone { Text = m.Str("text") ?? "" }, m) },
+                { EventTypes.OutputAudioDelta, m => Part(new OutputAudioDelta { Delta = m.Bytes("delta"), OffsetMs = m.Int("offset_ms") }, m) },
+                { EventTypes.OutputAudioDone, m => Part(new OutputAudioDone(), m) },
+                {
+                    EventTypes.NpcSentence, m => Part(new NpcSentence
+                    {
+                        Text = m.Str("text") ?? "", AudioStartMs = m.Int("audio_start_ms"), AudioDurationMs = m.Int("audio_duration_ms"),
+                    }, m)
+                },
+                { EventTypes.Error, m => new ErrorEvent { Error = ErrorInfo.From(m.Map("error")) } },
+            };
+
+        public static IEnumerable<string> Known { get { return Decoders.Keys; } }
+
+        /// <summary>
+        /// Typed event from a decoded frame. Unknown types become UnknownEvent; a frame
+        /// without a string "type" raises PersonaeException("invalid_event").
+        /// </summary>
+        public static ServerEvent FromMap(IDictionary<string, object> map, FieldAudit audit = null)
+        {
+            var m = new MapView(map, audit);
+            string type = m.Str("type");
+            if (type == null) throw new PersonaeException(ErrorCodes.InvalidEvent, "event has no string 'type' field");
+            Func<MapView, ServerEvent> decode;
+            if (!Decoders.TryGetValue(type, out decode))
+                return new UnknownEvent { Type = type, EventId = map.ContainsKey("event_id") ? map["event_id"] as string : null, Raw = map };
+            ServerEvent e = decode(m);
+            e.Type = type;
+            e.EventId = m.Str("event_id");
+            m.Finish();
+            return e;
+        }
+
+        private static ServerEvent Part(ResponsePart part, MapView m)
+        {
+            part.ResponseId = m.Str("response_id");
+            part.ItemId = m.Str("item_id");
+            part.CharacterId = m.Str("character");
+            part.OutputIndex = m.Int("output_index");
+            part.ContentIndex = m.Int("content_index");
+            return part;
+        }
+    }
+}
