@@ -199,7 +199,7 @@ class Session:
 
     async def say(
         self, text: str, *, character: str | None = None, timeout: float = 120.0
-    ) -> Reply:  # noqa: ASYNC109
+    ) -> Reply:
         """A typed line from the player; returns the reply it gets."""
         await self.add_text(text)
         await self.respond(character=character)

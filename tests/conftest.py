@@ -22,7 +22,7 @@ def settings():
 @pytest.fixture(scope="session")
 def daemon(tmp_path_factory):
     """One real daemon for the whole run: embedded models, default cast, real socket."""
-    from tests.live import live_daemon
+    from personae.daemon.process import live_daemon
 
     with live_daemon(tmp_path_factory.mktemp("daemon")) as d:
         yield d

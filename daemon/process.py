@@ -1,4 +1,4 @@
-"""A real daemon process on 127.0.0.1 with the embedded models, for end-to-end tests."""
+"""Start a real daemon process on 127.0.0.1 and wait until it serves (tests, benchmarks)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,212 @@
+"""Voice-to-voice latency: from the player's last byte of audio to the first byte of reply audio.
+
+Starts one daemon per configuration (by default whisper base, the embedded default,
+beside whisper tiny.en) and runs the same spoken questions through each, in
+push-to-talk mode (the turn ends at the commit, so the figure is the pipeline's own)
+and with server VAD (the turn ends after the configured silence, as a player hears it).
+Prints p50/p95 with a per-stage breakdown, the daemon's resident memory, and writes
+JSON and a PNG plot to bench/results/.
+
+    personae bench voice_to_voice [--turns 20] [--stt base,tiny.en] [--url ws://...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+from personae.daemon.process import live_daemon
+from personae.sdk import connect
+from personae.sdk import protocol as p
+
+QUESTIONS = [
+    "Hey Mara, where can I find an old map of the river?",
+    "Bram, can you fix my sword before nightfall?",
+    "Wren, have you heard any rumours about the mill?",
+    "Mara, what do the town records say about the bridge?",
+    "Bram, how much for a new horseshoe?",
+]
+STAGES = ["stt", "routing", "first_token", "first_sentence_audio", "first_audio_chunk"]
+RESULTS = Path(__file__).parent / "results"
+
+
+def synthesize(texts: list[str]) -> dict[str, bytes]:
+    """The player's questions, spoken by Piper at test time (16 kHz PCM16)."""
+    from personae.daemon import audio as pcm
+    from personae.daemon.characters import VoiceConfig
+    from personae.daemon.engines.tts_piper import PiperTTS
+    from personae.daemon.settings import Settings
+
+    tts = PiperTTS.from_settings(Settings())
+    out = {}
+    for text in texts:
+        chunks = [
+            pcm.resample(c.pcm, c.sample_rate, 16000) for c in tts.synthesize(text, VoiceConfig())
+        ]
+        out[text] = b"".join(c.astype("<i2").tobytes() for c in chunks)
+    return out
+
+
+async def one_turn(url: str, audio: bytes, *, vad: bool) -> dict[str, float]:
+    fields = {} if vad else {"turn_detection": None}
+    async with await connect(url, **fields) as session:
+        await session.append_audio(audio, chunk_ms=100)
+        if vad:
+            await session.append_audio(bytes(2 * 16000 * 2), chunk_ms=100)  # 2 s of silence
+        t0 = (
+            time.perf_counter()
+        )  # the player's last byte (VAD: the silence starts mattering at once)
+        if not vad:
+            await session.commit()
+        marks: dict[str, float] = {}
+        while True:
+            event = await session.next_event(timeout=120)
+            now = (time.perf_counter() - t0) * 1000
+            key = {
+                "conversation.item.input_audio_transcription.completed": "stt",
+                "npc.route": "routing",
+                "response.output_text.delta": "first_token",
+                "npc.sentence": "first_sentence_audio",
+                "response.output_audio.delta": "first_audio_chunk",
+            }.get(event.type)
+            if key and key not in marks:
+                marks[key] = now
+            if isinstance(event, p.Error):
+                raise RuntimeError(event.error.message)
+            if isinstance(event, p.ResponseDone):
+                marks["done"] = now
+                return marks
+
+
+def summarize(samples: list[dict[str, float]]) -> dict[str, dict[str, float]]:
+    out = {}
+    for key in [*STAGES, "done"]:
+        values = sorted(s[key] for s in samples if key in s)
+        if values:
+            out[key] = {
+                "p50": statistics.median(values),
+                "p95": values[min(len(values) - 1, round(0.95 * (len(values) - 1)))],
+            }
+    return out
+
+
+async def run_config(
+    url: str, pid: int | None, audio: dict[str, bytes], turns: int, vad_turns: int
+):
+    proc = psutil.Process(pid) if pid else None
+    await one_turn(url, next(iter(audio.values())), vad=False)  # warm the path
+    texts = list(audio)
+    ptt = [await one_turn(url, audio[texts[i % len(texts)]], vad=False) for i in range(turns)]
+    vad = [await one_turn(url, audio[texts[i % len(texts)]], vad=True) for i in range(vad_turns)]
+    rss = proc.memory_info().rss / 2**20 if proc else None
+    return {
+        "push_to_talk": summarize(ptt),
+        "server_vad": summarize(vad),
+        "rss_mb": rss,
+        "samples": {"push_to_talk": ptt, "server_vad": vad},
+    }
+
+
+def plot(results: dict[str, dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    labels = []
+    for row, (name, res) in enumerate(results.items()):
+        for j, mode in enumerate(("push_to_talk", "server_vad")):
+            summary = res[mode]
+            y = row * 2 + j
+            labels.append(f"{name}\n{mode.replace('_', ' ')}")
+            prev = 0.0
+            for k, stage in enumerate(STAGES):
+                if stage not in summary:
+                    continue
+                v = summary[stage]["p50"]
+                ax.barh(
+                    y,
+                    v - prev,
+                    left=prev,
+                    color=plt.cm.viridis(k / len(STAGES)),
+                    label=stage.replace("_", " ") if y == 0 else None,
+                )
+                prev = v
+            ax.text(prev + 20, y, f"{prev:.0f} ms", va="center", fontsize=8)
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("ms after the player's last byte (p50, cumulative by stage)")
+    ax.set_title("personae voice-to-voice latency")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--turns", type=int, default=20, help="push-to-talk turns per configuration")
+    ap.add_argument("--vad-turns", type=int, default=10, help="server-VAD turns per configuration")
+    ap.add_argument(
+        "--stt", default="base,tiny.en", help="STT models to compare (daemon per model)"
+    )
+    ap.add_argument("--url", help="measure an already running daemon instead")
+    args = ap.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    RESULTS.mkdir(exist_ok=True)
+    audio = synthesize(QUESTIONS)
+    results: dict[str, dict] = {}
+    if args.url:
+        results["running daemon"] = asyncio.run(
+            run_config(args.url, None, audio, args.turns, args.vad_turns)
+        )
+    else:
+        for model in args.stt.split(","):
+            print(f"starting daemon with whisper {model} ...", file=sys.stderr)
+            with (
+                tempfile.TemporaryDirectory() as tmp,
+                live_daemon(Path(tmp), env={"PERSONAE_STT_MODEL": model}) as d,
+            ):
+                results[f"whisper {model}"] = asyncio.run(
+                    run_config(d.ws, d.process.pid, audio, args.turns, args.vad_turns)
+                )
+    machine = (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {platform.system()}"
+    )
+    print(f"\nvoice-to-voice latency (ms), {machine}")
+    print(
+        f"{'config':<22}{'mode':<14}"
+        + "".join(f"{s:>22}" for s in [*STAGES, "done"])
+        + f"{'RSS MB':>9}"
+    )
+    for name, res in results.items():
+        for mode in ("push_to_talk", "server_vad"):
+            cells = "".join(
+                f"{res[mode][s]['p50']:>11.0f}/{res[mode][s]['p95']:<10.0f}"
+                if s in res[mode]
+                else f"{'-':>22}"
+                for s in [*STAGES, "done"]
+            )
+            rss = f"{res['rss_mb']:>9.0f}" if res["rss_mb"] else ""
+            print(f"{name:<22}{mode:<14}{cells}{rss}")
+    print("(each cell: p50/p95 of the time from the player's last byte to that stage)")
+    out = {"machine": machine, "python": sys.version.split()[0], "results": results}
+    (RESULTS / "voice_to_voice.json").write_text(json.dumps(out, indent=1))
+    plot(results, RESULTS / "voice_to_voice.png")
+    print(f"wrote {RESULTS / 'voice_to_voice.json'} and voice_to_voice.png")
+
+
+if __name__ == "__main__":
+    main()
