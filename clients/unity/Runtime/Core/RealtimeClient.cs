@@ -55,7 +55,9 @@ namespace Personae
         private Task _connecting;
         private volatile ConnectionState _state = ConnectionState.Disconnected;
         private volatile SessionInfo _info;
+        private Task _receiving = Task.FromResult(true);
         private int _reconnects;
+        private volatile bool _closing;
         private bool _disposed;
 
         // ---------------------------------------------------------------- callbacks
@@ -205,8 +207,7 @@ namespace Personae
                 ws.Dispose();
                 throw;
             }
-            var loop = Task.Run(() => ReceiveLoopAsync(ws));
-            GC.KeepAlive(loop);
+            _receiving = Task.Run(() => ReceiveLoopAsync(ws));
         }
 
         private SessionConfig CopySession()
@@ -261,7 +262,7 @@ namespace Personae
             }
             ws.Abort();
             ws.Dispose();
-            if (token.IsCancellationRequested || lost == null) return;
+            if (token.IsCancellationRequested || lost == null || _closing) return;
             Report(lost);
             if (!_options.AutoReconnect)
             {
@@ -456,20 +457,28 @@ namespace Personae
 
         // ---------------------------------------------------------------- closing
 
-        /// <summary>Closes politely (close handshake), then releases everything.</summary>
+        /// <summary>Closes politely (close handshake, waiting for the daemon's answer), then releases everything.</summary>
         public async Task CloseAsync(CancellationToken ct)
         {
             ClientWebSocket ws;
-            lock (_gate) ws = _ws;
-            _lifetime.Cancel();
+            Task receiving;
+            lock (_gate)
+            {
+                ws = _ws;
+                receiving = _receiving;
+            }
+            _closing = true;
             if (ws != null && ws.State == WebSocketState.Open)
             {
                 try
                 {
                     await ws.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "bye", ct).ConfigureAwait(false);
+                    // The receive loop sees the daemon's close frame and ends.
+                    await Task.WhenAny(receiving, Task.Delay(TimeSpan.FromSeconds(2), ct)).ConfigureAwait(false);
                 }
                 catch (WebSocketException) { }
                 catch (ObjectDisposedException) { }
+                catch (OperationCanceledException) { }
             }
             Dispose();
         }
