@@ -339,16 +339,17 @@ class Experiments:
                 .group_by(ExperimentMetricRow.variant_id, ExperimentMetricRow.name)
             ):
                 stats[(vid, metric)] = (int(n), float(total), float(total_sq))
-            players = dict(
-                s.execute(
+            players: dict[int, int] = {
+                vid: int(n)
+                for vid, n in s.execute(
                     select(
                         ExperimentMetricRow.variant_id,
                         func.count(func.distinct(ExperimentMetricRow.player_id)),
                     )
                     .where(ExperimentMetricRow.experiment_id == exp.id)
                     .group_by(ExperimentMetricRow.variant_id)
-                ).tuples()
-            )
+                )
+            }
             status = exp.status
         control = variants[0].id if variants else None
         names = sorted({m for (_, m) in stats})

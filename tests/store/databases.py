@@ -115,25 +115,40 @@ class _Server:
             shutil.rmtree(self.root, ignore_errors=True)
 
 
+#: one server per run, shared by the conftests that re-export these fixtures
+_server: _Server | None = None
+_server_url = ""
+_server_users = 0
+_templates: dict[str, str] = {}
+
+
 @pytest.fixture(scope="session")
 def postgres_admin_url() -> Iterator[str]:
     """A superuser URL of a running PostgreSQL server (its `postgres` database)."""
+    global _server, _server_url, _server_users
     configured = os.environ.get(PG_ENV)
     if configured:
         yield configured
         return
-    bindir = _pg_bindir()
-    if bindir is None:
-        pytest.skip(
-            "PostgreSQL binaries (initdb, pg_ctl) not found: install them with "
-            f"scripts/ci-postgres.sh, or set {PG_ENV}; the SQLite cases still ran"
-        )
-    server = _Server(bindir)
-    url = server.start()
+    if _server is None:
+        bindir = _pg_bindir()
+        if bindir is None:
+            pytest.skip(
+                "PostgreSQL binaries (initdb, pg_ctl) not found: install them with "
+                f"scripts/ci-postgres.sh, or set {PG_ENV}; the SQLite cases still ran"
+            )
+        server = _Server(bindir)
+        _server_url = server.start()
+        _server = server
+    _server_users += 1
     try:
-        yield url
+        yield _server_url
     finally:
-        server.stop()
+        _server_users -= 1
+        if _server_users == 0:
+            _server.stop()
+            _server = None
+            _templates.clear()
 
 
 def _admin(url: str, sql: str) -> None:
@@ -152,6 +167,11 @@ def _admin(url: str, sql: str) -> None:
         conn.execute(sql)
 
 
+def _drop(admin_url: str, name: str) -> None:
+    if _server is None:  # our own cluster is deleted whole at the end of the run
+        _admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
 def postgres_url(postgres_admin_url: str) -> Iterator[str]:
     """A fresh, empty database on the test server, dropped afterwards."""
@@ -163,7 +183,7 @@ def postgres_url(postgres_admin_url: str) -> Iterator[str]:
     try:
         yield url.render_as_string(hide_password=False)
     finally:
-        _admin(postgres_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        _drop(postgres_admin_url, name)
 
 
 @pytest.fixture(scope="session")
@@ -173,10 +193,12 @@ def postgres_template(postgres_admin_url: str) -> str:
 
     from personae.daemon.store import upgrade_to_head
 
-    name = f"template_{uuid.uuid4().hex[:12]}"
-    _admin(postgres_admin_url, f'CREATE DATABASE "{name}"')
-    upgrade_to_head(make_url(postgres_admin_url).set(database=name))
-    return name
+    if postgres_admin_url not in _templates:
+        name = f"template_{uuid.uuid4().hex[:12]}"
+        _admin(postgres_admin_url, f'CREATE DATABASE "{name}"')
+        upgrade_to_head(make_url(postgres_admin_url).set(database=name))
+        _templates[postgres_admin_url] = name
+    return _templates[postgres_admin_url]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -211,4 +233,4 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[object]:
         yield eng
     finally:
         eng.dispose()
-        _admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        _drop(admin, name)
