@@ -27,7 +27,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from personae.daemon.runtime.errors import ExperimentError, UnknownVersionError
 from personae.daemon.store.models import (
@@ -38,6 +38,7 @@ from personae.daemon.store.models import (
     to_datetime,
     to_epoch,
 )
+from personae.daemon.store.sessions import Sessions
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _SCALE = float(1 << 64)
@@ -163,7 +164,7 @@ class Experiments:
     def __init__(
         self, engine: Engine, *, clock: Callable[[], float] = time.time, cache_s: float = 5.0
     ) -> None:
-        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._sessions = Sessions(engine)
         self._clock = clock
         self._cache_s = cache_s
         self._cache: tuple[float, dict[str, Experiment]] | None = None

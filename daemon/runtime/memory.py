@@ -26,9 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import Engine, delete, or_, select, update
-from sqlalchemy.orm import sessionmaker
 
 from personae.daemon.store.models import MemoryRow, to_datetime, to_epoch
+from personae.daemon.store.sessions import Sessions
 
 Clock = Callable[[], float]
 EmbedFn = Callable[[Sequence[str]], "np.ndarray | Sequence[Sequence[float]]"]
@@ -83,7 +83,7 @@ class MemoryStore:
         embed_model: str = "default",
         clock: Clock = time.time,
     ) -> None:
-        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._sessions = Sessions(engine)
         self._embed = embed
         self._embed_model = embed_model
         self._clock = clock

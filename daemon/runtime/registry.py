@@ -36,7 +36,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from personae.daemon.characters import Character, VoiceConfig
 from personae.daemon.errors import UnknownCharacterError
@@ -55,6 +55,7 @@ from personae.daemon.store.models import (
     to_datetime,
     to_epoch,
 )
+from personae.daemon.store.sessions import Sessions
 
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
 _ENV = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
@@ -264,7 +265,7 @@ class Registry:
         adapters_dir: Path | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._sessions = Sessions(engine)
         self._gate = gate or Gate()
         self._adapters_dir = adapters_dir
         self._clock = clock

@@ -28,10 +28,11 @@ from types import MappingProxyType
 
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from personae.daemon.characters import VoiceConfig
 from personae.daemon.store.models import CharacterStateRow, to_datetime, to_epoch
+from personae.daemon.store.sessions import Sessions
 
 Clock = Callable[[], float]
 
@@ -365,7 +366,7 @@ class StateStore:
     """
 
     def __init__(self, engine: Engine, *, clock: Clock = time.time) -> None:
-        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._sessions = Sessions(engine)
         self._clock = clock
 
     def get(

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, select
-from sqlalchemy.orm import sessionmaker
 
 from personae.daemon.store.models import TurnRow, to_datetime, to_epoch
+from personae.daemon.store.sessions import Sessions
 
 ROLES = ("player", "character")
 
@@ -35,7 +35,7 @@ class Turn:
 
 class TurnLog:
     def __init__(self, engine: Engine, *, clock: Callable[[], float] = time.time) -> None:
-        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._sessions = Sessions(engine)
         self._clock = clock
 
     def append(

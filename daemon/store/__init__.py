@@ -21,11 +21,13 @@ from personae.daemon.store.migrate import (
     open_database,
     upgrade_to_head,
 )
+from personae.daemon.store.sessions import Sessions
 
 __all__ = [
     "DEFAULT_BUSY_TIMEOUT_S",
     "DatabaseUnavailableError",
     "SchemaTooNewError",
+    "Sessions",
     "current_revision",
     "default_database_url",
     "head_revision",

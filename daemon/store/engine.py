@@ -1,12 +1,11 @@
 """Engine creation: SQLite (the default, one file, WAL) or PostgreSQL by URL.
 
 SQLite connections get `journal_mode=WAL` (readers never block the writer),
-`foreign_keys=ON`, `synchronous=NORMAL` (safe with WAL) and a busy timeout. Every
-transaction starts with `BEGIN IMMEDIATE`, so a read-then-write (decay the emotion,
-then store it) takes the write lock up front and waits for it under the busy timeout,
-instead of failing with SQLITE_BUSY when two threads or processes upgrade their read
-locks at the same time. Transactions here are short (milliseconds); the cost is that
-they run one at a time, which is what SQLite does for writers anyway.
+`foreign_keys=ON`, `synchronous=NORMAL` (safe with WAL) and a busy timeout, and
+SQLAlchemy (not the sqlite3 module) decides where transactions begin: write
+transactions (`Sessions.begin`, connections with the `personae_write` option) start
+with `BEGIN IMMEDIATE` and so take the write lock up front, waiting for it under the
+busy timeout; reads start with a plain `BEGIN` and run alongside the writer.
 
 `postgresql://` URLs use psycopg 3 (`postgresql+psycopg://`); psycopg2 is not needed.
 """
@@ -21,6 +20,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from personae.daemon.errors import ConfigError
+from personae.daemon.store.sessions import WRITE_OPTION
 
 DEFAULT_BUSY_TIMEOUT_S = 5.0
 
@@ -99,6 +99,7 @@ def _sqlite_engine(url: URL, busy_timeout_s: float) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        write = conn.get_execution_options().get(WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine

@@ -7,7 +7,7 @@ installed daemon needs no alembic.ini. Before upgrading, the revision stored in 
 database is checked against the revisions this code knows: an unknown one means a
 newer personae migrated it, and `SchemaTooNewError` stops the start-up with nothing
 written. On PostgreSQL an advisory lock serialises replicas that start together; on
-SQLite `BEGIN IMMEDIATE` does the same.
+SQLite the migration is a write transaction (`BEGIN IMMEDIATE`) and does the same.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from personae.daemon.store.engine import (
     safe_url,
 )
 from personae.daemon.store.errors import DatabaseUnavailableError, SchemaTooNewError
+from personae.daemon.store.sessions import WRITE_OPTION
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ def _upgrade(engine: Engine) -> str:
     url = safe_url(engine.url)
     cfg = _config()
     try:
-        with engine.begin() as conn:
+        with engine.execution_options(**{WRITE_OPTION: True}).begin() as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
             found = _check_known(conn, url)
