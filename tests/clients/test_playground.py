@@ -1,0 +1,138 @@
+"""The browser playground served at `/`, end to end in headless Debian Chromium.
+
+Playwright drives /usr/bin/chromium (never `playwright install`) against the real
+daemon. The microphone is Chromium's fake capture device fed from a WAV the test
+writes, so "hold to talk" sends real speech through the page's AudioWorklet, PCM16
+conversion and JSON frames. The test types a line, holds the talk button, and checks
+routing, transcript and replies appear and that audio actually played.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from personae.sdk import protocol as p
+from tests.clients.tools import ROOT, require_binary, write_wav
+
+STATIC = ROOT / "daemon/static"
+SPOKEN = "Mara, what do you know about the lights on the old mill?"
+SPEECH_RATE = 48_000
+
+
+def chromium_args(wav: Path) -> list[str]:
+    return [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={wav}",
+        "--autoplay-policy=no-user-gesture-required",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+    ]
+
+
+def test_playground_handles_every_server_event() -> None:
+    """The page's handler table names exactly the protocol's server events."""
+    source = (STATIC / "playground.js").read_text()
+    table = source[source.index("const HANDLERS = {") : source.index("\n  };", source.index("const HANDLERS = {"))]
+    handled = set(re.findall(r'^\s*"([a-z_.]+)":', table, re.MULTILINE))
+    assert handled == set(p.SERVER_EVENT_TYPES)
+    sent = set(re.findall(r'type: "([a-z_.]+)"', source)) - {"server_vad", "message", "input_text"}
+    assert sent <= set(p.CLIENT_EVENT_TYPES), sent - set(p.CLIENT_EVENT_TYPES)
+
+
+def drive(base_url: str, wav: Path, screenshot: Path, speech_seconds: float) -> dict:
+    """Runs the whole scenario in the page; returns what the page saw."""
+    from playwright.sync_api import sync_playwright
+
+    chromium = require_binary("chromium", "chromium")
+    page_errors: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=chromium_args(wav), headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 820})
+            page.on("pageerror", lambda exc: page_errors.append(str(exc)))
+            page.goto(base_url + "/")
+            page.wait_for_selector("#status[data-state=connected]", timeout=20_000)
+            page.wait_for_function("document.querySelectorAll('#cast li').length >= 3", timeout=10_000)
+
+            # the scene: Wren leaves, the daemon confirms
+            page.uncheck("#cast li[data-id=wren] input")
+            page.wait_for_function(
+                "() => { const s = window.personae.session; return s && s.characters"
+                " && s.characters.join() === 'bram,mara'; }",
+                timeout=10_000,
+            )
+
+            # a typed line
+            page.fill("#line", "Bram, can you fix my sword?")
+            page.press("#line", "Enter")
+            page.wait_for_selector(".reply[data-status]", timeout=180_000)
+
+            # hold to talk: the fake microphone plays the WAV from its start
+            page.hover("#talk")
+            page.mouse.down()
+            page.wait_for_timeout(int(speech_seconds * 1000) + 300)
+            page.mouse.up()
+            page.wait_for_function(
+                "document.querySelectorAll('.reply[data-status]').length >= 2", timeout=180_000
+            )
+            # the reply is heard: its last chunk finishes playing
+            page.wait_for_function(
+                "() => { const a = window.personae.audio; return a.chunks > 0 && a.endedChunks >= a.chunks; }",
+                timeout=120_000,
+            )
+            seen = page.evaluate(
+                """() => ({
+                    replies: [...document.querySelectorAll('.reply')].map(el => ({
+                        character: el.dataset.character, status: el.dataset.status,
+                        text: el.querySelector('.text').textContent })),
+                    routes: [...document.querySelectorAll('.route')].map(el => ({
+                        character: el.dataset.character, bars: el.querySelectorAll('.bar').length })),
+                    players: [...document.querySelectorAll('.player')].map(el => ({
+                        text: el.querySelector('.text').textContent, transcript: el.dataset.transcript || null })),
+                    audio: window.personae.audio,
+                    errors: window.personae.errors,
+                    unknown: window.personae.unknown,
+                    events: window.personae.events,
+                })"""
+            )
+            page.screenshot(path=str(screenshot), full_page=True)
+        finally:
+            browser.close()
+    seen["page_errors"] = page_errors
+    return seen
+
+
+@pytest.mark.models
+def test_playground_talks_and_plays_audio(daemon, tmp_path: Path) -> None:
+    from tests.speech import speak_pcm16, words
+
+    pytest.importorskip  # noqa: B018 - playwright is a hard requirement, imported in drive()
+    pcm = speak_pcm16(SPOKEN, SPEECH_RATE, pad_s=0.4)
+    wav = write_wav(tmp_path / "mic.wav", pcm + bytes(SPEECH_RATE * 2 * 2), SPEECH_RATE)
+    shot = tmp_path / "playground.png"
+    seen = drive(daemon.http, wav, shot, len(pcm) / 2 / SPEECH_RATE)
+
+    assert seen["page_errors"] == [] and seen["errors"] == [], (seen["page_errors"], seen["errors"])
+    typed, spoken = seen["replies"][:2]
+    assert typed["character"] == "bram" and typed["status"] == "completed" and typed["text"].strip()
+    assert spoken["character"] in {"bram", "mara"} and spoken["status"] == "completed" and spoken["text"].strip()
+    assert [r["character"] for r in seen["routes"][:2]] == [typed["character"], spoken["character"]]
+    assert all(r["bars"] == 2 for r in seen["routes"]), "scores for both characters in the scene"
+    heard = seen["players"][1]["transcript"]
+    assert heard and words(heard) & {"mill", "lights", "mara"}, seen["players"]
+    assert seen["audio"]["chunks"] > 2 and seen["audio"]["scheduledMs"] > 1000
+    assert seen["audio"]["peak"] > 0.01, "the output analyser never saw the reply's audio"
+    assert shot.stat().st_size > 10_000
+    if out := os.environ.get("PERSONAE_ARTIFACT_DIR"):
+        shutil.copy(shot, Path(out) / "playground.png")
