@@ -1,0 +1,119 @@
+"""A character's replies through the daemon use its own adapter, exactly.
+
+A small real LoRA is trained on the real base model, stored where the daemon looks
+for adapters, and referenced by a character file. The daemon's greedy reply must equal
+a fresh `PeftModel` load's for the same prompt, and differ from the base model's.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from personae.daemon.characters import AdapterRef, GenerationParams, default_cast_dir, load_cast
+from personae.daemon.engines.base import ChatMessage
+from personae.daemon.service import Engines, Service
+from personae.daemon.session.prompt import Turn, build_messages
+from personae.daemon.settings import Settings
+from personae.daemon.testing import FakeEmbedder, FakeSTT, FakeTTS, FakeVAD
+from personae.sdk import protocol as p
+from tests.adapters import train_tiny_adapter
+from tests.session.harness import running
+
+pytestmark = pytest.mark.models
+
+ADAPTER_LINE = "Hammer and tongs, friend. Hammer and tongs."
+GREEDY = GenerationParams(temperature=0.0, max_tokens=24, repetition_penalty=1.0)
+
+
+@pytest.fixture(scope="module")
+def base_dir(settings):
+    from personae.daemon.models.smollm2 import base_model_dir
+
+    return base_model_dir(settings)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, base_dir):
+    root = tmp_path_factory.mktemp("adapters")
+    train_tiny_adapter(base_dir, root / "bram-voice" / "v1", text=ADAPTER_LINE, steps=10)
+    return root
+
+
+@pytest.fixture(scope="module")
+def service(store, settings):
+    from personae.daemon.engines.llm_transformers import TransformersLLM
+
+    cast = load_cast([default_cast_dir()])
+    cast["bram"] = cast["bram"].model_copy(
+        update={"adapter": AdapterRef(name="bram-voice", version="v1"), "generation": GREEDY}
+    )
+    cast["mara"] = cast["mara"].model_copy(update={"generation": GREEDY})
+    test_settings = Settings(adapters_dir=store, audio_lead_ms=0, cache_dir=settings.cache_dir)
+    tts = FakeTTS()
+    engines = Engines(
+        vad=FakeVAD(),
+        stt=FakeSTT(),
+        embedder=FakeEmbedder(),
+        llm=TransformersLLM.from_settings(test_settings),
+        tts={"piper": tts, "espeak": tts},
+    )
+    svc = Service.create(test_settings, engines=engines, cast=cast)
+    yield svc
+    svc.close()
+
+
+def reference_reply(base_dir, adapter_dir, messages: list[ChatMessage]) -> str:
+    """Greedy decoding with a fresh PeftModel (or the plain base when adapter_dir is None)."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(base_dir)
+    model = AutoModelForCausalLM.from_pretrained(base_dir)
+    if adapter_dir is not None:
+        model = PeftModel.from_pretrained(model, adapter_dir)
+    model.eval()
+    chat = [{"role": m.role, "content": m.content} for m in messages]
+    ids = tok.apply_chat_template(
+        chat, add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
+    with torch.no_grad():
+        out = model.generate(**ids, max_new_tokens=GREEDY.max_tokens, do_sample=False)
+    return tok.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
+
+
+def norm(text: str) -> str:
+    return " ".join(text.split())
+
+
+async def ask(service, character: str, text: str) -> str:
+    async with running(service) as h:
+        h.send(p.ConversationItemCreate(item=p.Item(content=[p.ContentPart(text=text)])))
+        h.send(p.ResponseCreate(response=p.ResponseOptions(character=character)))
+        done = await h.wait_type("response.done", timeout=120)
+    assert done.response.status == "completed", done.response
+    return done.response.output_text
+
+
+async def test_daemon_reply_with_adapter_equals_fresh_peft_load_and_differs_from_base(
+    service, store, base_dir
+) -> None:
+    question = "Who are you?"
+    bram = service.cast["bram"]
+    messages = build_messages(bram, [Turn("player", question)])
+
+    with_adapter = await ask(service, "bram", question)
+    expected = reference_reply(base_dir, store / "bram-voice" / "v1", messages)
+    base = reference_reply(base_dir, None, messages)
+
+    assert norm(with_adapter) == norm(expected)
+    assert norm(with_adapter) != norm(base)
+    assert "hammer" in with_adapter.lower()  # the adapter's training shows
+
+
+async def test_characters_without_adapter_speak_with_the_base_model(service, base_dir) -> None:
+    question = "Who are you?"
+    mara = service.cast["mara"]
+    reply = await ask(service, "mara", question)
+    expected = reference_reply(base_dir, None, build_messages(mara, [Turn("player", question)]))
+    assert norm(reply) == norm(expected)
