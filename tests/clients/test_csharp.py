@@ -37,7 +37,7 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     assert sources, f"no C# sources in {CORE}"
     core = out / "Personae.Core.dll"
     build = subprocess.run(
-        [mcs, "-target:library", "-warnaserror+", "-nostdlib-", f"-out:{core}", *sources],
+        [mcs, "-target:library", "-warnaserror+", f"-out:{core}", *sources],
         capture_output=True,
         text=True,
     )
@@ -64,7 +64,9 @@ def run(harness: list[str], *args: str, timeout: float = 60) -> list[dict]:
 
 def test_core_sources_do_not_touch_unity() -> None:
     offenders = [
-        f.name for f in CORE.glob("*.cs") if "UnityEngine" in f.read_text() or "UnityEditor" in f.read_text()
+        f.name
+        for f in CORE.glob("*.cs")
+        if "UnityEngine" in f.read_text() or "UnityEditor" in f.read_text()
     ]
     assert offenders == []
     asmdef = json.loads((CORE / "Personae.Core.asmdef").read_text())
@@ -73,8 +75,12 @@ def test_core_sources_do_not_touch_unity() -> None:
 
 def test_event_names_match_the_protocol(harness: list[str]) -> None:
     (described,) = run(harness, "describe")
-    assert set(described["server"]) == set(p.SERVER_EVENT_TYPES), "server events: C# vs sdk/protocol.py"
-    assert set(described["client"]) == set(p.CLIENT_EVENT_TYPES), "client events: C# vs sdk/protocol.py"
+    assert set(described["server"]) == set(p.SERVER_EVENT_TYPES), (
+        "server events: C# vs sdk/protocol.py"
+    )
+    assert set(described["client"]) == set(p.CLIENT_EVENT_TYPES), (
+        "client events: C# vs sdk/protocol.py"
+    )
     assert described["protocol_version"] == p.PROTOCOL_VERSION
     assert described["subprotocol"] == p.SUBPROTOCOL
 
@@ -111,7 +117,9 @@ def test_every_client_event_passes_the_daemons_decoder(harness: list[str], tmp_p
     while data:
         binary, length = struct.unpack_from("<BI", data)
         frame, data = data[5 : 5 + length], data[5 + length :]
-        event, framing = decode_client(frame if binary else frame.decode())  # raises on any mismatch
+        event, framing = decode_client(
+            frame if binary else frame.decode()
+        )  # raises on any mismatch
         assert framing is (Framing.MSGPACK if binary else Framing.JSON)
         seen.append(event)
     assert {e.type for e in seen} == set(p.CLIENT_EVENT_TYPES)
@@ -141,7 +149,11 @@ class ScriptedDaemon:
     def handle(self, ws: ServerConnection) -> None:
         self.connections += 1
         try:
-            ws.send(encode(p.SessionCreated(session=p.Session(id=f"sess_{self.connections}")), Framing.JSON))
+            ws.send(
+                encode(
+                    p.SessionCreated(session=p.Session(id=f"sess_{self.connections}")), Framing.JSON
+                )
+            )
             update, framing = decode_client(ws.recv(timeout=5))
             assert framing is Framing.MSGPACK and isinstance(update, p.SessionUpdate)
             self.updates.append(update.session)
@@ -169,7 +181,12 @@ class ScriptedDaemon:
         for _ in range(2):
             event, _ = decode_client(ws.recv(timeout=5))
             self.received.append(event.type)
-        route = p.NpcRoute(item_id="item_2", character="bram", reason="requested", scores={"bram": 1.0, "mara": 0.1})
+        route = p.NpcRoute(
+            item_id="item_2",
+            character="bram",
+            reason="requested",
+            scores={"bram": 1.0, "mara": 0.1},
+        )
         info = p.ResponseInfo(id="resp_2", character="bram")
         done = info.model_copy(update={"status": "completed", "output_text": "Still here."})
         part = self._part(response_id="resp_2")

@@ -43,7 +43,11 @@ def chromium_args(wav: Path) -> list[str]:
 def test_playground_handles_every_server_event() -> None:
     """The page's handler table names exactly the protocol's server events."""
     source = (STATIC / "playground.js").read_text()
-    table = source[source.index("const HANDLERS = {") : source.index("\n  };", source.index("const HANDLERS = {"))]
+    table = source[
+        source.index("const HANDLERS = {") : source.index(
+            "\n  };", source.index("const HANDLERS = {")
+        )
+    ]
     handled = set(re.findall(r'^\s*"([a-z_.]+)":', table, re.MULTILINE))
     assert handled == set(p.SERVER_EVENT_TYPES)
     sent = set(re.findall(r'type: "([a-z_.]+)"', source)) - {"server_vad", "message", "input_text"}
@@ -52,18 +56,28 @@ def test_playground_handles_every_server_event() -> None:
 
 def drive(base_url: str, wav: Path, screenshot: Path, speech_seconds: float) -> dict:
     """Runs the whole scenario in the page; returns what the page saw."""
-    from playwright.sync_api import sync_playwright
-
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail(
+            "the playwright package is missing: run scripts/ci-clients.sh "
+            "(`.venv/bin/pip install playwright`; no `playwright install` needed)",
+            pytrace=False,
+        )
     chromium = require_binary("chromium", "chromium")
     page_errors: list[str] = []
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, args=chromium_args(wav), headless=True)
+        browser = pw.chromium.launch(
+            executable_path=chromium, args=chromium_args(wav), headless=True
+        )
         try:
             page = browser.new_page(viewport={"width": 1200, "height": 820})
             page.on("pageerror", lambda exc: page_errors.append(str(exc)))
             page.goto(base_url + "/")
             page.wait_for_selector("#status[data-state=connected]", timeout=20_000)
-            page.wait_for_function("document.querySelectorAll('#cast li').length >= 3", timeout=10_000)
+            page.wait_for_function(
+                "document.querySelectorAll('#cast li').length >= 3", timeout=10_000
+            )
 
             # the scene: Wren leaves, the daemon confirms
             page.uncheck("#cast li[data-id=wren] input")
@@ -117,7 +131,6 @@ def drive(base_url: str, wav: Path, screenshot: Path, speech_seconds: float) -> 
 def test_playground_talks_and_plays_audio(daemon, tmp_path: Path) -> None:
     from tests.speech import speak_pcm16, words
 
-    pytest.importorskip  # noqa: B018 - playwright is a hard requirement, imported in drive()
     pcm = speak_pcm16(SPOKEN, SPEECH_RATE, pad_s=0.4)
     wav = write_wav(tmp_path / "mic.wav", pcm + bytes(SPEECH_RATE * 2 * 2), SPEECH_RATE)
     shot = tmp_path / "playground.png"
@@ -126,7 +139,11 @@ def test_playground_talks_and_plays_audio(daemon, tmp_path: Path) -> None:
     assert seen["page_errors"] == [] and seen["errors"] == [], (seen["page_errors"], seen["errors"])
     typed, spoken = seen["replies"][:2]
     assert typed["character"] == "bram" and typed["status"] == "completed" and typed["text"].strip()
-    assert spoken["character"] in {"bram", "mara"} and spoken["status"] == "completed" and spoken["text"].strip()
+    assert (
+        spoken["character"] in {"bram", "mara"}
+        and spoken["status"] == "completed"
+        and spoken["text"].strip()
+    )
     assert [r["character"] for r in seen["routes"][:2]] == [typed["character"], spoken["character"]]
     assert all(r["bars"] == 2 for r in seen["routes"]), "scores for both characters in the scene"
     heard = seen["players"][1]["transcript"]
