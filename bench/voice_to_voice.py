@@ -1,13 +1,14 @@
 """Voice-to-voice latency: from the player's last byte of audio to the first byte of reply audio.
 
 Starts one daemon per configuration (by default whisper base, the embedded default,
-beside whisper tiny.en) and runs the same spoken questions through each, in
+with and without transcription at the pause, beside whisper tiny.en) and runs the
+same spoken questions through each, in
 push-to-talk mode (the turn ends at the commit, so the figure is the pipeline's own)
 and with server VAD (the turn ends after the configured silence, as a player hears it).
 Prints p50/p95 with a per-stage breakdown, the daemon's resident memory, and writes
 JSON and a PNG plot to bench/results/.
 
-    personae bench voice_to_voice [--turns 20] [--stt base,tiny.en] [--url ws://...]
+    personae bench voice_to_voice [--turns 20] [--configs base,base:no-early,tiny.en] [--url ws://...]
 """
 
 from __future__ import annotations
@@ -57,35 +58,59 @@ def synthesize(texts: list[str]) -> dict[str, bytes]:
     return out
 
 
+MARKS = {
+    "conversation.item.input_audio_transcription.completed": "stt",
+    "npc.route": "routing",
+    "response.output_text.delta": "first_token",
+    "npc.sentence": "first_sentence_audio",
+    "response.output_audio.delta": "first_audio_chunk",
+}
+
+
 async def one_turn(url: str, audio: bytes, *, vad: bool) -> dict[str, float]:
+    """Push-to-talk: audio sent at once, the clock starts at the commit. Server VAD: the
+    player talks in real time (100 ms chunks every 100 ms), then silence keeps flowing;
+    the clock starts at the last byte of speech, so the figure includes the pause the
+    daemon waits for before it decides the turn is over."""
     fields = {} if vad else {"turn_detection": None}
     async with await connect(url, **fields) as session:
-        await session.append_audio(audio, chunk_ms=100)
+        t0 = 0.0
+        stop = asyncio.Event()
+
+        async def talk() -> None:
+            nonlocal t0
+            step = 16000 * 2 // 10
+            for i in range(0, len(audio), step):
+                await session.append_audio(audio[i : i + step])
+                await asyncio.sleep(0.1)
+            t0 = time.perf_counter()
+            while not stop.is_set():  # the room stays quiet while the character answers
+                await session.append_audio(bytes(step))
+                await asyncio.sleep(0.1)
+
         if vad:
-            await session.append_audio(bytes(2 * 16000 * 2), chunk_ms=100)  # 2 s of silence
-        t0 = (
-            time.perf_counter()
-        )  # the player's last byte (VAD: the silence starts mattering at once)
-        if not vad:
+            feeder = asyncio.create_task(talk())
+        else:
+            await session.append_audio(audio, chunk_ms=100)
+            t0 = time.perf_counter()
             await session.commit()
         marks: dict[str, float] = {}
-        while True:
-            event = await session.next_event(timeout=120)
-            now = (time.perf_counter() - t0) * 1000
-            key = {
-                "conversation.item.input_audio_transcription.completed": "stt",
-                "npc.route": "routing",
-                "response.output_text.delta": "first_token",
-                "npc.sentence": "first_sentence_audio",
-                "response.output_audio.delta": "first_audio_chunk",
-            }.get(event.type)
-            if key and key not in marks:
-                marks[key] = now
-            if isinstance(event, p.Error):
-                raise RuntimeError(event.error.message)
-            if isinstance(event, p.ResponseDone):
-                marks["done"] = now
-                return marks
+        try:
+            while True:
+                event = await session.next_event(timeout=120)
+                now = (time.perf_counter() - t0) * 1000
+                key = MARKS.get(event.type)
+                if key and key not in marks:
+                    marks[key] = now
+                if isinstance(event, p.Error):
+                    raise RuntimeError(event.error.message)
+                if isinstance(event, p.ResponseDone):
+                    marks["done"] = now
+                    return marks
+        finally:
+            stop.set()
+            if vad:
+                await feeder
 
 
 def summarize(samples: list[dict[str, float]]) -> dict[str, dict[str, float]]:

@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     )
     threads: int = Field(0, ge=0, description="CPU threads per engine; 0 = all cores")
     warmup: bool = Field(True, description="Run each engine once at start-up")
+    stt_early: bool = Field(
+        True,
+        description="Transcribe as soon as the player pauses, so the text is ready when "
+        "the pause turns out to end the turn",
+    )
 
     # --- turn taking ---
     vad_threshold: float = Field(0.5, gt=0.0, lt=1.0)

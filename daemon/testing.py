@@ -52,19 +52,32 @@ class FakeVAD(VADEngine):
 
 
 class FakeSTT(STTEngine):
-    """Returns scripted transcripts in order; `delay_s` simulates decoding time."""
+    """Scripted transcripts: in order, or `text_for(audio)` computed from the input.
+
+    `delay_s` simulates decoding time.
+    """
 
     name = "fake"
 
-    def __init__(self, transcripts: Sequence[str] = (), *, delay_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        transcripts: Sequence[str] = (),
+        *,
+        delay_s: float = 0.0,
+        text_for: Callable[[np.ndarray], str] | None = None,
+    ) -> None:
         self.transcripts = list(transcripts)
         self.delay_s = delay_s
+        self.text_for = text_for
         self.calls: list[tuple[float, tuple[str, ...]]] = []  # (seconds of audio, hotwords)
 
     def transcribe(self, audio: np.ndarray, *, hotwords: Sequence[str] = ()) -> Transcript:
         self.calls.append((len(audio) / INPUT_SAMPLE_RATE, tuple(hotwords)))
         time.sleep(self.delay_s)
-        text = self.transcripts.pop(0) if self.transcripts else ""
+        if self.text_for is not None:
+            text = self.text_for(audio)
+        else:
+            text = self.transcripts.pop(0) if self.transcripts else ""
         return Transcript(text=text, duration_s=len(audio) / INPUT_SAMPLE_RATE)
 
 

@@ -15,11 +15,25 @@ class SpeechStarted:
 
 
 @dataclass(frozen=True, slots=True)
+class PauseStarted:
+    """The player went quiet mid-turn; the turn ends if the pause lasts `silence_ms`."""
+
+    at_ms: int
+    audio: np.ndarray  # the turn so far
+    pause: int  # sequence number; SpeechEnded.pause names the pause that ended a turn
+
+
+@dataclass(frozen=True, slots=True)
 class SpeechEnded:
     at_ms: int
     audio: np.ndarray  # float32 16 kHz, the turn with its prefix padding
     #: True when the turn hit the length limit rather than a pause
     truncated: bool = False
+    #: the pause that ended the turn (-1 when it did not end on a pause)
+    pause: int = -1
+
+
+Event = SpeechStarted | PauseStarted | SpeechEnded
 
 
 class Endpointer:
@@ -52,6 +66,7 @@ class Endpointer:
         self._history: list[np.ndarray] = []  # recent frames while silent (prefix padding)
         self._turn: list[np.ndarray] = []
         self._run = 0  # consecutive speech frames (before start) or silent frames (after)
+        self._pauses = 0
         self.speaking = False
 
     def _frames(self, ms: int) -> int:
@@ -60,8 +75,8 @@ class Endpointer:
     def _ms(self, frames: int) -> int:
         return frames * self._frame * 1000 // INPUT_SAMPLE_RATE
 
-    def feed(self, audio: np.ndarray) -> list[SpeechStarted | SpeechEnded]:
-        events: list[SpeechStarted | SpeechEnded] = []
+    def feed(self, audio: np.ndarray) -> list[Event]:
+        events: list[Event] = []
         self._pending = np.concatenate([self._pending, audio.astype(np.float32, copy=False)])
         n = len(self._pending) // self._frame
         for i in range(n):
@@ -72,7 +87,7 @@ class Endpointer:
         self._pending = self._pending[n * self._frame :]
         return events
 
-    def _step(self, frame: np.ndarray) -> SpeechStarted | SpeechEnded | None:
+    def _step(self, frame: np.ndarray) -> Event | None:
         prob = self._vad.probability(frame)
         self._frames_seen += 1
         if not self.speaking:
@@ -96,7 +111,14 @@ class Endpointer:
             self.speaking = False
             self._turn = []
             self._run = 0
-            return SpeechEnded(self._ms(self._frames_seen), audio, truncated)
+            return SpeechEnded(self._ms(self._frames_seen), audio, truncated,
+                               -1 if truncated else self._pauses)
+        if self._run == 1:
+            # A pause begins: the caller may transcribe now and have the text ready
+            # when the pause turns out to be the end of the turn.
+            self._pauses += 1
+            speech = np.concatenate(self._turn[:-1]) if len(self._turn) > 1 else self._turn[0]
+            return PauseStarted(self._ms(self._frames_seen - 1), speech, self._pauses)
         return None
 
     def force_end(self) -> SpeechEnded | None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from personae.daemon import audio as pcm
-from personae.daemon.engines.base import INPUT_SAMPLE_RATE, GenerationRequest
+from personae.daemon.engines.base import INPUT_SAMPLE_RATE, GenerationRequest, Transcript
 from personae.daemon.errors import (
     ClientError,
     EngineError,
@@ -31,7 +31,7 @@ from personae.daemon.errors import (
     UnknownCharacterError,
 )
 from personae.daemon.service import Service
-from personae.daemon.session.endpointing import Endpointer, SpeechEnded, SpeechStarted
+from personae.daemon.session.endpointing import Endpointer, Event, PauseStarted, SpeechStarted
 from personae.daemon.session.outbox import Outbox, SlowClientError, audio_ms
 from personae.daemon.session.prompt import Turn, build_messages
 from personae.daemon.session.splitter import SentenceSplitter, spoken_text
@@ -54,6 +54,8 @@ class TranscribeJob:
     item_id: str
     audio: np.ndarray
     respond: bool
+    #: a transcription of this turn started at the pause that ended it
+    early: asyncio.Task[Transcript] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +97,7 @@ class RealtimeSession:
         self._resampler = pcm.StreamResampler(self.config.input_sample_rate, INPUT_SAMPLE_RATE)
         self._endpointer = self._new_endpointer()
         self._turn_item: str | None = None
+        self._early: tuple[int, asyncio.Task[Transcript]] | None = None
         self.response: ActiveResponse | None = None
         self._last_speaker: str | None = None
         #: item id -> (sentence, audio start ms) of recent replies, for truncation
@@ -116,6 +119,11 @@ class RealtimeSession:
         except* SessionClosed as group:
             raise group.exceptions[0] from None
         finally:
+            self._drop_early()
+            while not self._jobs.empty():  # turns never started: stop their early STT
+                job = self._jobs.get_nowait()
+                if isinstance(job, TranscribeJob) and job.early is not None:
+                    job.early.cancel()
             if self.response is not None and self.response.task is not None:
                 self.response.task.cancel()
 
@@ -292,8 +300,17 @@ class RealtimeSession:
             finally:
                 self._audio_in.task_done()
 
-    async def _on_vad(self, ev: SpeechStarted | SpeechEnded) -> None:
+    async def _on_vad(self, ev: Event) -> None:
         td = self.config.turn_detection
+        if isinstance(ev, PauseStarted):
+            if self.service.settings.stt_early:
+                self._drop_early()
+                task = asyncio.create_task(
+                    self.service.run("stt", self._stt, ev.audio, self._hotwords()),
+                    name=f"early stt {ev.pause}",
+                )
+                self._early = (ev.pause, task)
+            return
         if isinstance(ev, SpeechStarted):
             self._turn_item = p.new_id("item")
             self.outbox.control(p.SpeechStarted(audio_start_ms=ev.at_ms, item_id=self._turn_item))
@@ -302,9 +319,20 @@ class RealtimeSession:
             return
         item_id = self._turn_item or p.new_id("item")
         self._turn_item = None
+        early = None
+        if self._early is not None and self._early[0] == ev.pause:
+            early = self._early[1]  # no speech since that pause: its transcript stands
+            self._early = None
+        self._drop_early()
         self.outbox.control(p.SpeechStopped(audio_end_ms=ev.at_ms, item_id=item_id))
         self.outbox.control(p.InputAudioBufferCommitted(item_id=item_id))
-        self._enqueue(TranscribeJob(item_id, ev.audio, respond=bool(td and td.create_response)))
+        self._enqueue(TranscribeJob(item_id, ev.audio, respond=bool(td and td.create_response),
+                                    early=early))
+
+    def _drop_early(self) -> None:
+        if self._early is not None:
+            self._early[1].cancel()
+            self._early = None
 
     def _commit(self, *, respond: bool, event: p.ClientEvent) -> None:
         td = self.config.turn_detection
@@ -349,9 +377,14 @@ class RealtimeSession:
             except EngineError as exc:
                 self._error(exc.code, str(exc), server=True, retryable=exc.retryable)
 
+    def _hotwords(self) -> list[str]:
+        return [n for cid in self._scene() for n in self.service.cast[cid].names]
+
     async def _transcribe(self, job: TranscribeJob) -> str:
-        hotwords = [n for cid in self._scene() for n in self.service.cast[cid].names]
-        result = await self.service.run("stt", self._stt, job.audio, hotwords)
+        if job.early is not None:
+            result = await job.early
+        else:
+            result = await self.service.run("stt", self._stt, job.audio, self._hotwords())
         text = result.text.strip()
         self.outbox.control(p.TranscriptionCompleted(item_id=job.item_id, transcript=text))
         if text:

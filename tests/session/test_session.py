@@ -284,3 +284,40 @@ async def test_truncate_keeps_only_what_the_player_heard() -> None:
         await h.wait_type("conversation.item.truncated")
         assert done.response.output_text.startswith("First part")
         assert h.session.history[-1].text == "First part here."
+
+
+def seconds_heard(audio) -> str:
+    return f"Bram, {len(audio) / 16000:.1f} seconds"
+
+
+async def test_transcription_starts_at_the_pause_and_is_used_when_the_turn_ends() -> None:
+    stt = FakeSTT(text_for=seconds_heard)
+    async with running(fake_service(stt=stt, vad_prefix_ms=0)) as h:
+        h.send(p.InputAudioBufferAppend(audio=tone(1.0)))
+        h.send(p.InputAudioBufferAppend(audio=silence(0.6)))
+        done = await h.wait_type("conversation.item.input_audio_transcription.completed")
+        await h.wait_type("response.done")
+    # one transcription, of the speech without the silence that ended the turn
+    assert len(stt.calls) == 1
+    assert 0.9 <= stt.calls[0][0] <= 1.1
+    assert done.transcript == f"Bram, {stt.calls[0][0]:.1f} seconds"
+
+
+async def test_speech_after_a_short_pause_discards_the_early_transcript() -> None:
+    stt = FakeSTT(text_for=seconds_heard)
+    async with running(fake_service(stt=stt, vad_prefix_ms=0, vad_silence_ms=400)) as h:
+        for chunk in (tone(1.0), silence(0.2), tone(1.0), silence(0.6)):
+            h.send(p.InputAudioBufferAppend(audio=chunk))
+        done = await h.wait_type("conversation.item.input_audio_transcription.completed")
+    heard = float(done.transcript.split()[1])
+    assert heard >= 2.1, "the transcript must cover speech after the pause"
+    assert len(h.of_type("conversation.item.input_audio_transcription.completed")) == 1
+
+
+async def test_without_early_transcription_the_whole_turn_is_transcribed_once() -> None:
+    stt = FakeSTT(text_for=seconds_heard)
+    async with running(fake_service(stt=stt, vad_prefix_ms=0, stt_early=False)) as h:
+        h.send(p.InputAudioBufferAppend(audio=tone(1.0)))
+        h.send(p.InputAudioBufferAppend(audio=silence(0.6)))
+        await h.wait_type("conversation.item.input_audio_transcription.completed")
+    assert len(stt.calls) == 1 and stt.calls[0][0] >= 1.25  # includes the silence tail
