@@ -36,9 +36,42 @@ VERBS = (
 )
 PRONOUNS = {"he": "he", "him": "he", "his": "he", "she": "she", "her": "she", "they": "they"}
 _NOT_NAMES = {
-    "He", "She", "They", "It", "I", "We", "You", "The", "A", "An", "Then", "And", "But", "So",
-    "Now", "There", "Here", "This", "That", "Someone", "Nobody", "Everyone", "Somebody", "Yes",
-    "No", "Oh", "Well", "What", "Who", "Why", "How", "When", "Where", "His", "Her", "Their",
+    "He",
+    "She",
+    "They",
+    "It",
+    "I",
+    "We",
+    "You",
+    "The",
+    "A",
+    "An",
+    "Then",
+    "And",
+    "But",
+    "So",
+    "Now",
+    "There",
+    "Here",
+    "This",
+    "That",
+    "Someone",
+    "Nobody",
+    "Everyone",
+    "Somebody",
+    "Yes",
+    "No",
+    "Oh",
+    "Well",
+    "What",
+    "Who",
+    "Why",
+    "How",
+    "When",
+    "Where",
+    "His",
+    "Her",
+    "Their",
 }
 
 
@@ -51,7 +84,9 @@ class Speaker:
     pronouns: str = "they"  # "he" | "she" | "they" (unknown)
 
     @classmethod
-    def from_character(cls, character, pronouns: str = "they", aliases: Iterable[str] = ()) -> Speaker:  # type: ignore[no-untyped-def]
+    def from_character(
+        cls, character, pronouns: str = "they", aliases: Iterable[str] = ()
+    ) -> Speaker:  # type: ignore[no-untyped-def]
         full = character.name
         names = [full, *character.aliases, *aliases]
         first = full.split()[0]
@@ -106,10 +141,12 @@ class Attributor:
     def _compile(self) -> None:
         names = sorted(self.surface, key=len, reverse=True)
         alts = "|".join(
-            (r"(?i:the)\s+" + re.escape(n[4:])) if n.startswith("the ") else re.escape(n) for n in names
+            (r"(?i:the)\s+" + re.escape(n[4:])) if n.startswith("the ") else re.escape(n)
+            for n in names
         )
         cap = r"[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?"
         self.name_re = re.compile(rf"\b(?:{alts})\b" if alts else r"(?!x)x")
+
         def nm(group: str) -> str:
             return rf"(?P<{group}>{alts + '|' if alts else ''}{cap}|[Hh]e|[Ss]he|[Tt]hey)"
 
@@ -147,7 +184,10 @@ class Attributor:
         return sid
 
     def mentions(self, narrative: str) -> list[tuple[int, str]]:
-        return [(m.start(), self.surface[self._key(m.group(0))]) for m in self.name_re.finditer(narrative)]
+        return [
+            (m.start(), self.surface[self._key(m.group(0))])
+            for m in self.name_re.finditer(narrative)
+        ]
 
     def _key(self, s: str) -> str:
         s = re.sub(r"\s+", " ", s)
@@ -169,8 +209,10 @@ class Attributor:
                 # a continuation paragraph of multi-paragraph speech
                 if carry_open and quotes and quotes[0].start == 0 and paras and paras[-1].quotes:
                     paras[-1].quotes[-1] = Quote(
-                        paras[-1].quotes[-1].start, paras[-1].quotes[-1].end,
-                        paras[-1].quotes[-1].text + " " + quotes[0].text, open_ended=quotes[0].open_ended,
+                        paras[-1].quotes[-1].start,
+                        paras[-1].quotes[-1].end,
+                        paras[-1].quotes[-1].text + " " + quotes[0].text,
+                        open_ended=quotes[0].open_ended,
                     )
                     carry_open = quotes[0].open_ended
                     paras.append(_Para(i, start, para, [], para))
@@ -209,7 +251,9 @@ class Attributor:
             return self._pronoun(name, paras, k, pos)
         return self.resolve(name)
 
-    def _tag(self, m: re.Match[str], paras: list[_Para], k: int, pos: int, history: list) -> str | None:
+    def _tag(
+        self, m: re.Match[str], paras: list[_Para], k: int, pos: int, history: list
+    ) -> str | None:
         name = m.group("name") or m.group("name2")
         sid = self._tag_name(m, paras, k, pos)
         if name.lower() in PRONOUNS:  # a resolved pronoun is a guess; a name is not
@@ -275,7 +319,11 @@ class Attributor:
         """Learn minor characters' names from speech tags ("said Pike") before attributing."""
         for p in paras:
             for q in p.quotes:
-                m = self.after_re.match(p.text[q.end :]) if not p.dash else self.dash_re.search(p.text)
+                m = (
+                    self.after_re.match(p.text[q.end :])
+                    if not p.dash
+                    else self.dash_re.search(p.text)
+                )
                 if m:
                     name = m.group("name") or m.group("name2")
                     if name.lower() not in PRONOUNS:
@@ -289,7 +337,9 @@ class Attributor:
                 out.append((m.start() + len(s) - len(s.lstrip()), s.strip()))
         return out
 
-    def attribute(self, paras: list[_Para], k: int, history: list[tuple[int, str | None]]) -> tuple[str | None, str]:
+    def attribute(
+        self, paras: list[_Para], k: int, history: list[tuple[int, str | None]]
+    ) -> tuple[str | None, str]:
         p = paras[k]
         if p.dash:
             m = self.dash_re.search(p.text)
@@ -301,7 +351,9 @@ class Attributor:
                 if after:
                     return self._tag(after, paras, k, q.end, history), "tag"
                 before = self.before_re.search(p.text[: q.start])
-                if before and (q is p.quotes[0] or not p.text[: q.start].strip().endswith((".", "!", "?"))):
+                if before and (
+                    q is p.quotes[0] or not p.text[: q.start].strip().endswith((".", "!", "?"))
+                ):
                     return self._tag(before, paras, k, q.start, history), "tag"
             # an action beat next to the speech: the sentence just before or after a quote
             sentences = self._sentences(p.narrative)
@@ -334,7 +386,9 @@ class Attributor:
             (k1, s1), (k2, s2) = history[-1], history[-2]
             if k1 == k - 1 and k2 == k - 2 and s1 and s2 and s1 != s2:
                 spoken = " ".join(q.text for q in p.quotes)
-                if not any(self.surface.get(self._key(n)) == s2 for n in self.name_re.findall(spoken)):
+                if not any(
+                    self.surface.get(self._key(n)) == s2 for n in self.name_re.findall(spoken)
+                ):
                     return s2, "alternation"
         return None, "none"
 
@@ -402,7 +456,7 @@ def dialogue_examples(
     targets: set[str],
     *,
     context_paragraphs: int = 2,
-    max_context_chars: int = 400,
+    max_context_chars: int = 300,
 ) -> list[dict]:
     """(user, assistant) pairs: a target's line, after the line or narrative before it."""
     paras = chapter.text.split("\n\n")
@@ -433,7 +487,11 @@ def dialogue_examples(
             if not text and len(own_narr) > 20:
                 text = own_narr
             if text:
-                user = text[-max_context_chars:].split(" ", 1)[-1] if len(text) > max_context_chars else text
+                user = (
+                    text[-max_context_chars:].split(" ", 1)[-1]
+                    if len(text) > max_context_chars
+                    else text
+                )
         if not user:
             continue
         examples.append(

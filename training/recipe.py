@@ -174,8 +174,12 @@ class Recipe(_Section):
     @model_validator(mode="after")
     def _teacher_when_needed(self) -> Recipe:
         s = self.strategies
-        if (s.qa.enabled or (s.rewrite.enabled and s.rewrite.mode == "teacher")) and not self.teacher:
-            raise ValueError("strategies.qa or strategies.rewrite.mode='teacher' needs a [teacher] section")
+        if (
+            s.qa.enabled or (s.rewrite.enabled and s.rewrite.mode == "teacher")
+        ) and not self.teacher:
+            raise ValueError(
+                "strategies.qa or strategies.rewrite.mode='teacher' needs a [teacher] section"
+            )
         return self
 
     # --- resolved paths -------------------------------------------------------------

@@ -82,7 +82,11 @@ class RunDir:
 
     def mark_done(self, stage: str, fingerprint: str, **info: Any) -> None:
         state = self.state()
-        state[stage] = {"fingerprint": fingerprint, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), **info}
+        state[stage] = {
+            "fingerprint": fingerprint,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            **info,
+        }
         write_json(self.state_path, state)
 
     def forget(self, stage: str) -> None:

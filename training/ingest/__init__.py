@@ -15,7 +15,9 @@ def ingest_file(path) -> list[Chapter]:  # type: ignore[no-untyped-def]
     raw = read_source(path)
     text = clean_text(raw)
     if not text.strip():
-        raise SourceError(f"{path}: no text left after cleaning (only boilerplate or page numbers?)")
+        raise SourceError(
+            f"{path}: no text left after cleaning (only boilerplate or page numbers?)"
+        )
     return split_chapters(text, source=path.name)
 
 

@@ -14,6 +14,7 @@ import zipfile
 from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import ClassVar
 
 from personae.training.errors import SourceError
 
@@ -33,7 +34,9 @@ def _read_docx(path: Path) -> str:
     try:
         import docx
     except ImportError as exc:  # pragma: no cover - depends on the install
-        raise SourceError(f"{path}: reading .docx needs python-docx (pip install 'personae[training]')") from exc
+        raise SourceError(
+            f"{path}: reading .docx needs python-docx (pip install 'personae[training]')"
+        ) from exc
     from docx.opc.exceptions import PackageNotFoundError
 
     try:
@@ -58,7 +61,9 @@ def _read_pdf(path: Path) -> str:
         from pypdf import PdfReader
         from pypdf.errors import PdfReadError
     except ImportError as exc:  # pragma: no cover
-        raise SourceError(f"{path}: reading .pdf needs pypdf (pip install 'personae[training]')") from exc
+        raise SourceError(
+            f"{path}: reading .pdf needs pypdf (pip install 'personae[training]')"
+        ) from exc
     try:
         reader = PdfReader(str(path))
         pages = [page.extract_text() or "" for page in reader.pages]
@@ -83,8 +88,8 @@ def _paragraphs_from_lines(page: str) -> str:
 
 
 class _HTMLText(HTMLParser):
-    BLOCK = {"p", "div", "br", "li", "blockquote", "section", "tr"}
-    HEAD = {"h1", "h2", "h3"}
+    BLOCK: ClassVar[set[str]] = {"p", "div", "br", "li", "blockquote", "section", "tr"}
+    HEAD: ClassVar[set[str]] = {"h1", "h2", "h3"}
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -123,7 +128,9 @@ def _read_epub(path: Path) -> str:
         import ebooklib
         from ebooklib import epub
     except ImportError as exc:  # pragma: no cover
-        raise SourceError(f"{path}: reading .epub needs ebooklib (pip install 'personae[training]')") from exc
+        raise SourceError(
+            f"{path}: reading .epub needs ebooklib (pip install 'personae[training]')"
+        ) from exc
     try:
         book = epub.read_epub(str(path), options={"ignore_ncx": True})
     except (zipfile.BadZipFile, KeyError, ValueError, OSError, epub.EpubException) as exc:

@@ -1,0 +1,588 @@
+"""The stages of a run, each runnable alone, each resumable.
+
+    ingest -> extract (dialogue, rewrite, qa) -> dataset -> fit (per character) -> evaluate
+                                                                         export (on demand)
+
+A stage is skipped when the run directory records it done with the same fingerprint
+(its recipe sections and its inputs); `force=True` reruns it. Teacher-driven strategies
+append each item as it arrives, so a teacher that goes down mid-way loses nothing and
+the next run asks only for what is missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from personae.daemon.characters import Character
+from personae.training.dialogue import Attributor, Speaker, dialogue_examples, extract_all
+from personae.training.errors import CharacterDataError, TeacherError, TrainingError
+from personae.training.ingest import Chapter, ingest_file
+from personae.training.recipe import Recipe
+from personae.training.rundir import (
+    RunDir,
+    append_jsonl,
+    read_jsonl,
+    write_atomic,
+    write_json,
+    write_jsonl,
+)
+
+STAGES = ("ingest", "extract", "dataset", "fit", "evaluate")
+
+
+class Pipeline:
+    def __init__(
+        self, recipe: Recipe, *, console: Console | None = None, show_progress: bool = True
+    ) -> None:
+        self.recipe = recipe
+        self.run = RunDir(recipe.run_dir)
+        self.console = console or Console(stderr=True)
+        self.show_progress = show_progress
+        self._characters: dict[str, Character] | None = None
+
+    # --- helpers ---------------------------------------------------------------------
+    @property
+    def characters(self) -> dict[str, Character]:
+        if self._characters is None:
+            self._characters = self.recipe.load_characters()
+        return self._characters
+
+    def progress(self) -> Progress:
+        return Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=self.console,
+            disable=not self.show_progress,
+            transient=False,
+        )
+
+    def say(self, msg: str) -> None:
+        if self.show_progress:
+            self.console.print(msg)
+
+    def _skip(self, stage: str, fp: str, force: bool) -> bool:
+        if not force and self.run.is_done(stage, fp):
+            self.say(f"[dim]{stage}: done already (run directory {self.run.root}), skipped[/dim]")
+            return True
+        return False
+
+    def speakers(self) -> list[Speaker]:
+        return [
+            Speaker.from_character(self.characters[t.id], t.pronouns, t.aliases)
+            for t in self.recipe.characters
+        ]
+
+    def chapters(self) -> list[Chapter]:
+        path = self.run / "ingest/chapters.jsonl"
+        if not path.is_file():
+            raise TrainingError(f"{path} is missing: run the ingest stage first")
+        return [Chapter.from_dict(d) for d in read_jsonl(path)]
+
+    # --- ingest ----------------------------------------------------------------------
+    def ingest(self, force: bool = False) -> list[Chapter]:
+        sources = self.recipe.source_paths
+        fp = _digest([_file_digest(p) for p in sources])
+        if self._skip("ingest", fp, force):
+            return self.chapters()
+        chapters: list[Chapter] = []
+        with self.progress() as bar:
+            task = bar.add_task("ingest", total=len(sources))
+            for path in sources:
+                for ch in ingest_file(path):
+                    chapters.append(Chapter(ch.source, len(chapters), ch.title, ch.text, ch.offset))
+                bar.advance(task)
+        write_jsonl(self.run / "ingest/chapters.jsonl", (c.to_dict() for c in chapters))
+        words = sum(len(c.text.split()) for c in chapters)
+        self.run.mark_done("ingest", fp, chapters=len(chapters), words=words)
+        self.say(f"ingest: {len(sources)} files, {len(chapters)} chapters, {words} words")
+        return chapters
+
+    # --- extract ---------------------------------------------------------------------
+    def extract(self, force: bool = False) -> dict[str, int]:
+        chapters = self.chapters()
+        fp = _digest(
+            [
+                self.recipe.fingerprint("characters", "strategies", "teacher"),
+                self.run.state()["ingest"]["fingerprint"],
+            ]
+        )
+        if self._skip("extract", fp, force):
+            return self.run.state()["extract"]["counts"]
+        counts: Counter[str] = Counter()
+        targets = {t.id for t in self.recipe.characters}
+        attributor = Attributor(self.speakers(), extra_names=_ner_names(self.recipe, chapters))
+        per_chapter = extract_all(chapters, attributor)
+        s = self.recipe.strategies
+
+        if s.dialogue.enabled:
+            rows = []
+            methods: Counter[str] = Counter()
+            for ch, utts in zip(chapters, per_chapter, strict=True):
+                methods.update(u.method for u in utts)
+                rows += dialogue_examples(
+                    ch, utts, targets, context_paragraphs=s.dialogue.context_paragraphs
+                )
+            write_jsonl(self.run / "extract/dialogue.jsonl", rows)
+            counts.update(f"dialogue:{r['character']}" for r in rows)
+            utter = [u for us in per_chapter for u in us]
+            write_json(
+                self.run / "extract/attribution.json",
+                {
+                    "utterances": len(utter),
+                    "attributed": sum(1 for u in utter if u.speaker),
+                    "by_method": dict(methods),
+                    "by_speaker": dict(Counter(u.speaker or "(unattributed)" for u in utter)),
+                },
+            )
+        if s.rewrite.enabled:
+            counts.update(self._rewrite(chapters, attributor))
+        if s.qa.enabled:
+            counts.update(self._qa(chapters))
+        self.run.mark_done("extract", fp, counts=dict(counts))
+        self.say("extract: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+        return dict(counts)
+
+    def _rewrite(self, chapters: list[Chapter], attributor: Attributor) -> Counter[str]:
+        from personae.training import rewrite
+
+        cfg = self.recipe.strategies.rewrite
+        out_path = self.run / "extract/rewrite.jsonl"
+        done = {r["id"]: r for r in read_jsonl(out_path)} if out_path.is_file() else {}
+        everyone = list(attributor.speakers.values())
+        todo = []
+        for sp in self.speakers():
+            found = [
+                (ch, off, p) for ch in chapters for off, p in rewrite.passages(ch, sp, attributor)
+            ]
+            todo += [(sp, ch, off, p) for ch, off, p in found[: cfg.max_passages]]
+        counts: Counter[str] = Counter()
+        teacher = None
+        if cfg.mode == "teacher":
+            from personae.training.teacher import Teacher
+
+            teacher = Teacher(self.recipe.teacher)  # type: ignore[arg-type]
+        try:
+            with self.progress() as bar:
+                task = bar.add_task(f"rewrite ({cfg.mode})", total=len(todo))
+                for sp, ch, off, para in todo:
+                    item_id = f"{sp.id}:{ch.index}:{off}"
+                    if item_id not in done:
+                        character = self.characters[sp.id]
+                        if teacher is not None:
+                            text = teacher.chat(
+                                rewrite.teacher_messages(
+                                    para, sp, character.name, character.speaking_style
+                                )
+                            )
+                        else:
+                            text = rewrite.rule_rewrite(para, sp, everyone)
+                        problems = (
+                            ["not rewritable by rule"]
+                            if text is None
+                            else rewrite.third_person_problems(text, sp)
+                        )
+                        row = {
+                            "id": item_id,
+                            "character": sp.id,
+                            "strategy": "rewrite",
+                            "user": rewrite.prompt_for(off),
+                            "assistant": text or "",
+                            "accepted": not problems,
+                            "problems": problems,
+                            "provenance": {
+                                "file": ch.source,
+                                "chapter": ch.index,
+                                "chapter_title": ch.title,
+                                "offset": off,
+                            },
+                        }
+                        append_jsonl(out_path, row)  # saved at once: a failure later loses nothing
+                        done[item_id] = row
+                    counts[
+                        f"rewrite:{sp.id}"
+                        if done[item_id]["accepted"]
+                        else f"rewrite rejected:{sp.id}"
+                    ] += 1
+                    bar.advance(task)
+        finally:
+            if teacher is not None:
+                teacher.close()
+        return counts
+
+    def _qa(self, chapters: list[Chapter]) -> Counter[str]:
+        from personae.training import qa
+        from personae.training.teacher import Teacher, parse_json_reply
+
+        cfg = self.recipe.strategies.qa
+        out_path = self.run / "extract/qa.jsonl"
+        done = {r["id"] for r in read_jsonl(out_path)} if out_path.is_file() else set()
+        counts: Counter[str] = Counter()
+        for r in read_jsonl(out_path) if out_path.is_file() else []:
+            counts[
+                f"qa:{r['character']}" if r["accepted"] else f"qa rejected:{r['character']}"
+            ] += 1
+        with Teacher(self.recipe.teacher) as teacher, self.progress() as bar:  # type: ignore[arg-type]
+            jobs = [
+                (sp, ch, off, text)
+                for sp in self.speakers()
+                for ch, off, text in qa.chunks(chapters, sp.names)[: cfg.max_chunks]
+            ]
+            task = bar.add_task("grounded Q&A (teacher)", total=len(jobs))
+            for sp, ch, off, text in jobs:
+                chunk_id = f"{sp.id}:{ch.index}:{off}"
+                if any(d.startswith(chunk_id + "#") for d in done):
+                    bar.advance(task)
+                    continue
+                character = self.characters[sp.id]
+                reply = teacher.chat(
+                    qa.teacher_messages(
+                        text, character.name, character.speaking_style, cfg.questions_per_chunk
+                    )
+                )
+                try:
+                    pairs = parse_json_reply(reply)
+                    if not isinstance(pairs, list):
+                        raise ValueError("not a list")
+                except ValueError as exc:
+                    raise TeacherError(
+                        f"teacher endpoint {self.recipe.teacher.base_url} (recipe teacher.base_url) "  # type: ignore[union-attr]
+                        f"did not return the JSON list asked for ({exc}): {reply[:200]}"
+                    ) from exc
+                for i, pair in enumerate(pairs):
+                    q, a = str(pair.get("question", "")), str(pair.get("answer", ""))
+                    share, missing = qa.support(a, text, sp.names)
+                    accepted = bool(q and a) and share >= cfg.min_support and not missing
+                    append_jsonl(
+                        out_path,
+                        {
+                            "id": f"{chunk_id}#{i}",
+                            "character": sp.id,
+                            "strategy": "qa",
+                            "user": q,
+                            "assistant": a,
+                            "accepted": accepted,
+                            "support": round(share, 3),
+                            "unsupported_names": missing,
+                            "provenance": {
+                                "file": ch.source,
+                                "chapter": ch.index,
+                                "chapter_title": ch.title,
+                                "offset": off,
+                            },
+                        },
+                    )
+                    counts[f"qa:{sp.id}" if accepted else f"qa rejected:{sp.id}"] += 1
+                bar.advance(task)
+        return counts
+
+    def examples(self) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        for name in ("dialogue", "rewrite", "qa"):
+            path = self.run / f"extract/{name}.jsonl"
+            if path.is_file():
+                rows += [r for r in read_jsonl(path) if r.get("accepted", True)]
+        return rows
+
+    # --- dataset ---------------------------------------------------------------------
+    def dataset(self, force: bool = False) -> dict[str, dict[str, Any]]:
+        from personae.training.base import load_tokenizer, resolve_base
+        from personae.training.dataset import (
+            build_character_dataset,
+            chat_token_counter,
+            write_character_dataset,
+        )
+
+        fp = _digest(
+            [
+                self.recipe.fingerprint("dataset", "characters"),
+                self.run.state().get("extract", {}).get("fingerprint", ""),
+                *(_character_digest(c) for c in self.characters.values()),
+            ]
+        )
+        if self._skip("dataset", fp, force):
+            return {
+                cid: json.loads((self.run / f"dataset/{cid}/card.json").read_text())
+                for cid in self.characters
+            }
+        examples = self.examples()
+        counter = chat_token_counter(load_tokenizer(resolve_base(self.recipe.base_model)))
+        cards = {}
+        errors = []
+        for t in self.recipe.characters:
+            ch = self.characters[t.id]
+            try:
+                ds = build_character_dataset(
+                    ch,
+                    examples,
+                    self.recipe.dataset,
+                    counter,
+                    min_examples=t.min_examples,
+                    sources=[p.name for p in self.recipe.source_paths],
+                )
+            except CharacterDataError as exc:
+                errors.append(str(exc))
+                continue
+            cards[t.id] = write_character_dataset(self.run / f"dataset/{t.id}", ds, ch)
+            c = cards[t.id]["examples"]
+            self.say(f"dataset {t.id}: {c['train']} train, {c['val']} validation")
+        if errors:
+            # the datasets that could be built are on disk; the stage stays not-done
+            raise CharacterDataError("; ".join(errors))
+        self.run.mark_done("dataset", fp, examples={k: v["examples"] for k, v in cards.items()})
+        return cards
+
+    # --- fit -------------------------------------------------------------------------
+    def adapters_dir(self) -> Path:
+        if self.recipe.output.adapters_dir is not None:
+            return self.recipe.path(self.recipe.output.adapters_dir)
+        from personae.daemon.settings import Settings
+
+        return Settings().resolved_adapters_dir
+
+    def fit(self, only: list[str] | None = None, force: bool = False) -> dict[str, Path]:
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        from personae.training.base import resolve_base
+        from personae.training.fit import fit_adapter
+        from personae.training.store import (
+            check_adapter,
+            check_recipe_against_base,
+            install_adapter,
+        )
+        from personae.training.voice import choose_voices
+
+        base_dir = resolve_base(self.recipe.base_model)
+        probe = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32)
+        check_recipe_against_base(self.recipe.lora, probe)  # before any time is spent
+        voices = choose_voices(list(self.characters.values()))
+        store = self.adapters_dir()
+        installed: dict[str, Path] = {}
+        ids = only or [t.id for t in self.recipe.characters]
+        for cid in ids:
+            if cid not in self.characters:
+                raise TrainingError(
+                    f"{cid!r} is not a character of this recipe ({', '.join(self.characters)})"
+                )
+            data = self.run / f"dataset/{cid}"
+            if not (data / "train.jsonl").is_file():
+                raise TrainingError(f"{data}/train.jsonl is missing: run the dataset stage first")
+            stage = f"fit:{cid}"
+            fp = _digest(
+                [
+                    self.recipe.fingerprint("lora", "train", "output"),
+                    _file_digest(data / "train.jsonl"),
+                    _file_digest(data / "val.jsonl"),
+                ]
+            )
+            target = store / cid / self.recipe.output.version
+            if (
+                not force
+                and self.run.is_done(stage, fp)
+                and (target / "adapter_model.safetensors").is_file()
+            ):
+                self.say(f"[dim]fit {cid}: done already, adapter at {target}[/dim]")
+                installed[cid] = target
+                continue
+            self.say(f"fit {cid}: training (progress below; interrupt and rerun to resume)")
+            result = fit_adapter(
+                base_dir=base_dir,
+                train_file=data / "train.jsonl",
+                val_file=data / "val.jsonl",
+                out_dir=self.run / f"fit/{cid}",
+                lora=self.recipe.lora,
+                train=self.recipe.train,
+                show_progress=self.show_progress,
+            )
+            mates = [p for p in installed.values()]
+            check = check_adapter(result.adapter_dir, probe, cast_mates=mates)
+            target = install_adapter(
+                adapter_dir=result.adapter_dir,
+                store=store,
+                character=self.characters[cid],
+                version=self.recipe.output.version,
+                base_dir=base_dir,
+                lora=self.recipe.lora,
+                voice=voices[cid],
+                metrics=result.metrics,
+                check=check,
+            )
+            self.run.mark_done(stage, fp, adapter=str(target), metrics=result.metrics)
+            installed[cid] = target
+            self.say(
+                f"fit {cid}: eval loss {result.metrics['eval_loss']} after {result.metrics['steps']} steps, {result.metrics['train_seconds']} s -> {target}"
+            )
+        return installed
+
+    # --- evaluate --------------------------------------------------------------------
+    def evaluate(self, force: bool = False) -> dict[str, Any]:
+        from personae.daemon.engines.llm_transformers import TransformersLLM
+        from personae.training.base import resolve_base
+        from personae.training.evaluate import (
+            attribution_report,
+            engine_generator,
+            perplexity_report,
+        )
+
+        store = self.adapters_dir()
+        version = self.recipe.output.version
+        adapters = {t.id: store / t.id / version for t in self.recipe.characters}
+        missing = [
+            str(p) for p in adapters.values() if not (p / "adapter_model.safetensors").is_file()
+        ]
+        if missing:
+            raise TrainingError(
+                f"no trained adapter at {', '.join(missing)}: run the fit stage first"
+            )
+        fp = _digest(
+            [
+                self.recipe.fingerprint("evaluation"),
+                *(_file_digest(p / "adapter_model.safetensors") for p in adapters.values()),
+            ]
+        )
+        if self._skip("evaluate", fp, force):
+            return json.loads((self.run / "eval/report.json").read_text())
+        base_dir = resolve_base(self.recipe.base_model)
+        started = time.monotonic()
+        val_files = {cid: self.run / f"dataset/{cid}/val.jsonl" for cid in adapters}
+        self.say("evaluate: perplexity on held-out lines")
+        ppl = perplexity_report(base_dir, adapters, val_files)
+
+        cfg = self.recipe.evaluation
+        train_lines = {
+            cid: [
+                r["messages"][-1]["content"]
+                for r in read_jsonl(self.run / f"dataset/{cid}/train.jsonl")
+            ]
+            for cid in adapters
+        }
+        prompts: dict[str, list[list[dict[str, str]]]] = {}
+        for cid in adapters:
+            rows = list(read_jsonl(val_files[cid])) + list(
+                read_jsonl(self.run / f"dataset/{cid}/train.jsonl")
+            )
+            prompts[cid] = [r["messages"][:2] for r in rows[: cfg.prompts]]
+        self.say(
+            f"evaluate: generating {sum(map(len, prompts.values())) * 2} replies for the attribution test"
+        )
+        llm = TransformersLLM(model_dir=base_dir)
+        for cid, path in adapters.items():
+            llm.load_adapter(cid, path)
+        attribution = attribution_report(
+            train_lines,
+            prompts,
+            engine_generator(llm, max_new_tokens=cfg.max_new_tokens),
+            {cid: cid for cid in adapters},
+        )
+        report = {
+            "perplexity": ppl,
+            "attribution": attribution,
+            "seconds": round(time.monotonic() - started, 1),
+        }
+        write_json(self.run / "eval/report.json", report)
+        self.run.mark_done("evaluate", fp)
+        self.write_report()
+        return report
+
+    # --- report ----------------------------------------------------------------------
+    def write_report(self) -> Path:
+        state = self.run.state()
+        lines = [f"# Run report: {self.recipe.name}", ""]
+        if "ingest" in state:
+            lines.append(
+                f"Sources: {', '.join(p.name for p in self.recipe.source_paths)}: {state['ingest']['chapters']} chapters, {state['ingest']['words']} words."
+            )
+        if "extract" in state:
+            lines += ["", "## Extracted examples", "", "| kind | count |", "|---|---|"]
+            lines += [f"| {k} | {v} |" for k, v in sorted(state["extract"]["counts"].items())]
+        for t in self.recipe.characters:
+            fit = state.get(f"fit:{t.id}")
+            if fit:
+                m = fit["metrics"]
+                lines += [
+                    "",
+                    f"## {t.id}",
+                    "",
+                    f"Adapter: `{fit['adapter']}`; {m['train_examples']} train / {m['val_examples']} validation examples, {m['steps']} steps in {m['train_seconds']} s; validation loss {m['eval_loss']}.",
+                    "",
+                    f"![loss](fit/{t.id}/loss.png)",
+                ]
+        rep = self.run / "eval/report.json"
+        if rep.is_file():
+            r = json.loads(rep.read_text())
+            lines += [
+                "",
+                "## Evaluation",
+                "",
+                "| character | held-out lines | perplexity base | perplexity adapter | attribution adapter | attribution prompt-only |",
+                "|---|---|---|---|---|---|",
+            ]
+            for cid, p in r["perplexity"].items():
+                a = r["attribution"]["per_character"].get(cid, {})
+                lines.append(
+                    f"| {cid} | {p['lines']} | {p['base']} | {p.get('adapter', '-')} | {a.get('adapter', '-')} | {a.get('prompt_only', '-')} |"
+                )
+            acc = r["attribution"]["accuracy"]
+            lines += [
+                "",
+                f"Attribution accuracy over all characters: adapter {acc['adapter']}, prompt-only {acc['prompt_only']}.",
+            ]
+        path = self.run / "report.md"
+        write_atomic(path, "\n".join(lines) + "\n")
+        return path
+
+    def all(self, force: bool = False) -> dict[str, Any]:
+        self.ingest(force)
+        self.extract(force)
+        self.dataset(force)
+        adapters = self.fit(force=force)
+        report = self.evaluate(force) if self.recipe.evaluation.enabled else None
+        self.write_report()
+        return {"adapters": adapters, "report": report}
+
+
+def _digest(parts: list[str]) -> str:
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:16]
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _character_digest(c: Character) -> str:
+    return hashlib.sha256(c.model_dump_json().encode()).hexdigest()
+
+
+def _ner_names(recipe: Recipe, chapters: list[Chapter]) -> list[str]:
+    """PERSON names from a spaCy model, when the recipe names one that is installed."""
+    model = recipe.strategies.dialogue.ner_model
+    if not model:
+        return []
+    try:
+        import spacy
+
+        nlp = spacy.load(model)
+    except (ImportError, OSError) as exc:
+        raise TrainingError(
+            f"strategies.dialogue.ner_model = {model!r} cannot be loaded: {exc}"
+        ) from exc
+    names: set[str] = set()
+    for ch in chapters:
+        for ent in nlp(ch.text).ents:
+            if ent.label_ == "PERSON" and ent.text[:1].isupper():
+                names.add(ent.text.strip())
+    return sorted(names)
