@@ -13,6 +13,7 @@ from personae.daemon.runtime.cards import (
     write_card_png,
     write_imported,
 )
+from personae.daemon.runtime.context import CharacterRuntime, PromptContext, event_update
 from personae.daemon.runtime.errors import (
     AdapterIntegrityError,
     CardError,
@@ -52,6 +53,7 @@ __all__ = [
     "EMOTIONS",
     "AdapterIntegrityError",
     "CardError",
+    "CharacterRuntime",
     "CharacterState",
     "Deployment",
     "EmotionState",
@@ -67,6 +69,7 @@ __all__ = [
     "MemoryStore",
     "NoPreviousVersionError",
     "NotDeployedError",
+    "PromptContext",
     "RecallWeights",
     "Registry",
     "RegistryError",
@@ -83,6 +86,7 @@ __all__ = [
     "VersionExistsError",
     "VersionInfo",
     "appraise_text",
+    "event_update",
     "export_card",
     "format_lore",
     "format_memories",

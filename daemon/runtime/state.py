@@ -227,7 +227,7 @@ class CharacterState:
         ranked = sorted(EMOTIONS, key=lambda k: -e.blend[k])
         mood = f"{level} {_ADJECTIVE[ranked[0]]}"
         second = ranked[1]
-        if e.blend[second] >= 0.2:
+        if second != "neutral" and e.blend[second] >= 0.2:
             mood += f", and somewhat {_ADJECTIVE[second]}"
         return (
             f"{character_name} currently feels {mood}. "
@@ -276,6 +276,10 @@ _words(-0.7, "anger", "hate stupid idiot fool useless liar lies pathetic worthle
 _words(-0.6, "anger", "ugly coward cheat thief traitor scum rat dumb moron")
 _words(-0.8, "fear", "kill murder hurt burn die threaten stab destroy")
 _words(-0.5, "disgust", "disgusting gross filthy vile smell stinks revolting")
+# game events ("the player gave Mara the silver key", "the bridge collapsed")
+_words(0.6, "joy", "gave gift gifted saved rescued helped healed returned found won")
+_words(-0.6, "anger", "stole robbed attacked betrayed insulted cheated broke")
+_words(-0.5, "fear", "collapsed exploded fire ambush monster dragon invaded")
 
 _NEGATIONS = frozenset(
     "not no never nothing don't dont doesn't doesnt isn't isnt aren't wasn't won't can't cannot n't".split()
@@ -349,8 +353,8 @@ def appraise_text(text: str) -> Appraisal:
     emotions = {e: _clamp(s * gain, 0.0, 1.0) for e, s in impulses.items()}
     update = StateUpdate(
         emotions,
-        trust=_clamp(0.05 * valence, -1.0, 1.0),
-        affinity=_clamp(0.1 * valence, -1.0, 1.0),
+        trust=_clamp(0.1 * valence, -1.0, 1.0),
+        affinity=_clamp(0.2 * valence, -1.0, 1.0),
     )
     return Appraisal(valence, arousal, update)
 
