@@ -1,0 +1,98 @@
+"""The Godot 4 addon: parsed and linted with gdtoolkit, its event tables checked against
+sdk/protocol.py, and the sample scene's references resolved."""
+
+from __future__ import annotations
+
+import configparser
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from personae.sdk import protocol as p
+from tests.clients.tools import ROOT
+
+GODOT = ROOT / "clients/godot"
+ADDON = GODOT / "addons/personae"
+CLIENT = ADDON / "personae_client.gd"
+
+
+def gdtool(name: str) -> str:
+    path = ROOT / ".venv/bin" / name
+    if not path.exists():
+        pytest.fail(
+            f"{name} is missing: run scripts/ci-clients.sh "
+            "(`.venv/bin/pip install -c constraints.txt gdtoolkit`)",
+            pytrace=False,
+        )
+    return str(path)
+
+
+def scripts() -> list[Path]:
+    found = sorted(GODOT.rglob("*.gd"))
+    assert len(found) >= 5, found
+    return found
+
+
+def test_every_script_parses() -> None:
+    for script in scripts():
+        result = subprocess.run([gdtool("gdparse"), str(script)], capture_output=True, text=True)
+        assert result.returncode == 0, f"{script.name}:\n{result.stdout}{result.stderr}"
+
+
+def test_every_script_passes_gdlint_and_gdformat() -> None:
+    files = [str(s) for s in scripts()]
+    lint = subprocess.run([gdtool("gdlint"), *files], capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    fmt = subprocess.run([gdtool("gdformat"), "--check", *files], capture_output=True, text=True)
+    assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+
+
+def _const_block(source: str, name: str) -> str:
+    start = source.index(f"const {name} := ")
+    closer = "\n}" if source[start:].split("=", 1)[1].strip().startswith("{") else "\n]"
+    return source[start : source.index(closer, start)]
+
+
+def test_server_events_and_signals_match_the_protocol() -> None:
+    source = CLIENT.read_text()
+    table = dict(
+        re.findall(r'^\t"([a-z_.]+)": "([a-z_]+)",$', _const_block(source, "SERVER_EVENTS"), re.M)
+    )
+    assert set(table) == set(p.SERVER_EVENT_TYPES), "SERVER_EVENTS vs sdk/protocol.py"
+    declared = set(re.findall(r"^signal ([a-z_]+)\(", source, re.M))
+    missing = {t: s for t, s in table.items() if s not in declared}
+    assert missing == {}, f"events without a signal: {missing}"
+    assert len(set(table.values())) == len(table), "two events share a signal"
+    handled = set(re.findall(r'^\t\t"([a-z_.]+)":$', source, re.M))
+    assert handled <= set(p.SERVER_EVENT_TYPES), handled - set(p.SERVER_EVENT_TYPES)
+
+
+def test_client_events_match_the_protocol() -> None:
+    listed = set(re.findall(r'"([a-z_.]+)"', _const_block(CLIENT.read_text(), "CLIENT_EVENTS")))
+    assert listed == set(p.CLIENT_EVENT_TYPES), "CLIENT_EVENTS vs sdk/protocol.py"
+    sent: set[str] = set()
+    for script in scripts():
+        sent |= set(re.findall(r'\{"type": "([a-z_.]+)"', script.read_text()))
+        sent |= set(re.findall(r'^\t\t"type": "([a-z_.]+)",', script.read_text(), re.M))
+    sent -= {"message", "input_text", "server_vad"}
+    assert sent and sent <= set(p.CLIENT_EVENT_TYPES), sent - set(p.CLIENT_EVENT_TYPES)
+    assert 'SUBPROTOCOL := "' + p.SUBPROTOCOL + '"' in CLIENT.read_text()
+
+
+def test_plugin_and_sample_scene_resolve() -> None:
+    cfg = configparser.ConfigParser()
+    cfg.read(ADDON / "plugin.cfg")
+    assert (ADDON / cfg["plugin"]["script"].strip('"')).is_file()
+    for scene in GODOT.rglob("*.tscn"):
+        text = scene.read_text()
+        paths = re.findall(r'path="res://([^"]+)"', text)
+        assert paths, scene
+        for rel in paths:
+            assert (GODOT / rel).is_file(), f"{scene.name} refers to missing res://{rel}"
+        for used in re.findall(r'ExtResource\("([^"]+)"\)', text):
+            assert f'id="{used}"' in text, f"{scene.name}: ExtResource {used} is not declared"
+    project = (GODOT / "project.godot").read_text()
+    assert 'run/main_scene="res://sample/two_characters.tscn"' in project
+    assert "driver/enable_input=true" in project  # the microphone needs audio input on
