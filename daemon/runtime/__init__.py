@@ -30,6 +30,7 @@ from personae.daemon.runtime.lore import Lorebook, LoreEntry, format_lore
 from personae.daemon.runtime.memory import MemoryStore, RecallWeights, format_memories
 from personae.daemon.runtime.registry import (
     Deployment,
+    DeploymentWatcher,
     Gate,
     GateReport,
     Registry,
@@ -56,6 +57,7 @@ __all__ = [
     "CharacterRuntime",
     "CharacterState",
     "Deployment",
+    "DeploymentWatcher",
     "EmotionState",
     "Experiment",
     "ExperimentError",

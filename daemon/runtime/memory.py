@@ -1,8 +1,10 @@
 """Story memory: what a character remembers, and which memories go into the prompt.
 
 Memories belong to a character and either one player (what happened between them) or
-every player (`player_id=None`: the bridge collapsed). Retrieval scores the most recent
-`candidates` memories the way Generative Agents does, a weighted sum of
+every player (`player_id=None`: the bridge collapsed). Retrieval scores a bounded set
+of candidates — the most recent `candidates` memories plus the `candidates // 3` most
+important ones, so an old turning point is not forgotten behind small talk — the way
+Generative Agents does, a weighted sum of
 
 - relevance: cosine similarity of the memory's embedding to the query (the player's
   last words), mapped from [-1, 1] to [0, 1];
@@ -25,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import Engine, delete, or_, select, update
+from sqlalchemy import Engine, Select, delete, or_, select, update
 
 from personae.daemon.store.models import MemoryRow, to_datetime, to_epoch
 from personae.daemon.store.sessions import Sessions
@@ -181,6 +183,13 @@ class MemoryStore:
         now = self._clock()
         with self._sessions() as s:
             rows = list(s.scalars(self._owned(character_id, player_id, candidates)))
+            seen = {r.id for r in rows}
+            important = (
+                self._owned(character_id, player_id, max(1, candidates // 3))
+                .order_by(None)
+                .order_by(MemoryRow.importance.desc(), MemoryRow.id.desc())
+            )
+            rows += [r for r in s.scalars(important) if r.id not in seen]
         if not rows:
             return []
         relevance = self._relevance(rows, query) if weights.relevance and query.strip() else None
@@ -209,7 +218,9 @@ class MemoryStore:
         chosen.sort(key=lambda r: (r.memory.created_at, r.memory.id))
         return chosen
 
-    def _owned(self, character_id: str, player_id: str | None, limit: int):
+    def _owned(
+        self, character_id: str, player_id: str | None, limit: int
+    ) -> Select[tuple[MemoryRow]]:
         owner = (
             MemoryRow.player_id.is_(None)
             if player_id is None

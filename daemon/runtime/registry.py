@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -534,6 +534,11 @@ class Registry:
                 q = q.where(DeploymentRow.environment == environment)
             return [self._deployment(s, r) for r in s.scalars(q.order_by(DeploymentRow.id))]
 
+    def last_deployment_id(self) -> int:
+        """The id of the newest deployment row in any environment (0 if none)."""
+        with self._sessions() as s:
+            return s.scalar(select(func.max(DeploymentRow.id))) or 0
+
     def subscribe(self, callback: Callable[[Deployment], None]) -> Callable[[], None]:
         """Call `callback` after each deploy or rollback made through this object (in
         the calling thread, after commit). Returns an unsubscribe function."""
@@ -715,3 +720,34 @@ def _version(row: CharacterVersionRow) -> VersionInfo:
         notes=row.notes,
         created_at=to_epoch(row.created_at),
     )
+
+
+class DeploymentWatcher:
+    """Picks up deployments and rollbacks made by any process, by polling.
+
+        watcher = DeploymentWatcher(registry, environment="production")
+        serving = watcher.current()        # at start-up: {character_id: Deployment}
+        ...
+        for d in watcher.poll():           # every few seconds, in a worker thread
+            swap(d.character_id, d.version)   # new replies use d.version
+
+    `poll` returns each change once, oldest first, and only the latest per character.
+    """
+
+    def __init__(self, registry: Registry, *, environment: str) -> None:
+        self._registry = registry
+        self._environment = environment
+        self._last_id = 0
+
+    def current(self) -> dict[str, Deployment]:
+        """What serves now; later `poll` calls report only what changes after this."""
+        self._last_id = self._registry.last_deployment_id()
+        return self._registry.serving_all(self._environment)
+
+    def poll(self) -> list[Deployment]:
+        changes = self._registry.changes_since(self._last_id)
+        if changes:
+            self._last_id = changes[-1].id
+        mine = [d for d in changes if d.environment == self._environment]
+        latest = {d.character_id: d for d in mine}
+        return sorted(latest.values(), key=lambda d: d.id)

@@ -154,3 +154,14 @@ def test_turn_log_keeps_order_version_and_variant(engine, clock) -> None:
     assert len(log.for_session("s1")) == 2
     with pytest.raises(ValueError, match="role"):
         log.append(session_id="s1", character_id="mara", player_id="p1", role="narrator", text="x")
+
+
+def test_an_old_important_memory_outlives_recent_small_talk(memories: MemoryStore, clock) -> None:
+    memories.remember("mara", "the player saved Mara's brother", player_id="p1", importance=1.0)
+    for i in range(12):
+        clock.t += 60
+        memories.remember("mara", f"small talk number {i}", player_id="p1", importance=0.05)
+    got = memories.recall(
+        "mara", "p1", "brother", budget_tokens=100, count_tokens=words, candidates=6
+    )
+    assert "the player saved Mara's brother" in [r.memory.text for r in got]

@@ -27,8 +27,9 @@ BASE = "HuggingFaceTB/SmolLM2-135M-Instruct"
 def make_adapter(root: Path, name: str, version: str, payload: bytes = b"\x00" * 8) -> Path:
     folder = root / name / version
     folder.mkdir(parents=True)
-    header = json.dumps({"w": {"dtype": "F32", "shape": [len(payload) // 4],
-                               "data_offsets": [0, len(payload)]}}).encode()  # fmt: skip
+    header = json.dumps(
+        {"w": {"dtype": "F32", "shape": [len(payload) // 4], "data_offsets": [0, len(payload)]}}
+    ).encode()
     (folder / "adapter_model.safetensors").write_bytes(
         struct.pack("<Q", len(header)) + header + payload
     )
@@ -37,8 +38,13 @@ def make_adapter(root: Path, name: str, version: str, payload: bytes = b"\x00" *
 
 
 def mara(version: str, **kw) -> Character:
-    return Character(id="mara", name="Mara", description="A smith.",
-                     adapter=AdapterRef(name="mara", version=version), **kw)  # fmt: skip
+    return Character(
+        id="mara",
+        name="Mara",
+        description="A smith.",
+        adapter=AdapterRef(name="mara", version=version),
+        **kw,
+    )
 
 
 @pytest.fixture
@@ -66,8 +72,9 @@ def test_register_records_the_adapter_hash_voice_and_prompt(registry: Registry, 
     assert [v.version for v in registry.versions("mara")] == ["v1", "v2", "v3"]
     assert registry.characters() == ["mara"]
     assert registry.record_metrics("mara", "v2", {"latency_ms": 300}).metrics == {
-        "consistency": 0.85, "latency_ms": 300.0,
-    }  # fmt: skip
+        "consistency": 0.85,
+        "latency_ms": 300.0,
+    }
 
 
 def test_register_refuses_duplicates_bad_names_and_missing_adapters(registry: Registry) -> None:
@@ -106,9 +113,14 @@ def test_deploy_history_and_rollbacks(registry: Registry) -> None:
 
     history = registry.history("mara", "prod")
     assert [(d.action, d.version.version) for d in history] == [
-        ("deploy", "v1"), ("deploy", "v2"), ("deploy", "v3"),
-        ("rollback", "v2"), ("rollback", "v1"), ("rollback", "v3"), ("rollback", "v1"),
-    ]  # fmt: skip
+        ("deploy", "v1"),
+        ("deploy", "v2"),
+        ("deploy", "v3"),
+        ("rollback", "v2"),
+        ("rollback", "v1"),
+        ("rollback", "v3"),
+        ("rollback", "v1"),
+    ]
     assert history[0].actor == "ci" and history[2].reason == "better consistency"
     assert [d.id for d in seen] == [d.id for d in registry.changes_since(0)]
     assert [d.version.version for d in registry.changes_since(d1.id, "staging")] == ["v1"]
@@ -203,3 +215,61 @@ def test_without_an_adapter_store_nothing_is_hashed(engine) -> None:
     plain = Character(id="tobin", name="Tobin", description="An innkeeper.")
     reg.register(plain, version="1", base_model=BASE)
     assert reg.deploy("tobin", "1", environment="dev").version.adapter_name is None
+
+
+def test_a_watcher_sees_changes_made_elsewhere_once(registry: Registry, engine, adapters) -> None:
+    from personae.daemon.runtime.registry import DeploymentWatcher
+
+    registry.deploy("mara", "v1", environment="prod")
+    watcher = DeploymentWatcher(registry, environment="prod")
+    assert {k: d.version.version for k, d in watcher.current().items()} == {"mara": "v1"}
+    assert watcher.poll() == []
+    other = Registry(engine, adapters_dir=adapters)  # another process, in effect
+    other.deploy("mara", "v2", environment="prod")
+    other.deploy("mara", "v3", environment="prod")
+    other.deploy("mara", "v2", environment="staging")
+    assert [d.version.version for d in watcher.poll()] == ["v3"]  # latest per character
+    assert watcher.poll() == []
+    other.rollback("mara", environment="prod")
+    assert [(d.action, d.version.version) for d in watcher.poll()] == [("rollback", "v2")]
+
+
+def test_a_reply_keeps_the_version_it_started_with(registry: Registry, engine) -> None:
+    from personae.daemon.runtime.turns import TurnLog
+
+    log = TurnLog(engine)
+    registry.deploy("mara", "v1", environment="prod")
+    started = registry.serving("mara", "prod").version  # resolved when the reply starts
+    registry.deploy("mara", "v2", environment="prod")  # lands mid-reply
+    log.append(
+        session_id="s",
+        character_id="mara",
+        player_id="p",
+        role="character",
+        text="first",
+        version=started.version,
+    )
+    nxt = registry.serving("mara", "prod").version
+    log.append(
+        session_id="s",
+        character_id="mara",
+        player_id="p",
+        role="character",
+        text="second",
+        version=nxt.version,
+    )
+    registry.rollback("mara", environment="prod")
+    log.append(
+        session_id="s",
+        character_id="mara",
+        player_id="p",
+        role="character",
+        text="third",
+        version=registry.serving("mara", "prod").version.version,
+    )
+    assert [(t.text, t.version) for t in log.for_session("s")] == [
+        ("first", "v1"),
+        ("second", "v2"),
+        ("third", "v1"),
+    ]
+    assert started.character == mara("v1")  # the snapshot is complete and immutable
