@@ -413,20 +413,31 @@ def _prompt_to_card(character: Character) -> str:
 
 
 def _merge_book(book: Any, character: Character) -> dict[str, Any] | None:
-    """The card's lorebook with entries matching our lore kept (and their options)."""
-    if not character.lore:
-        return None
+    """The card's lorebook updated to the character's lore.
+
+    Entries that import turned into lore are kept (with all their options) when the
+    character still has them, dropped when it does not; new lore becomes new entries.
+    Entries import did not turn into lore (disabled, regex, keyless) stay as they were.
+    """
     old = book.get("entries", []) if isinstance(book, dict) else []
-    by_content = {}
-    for e in old if isinstance(old, list) else []:
-        if isinstance(e, dict):
-            by_content.setdefault((tuple(e.get("keys") or ()), e.get("content")), e)
+    old = old if isinstance(old, list) else []
+    try:
+        parsed = Lorebook.from_card({"entries": old}).entries
+    except ValueError:
+        parsed = ()
+    mapped: dict[tuple[tuple[str, ...], str], Any] = {}
+    others = []
+    for raw, entry in zip(old, parsed, strict=False):
+        if entry.enabled and entry.keys and not entry.use_regex and entry.text:
+            mapped.setdefault((entry.keys, entry.text), raw)
+        else:
+            others.append(raw)
     entries = []
     for i, lore in enumerate(character.lore):
-        entry = by_content.get((lore.keys, lore.content))
+        raw = mapped.get((lore.keys, lore.content))
         entries.append(
-            entry
-            if entry is not None
+            raw
+            if raw is not None
             else {
                 "keys": list(lore.keys),
                 "content": lore.content,
@@ -436,6 +447,9 @@ def _merge_book(book: Any, character: Character) -> dict[str, Any] | None:
                 "id": i,
             }
         )
+    entries += others
+    if not entries:
+        return None
     out = dict(book) if isinstance(book, dict) else {"extensions": {}}
     out["entries"] = entries
     return out

@@ -276,3 +276,20 @@ def test_write_imported_makes_a_loadable_character_and_never_clobbers(tmp_path: 
     write_imported(other, tmp_path, overwrite=True)
     assert load_cast([tmp_path])["mara-vell"].personality == "cheerful"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mara-vell.card", "mara-vell.json"]
+
+
+def test_editing_lore_keeps_the_entries_lore_does_not_show() -> None:
+    from personae.daemon.characters import LoreEntry
+
+    imp = import_card(V2)
+    more = (*imp.character.lore, LoreEntry(keys=("mill",), content="The mill burned."))
+    out = export_card(imp.character.model_copy(update={"lore": more}), original=imp.card)
+    entries = out["data"]["character_book"]["entries"]
+    forge, bridge = V2["data"]["character_book"]["entries"]
+    assert entries[0] == forge  # kept with its priority, comment and extensions
+    assert entries[1]["keys"] == ["mill"] and entries[1]["content"] == "The mill burned."
+    assert entries[2] == bridge  # disabled: not lore, but not lost
+    assert out["data"]["character_book"]["extensions"] == {"st_depth": 2}
+    dropped = export_card(imp.character.model_copy(update={"lore": ()}), original=imp.card)
+    assert dropped["data"]["character_book"]["entries"] == [bridge]
+    assert import_card(out).character.lore == more
