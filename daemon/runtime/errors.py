@@ -11,7 +11,9 @@ ClientError
     ├── GateFailedError         the validation gate refused the version (.report)
     ├── AdapterIntegrityError   adapter file missing, corrupt, or not the one
     │                           registered (sha256 differs)
-    └── ExperimentError         unknown experiment, bad variants, wrong status
+    ├── ExperimentError         unknown experiment, bad variants, wrong status
+    └── (RegistryError itself)  codes "already_serving", "conflict" (a concurrent
+                                change: retry), "invalid_request" (bad names)
 UnknownCharacterError           no version of that character is registered
 """
 

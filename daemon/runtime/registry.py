@@ -491,7 +491,9 @@ class Registry:
                 target_id = target.id
             info = _version(s.get_one(CharacterVersionRow, target_id))
         self.verify_adapter(info)
-        return self._append(character_id, environment, target_id, "rollback", actor, reason)
+        return self._append(
+            character_id, environment, target_id, "rollback", actor, reason, expect=current_id
+        )
 
     def serving(self, character_id: str, environment: str) -> Deployment | None:
         """What serves now; None if the character was never deployed there."""
@@ -562,6 +564,8 @@ class Registry:
         action: str,
         actor: str | None,
         reason: str | None,
+        *,
+        expect: int | None = None,
     ) -> Deployment:
         with self._sessions.begin() as s:
             _advisory_lock(s, f"deploy:{character_id}:{environment}")
@@ -574,6 +578,11 @@ class Registry:
                 .order_by(DeploymentRow.id.desc())
                 .limit(1)
             ).first()
+            if expect is not None and (last is None or last.version_id != expect):
+                raise RegistryError(
+                    f"{character_id} in {environment} changed while rolling back; try again",
+                    code="conflict",
+                )
             row = DeploymentRow(
                 character_id=character_id,
                 environment=environment,

@@ -75,7 +75,11 @@ def _sqlite_engine(url: URL, busy_timeout_s: float) -> Engine:
     database = url.database or ""
     in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
     if not in_memory:
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(database).expanduser().parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create the database folder {folder}: {exc}") from exc
     engine = create_engine(
         url,
         # the pool hands a connection to one thread at a time
