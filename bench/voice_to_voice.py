@@ -185,7 +185,10 @@ def main() -> None:
     ap.add_argument("--turns", type=int, default=20, help="push-to-talk turns per configuration")
     ap.add_argument("--vad-turns", type=int, default=10, help="server-VAD turns per configuration")
     ap.add_argument(
-        "--stt", default="base,tiny.en", help="STT models to compare (daemon per model)"
+        "--configs",
+        default="base,base:no-early,tiny.en",
+        help="daemon configurations to compare: STT model, ':no-early' turns off "
+        "transcription at the pause",
     )
     ap.add_argument("--url", help="measure an already running daemon instead")
     args = ap.parse_args()
@@ -198,13 +201,15 @@ def main() -> None:
             run_config(args.url, None, audio, args.turns, args.vad_turns)
         )
     else:
-        for model in args.stt.split(","):
-            print(f"starting daemon with whisper {model} ...", file=sys.stderr)
-            with (
-                tempfile.TemporaryDirectory() as tmp,
-                live_daemon(Path(tmp), env={"PERSONAE_STT_MODEL": model}) as d,
-            ):
-                results[f"whisper {model}"] = asyncio.run(
+        for config in args.configs.split(","):
+            model, _, flag = config.partition(":")
+            env = {
+                "PERSONAE_STT_MODEL": model,
+                "PERSONAE_STT_EARLY": str(flag != "no-early").lower(),
+            }
+            print(f"starting daemon: whisper {model}, {flag or 'early'} ...", file=sys.stderr)
+            with tempfile.TemporaryDirectory() as tmp, live_daemon(Path(tmp), env=env) as d:
+                results[f"whisper {config}"] = asyncio.run(
                     run_config(d.ws, d.process.pid, audio, args.turns, args.vad_turns)
                 )
     machine = (
