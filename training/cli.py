@@ -23,13 +23,22 @@ console = Console(stderr=True)
 RecipeArg = Annotated[Path, typer.Argument(help="Recipe file (.toml or .yaml)")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Redo the stage even if it is done")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output")]
+AdaptersOpt = Annotated[
+    Path | None,
+    typer.Option("--adapters-dir", help="Adapter store to install into (overrides the recipe)"),
+]
 
 
-def _pipeline(recipe: Path, quiet: bool):  # type: ignore[no-untyped-def]
+def _pipeline(recipe: Path, quiet: bool, adapters_dir: Path | None = None):  # type: ignore[no-untyped-def]
     from personae.training.pipeline import Pipeline
     from personae.training.recipe import load_recipe
 
-    return Pipeline(load_recipe(recipe), console=console, show_progress=not quiet)
+    r = load_recipe(recipe)
+    if adapters_dir is not None:
+        r = r.model_copy(
+            update={"output": r.output.model_copy(update={"adapters_dir": adapters_dir.resolve()})}
+        )
+    return Pipeline(r, console=console, show_progress=not quiet)
 
 
 def _guard(fn):  # type: ignore[no-untyped-def]
@@ -44,9 +53,14 @@ def _guard(fn):  # type: ignore[no-untyped-def]
 
 
 @app.command()
-def run(recipe: RecipeArg, force: ForceOpt = False, quiet: QuietOpt = False) -> None:
+def run(
+    recipe: RecipeArg,
+    adapters_dir: AdaptersOpt = None,
+    force: ForceOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
     """Every stage: ingest, extract, dataset, fit, evaluate."""
-    _guard(lambda: _pipeline(recipe, quiet).all(force))
+    _guard(lambda: _pipeline(recipe, quiet, adapters_dir).all(force))
     console.print(f"report: {_pipeline(recipe, True).run / 'report.md'}")
 
 
@@ -74,17 +88,23 @@ def fit(
     character: Annotated[
         list[str] | None, typer.Option("--character", "-c", help="Only these ids")
     ] = None,
+    adapters_dir: AdaptersOpt = None,
     force: ForceOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Train each character's adapter and install it in the adapter store."""
-    _guard(lambda: _pipeline(recipe, quiet).fit(character or None, force))
+    _guard(lambda: _pipeline(recipe, quiet, adapters_dir).fit(character or None, force))
 
 
 @app.command()
-def evaluate(recipe: RecipeArg, force: ForceOpt = False, quiet: QuietOpt = False) -> None:
+def evaluate(
+    recipe: RecipeArg,
+    adapters_dir: AdaptersOpt = None,
+    force: ForceOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
     """Perplexity and attribution accuracy, adapter against base; writes the report."""
-    _guard(lambda: _pipeline(recipe, quiet).evaluate(force))
+    _guard(lambda: _pipeline(recipe, quiet, adapters_dir).evaluate(force))
 
 
 class ExportFormat(StrEnum):

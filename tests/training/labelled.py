@@ -35,27 +35,44 @@ def load(name: str) -> tuple[str, dict[int, str]]:
     return strip_labels((FIXTURES / name).read_text(encoding="utf-8"))
 
 
-def score(text: str, labels: dict[int, str], predicted: dict[int, str | None], targets: set[str]):
+def _key(text: str, offset: int) -> str:
+    return re.sub(r"\s+", " ", text[offset : offset + 80])[:28]
+
+
+def score(
+    text: str,
+    labels: dict[int, str],
+    predicted_text: str,
+    predicted: dict[int, str | None],
+    targets: set[str],
+) -> tuple[float, float, list[tuple[str, str | None, str]]]:
     """Precision and recall of speaker attribution, per quote.
 
-    `predicted` maps the opening-mark offset of each quote the extractor found to the
-    speaker it chose (None: abstained). A prediction on a quote labelled `-` (nobody
-    speaks) or on no labelled quote is wrong. Recall counts the labelled quotes of
-    `targets` that got their right speaker.
+    `labels` are offsets in `text` (the labelled file stripped); `predicted` maps the
+    opening-mark offset of each quote the extractor found in `predicted_text` (the
+    cleaned text it read) to the speaker it chose, None when it abstained. Quotes are
+    matched by their first characters (whitespace normalised), so cleaning that
+    re-flows lines does not matter. A prediction on a quote labelled `-` (nobody
+    speaks) or on no labelled quote at all is wrong. Recall counts the labelled quotes
+    of `targets` that got their right speaker.
     """
+    truth: dict[str, list[str]] = {}
+    for off in sorted(labels):
+        truth.setdefault(_key(text, off), []).append(labels[off])
     correct = wrong = 0
     errors = []
-    for off, sp in predicted.items():
+    found = 0
+    for off in sorted(predicted):
+        key = _key(predicted_text, off)
+        expected = truth[key].pop(0) if truth.get(key) else None
+        sp = predicted[off]
         if sp is None:
             continue
-        truth = labels.get(off)
-        if truth == sp:
+        if sp == expected:
             correct += 1
+            found += expected in targets
         else:
             wrong += 1
-            errors.append((text[off : off + 50], truth, sp))
-    wanted = [o for o, s in labels.items() if s in targets]
-    found = sum(1 for o in wanted if predicted.get(o) == labels[o])
-    precision = correct / max(1, correct + wrong)
-    recall = found / max(1, len(wanted))
-    return precision, recall, errors
+            errors.append((key, expected, sp))
+    wanted = sum(1 for s in labels.values() if s in targets)
+    return correct / max(1, correct + wrong), found / max(1, wanted), errors

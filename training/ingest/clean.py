@@ -60,8 +60,8 @@ def _strip_page_furniture(pages: list[str]) -> list[str]:
         content = [ln for ln in lines if ln.strip()]
         for ln in set(content[:2] + content[-2:]):
             edges[_header_key(ln)] += 1
-    threshold = max(3, int(0.3 * len(pages) + 0.5))
-    running = {k for k, n in edges.items() if n >= threshold and len(pages) >= 3}
+    threshold = max(2, int(0.3 * len(pages) + 0.5))
+    running = {k for k, n in edges.items() if n >= threshold and len(pages) >= 2}
     out = []
     for lines in split:
         content_idx = [i for i, ln in enumerate(lines) if ln.strip()]
@@ -103,6 +103,10 @@ def clean_text(raw: str) -> str:
     if len(pages) > 1 or any(_PAGE_NUMBER.match(ln) for ln in text.split("\n") if ln.strip()):
         pages = _strip_page_furniture(pages)
     text = _join_pages(pages)
+    # boilerplate lines (a copyright line, an ISBN) go before lines are joined
+    text = "\n".join(
+        ln for ln in text.split("\n") if not (len(ln) < 200 and _BOILERPLATE.search(ln))
+    )
     paragraphs = []
     for block in re.split(r"\n\s*\n", text):
         lines = [ln for ln in block.split("\n") if ln.strip()]
@@ -118,5 +122,5 @@ def clean_text(raw: str) -> str:
                 buf.append(ln)
         if buf:
             paragraphs.append(_reflow("\n".join(buf)))
-    paragraphs = [p for p in paragraphs if p and not _BOILERPLATE.search(p)]
+    paragraphs = [p for p in paragraphs if p and not (len(p) < 400 and _BOILERPLATE.search(p))]
     return "\n\n".join(paragraphs) + ("\n" if paragraphs else "")
