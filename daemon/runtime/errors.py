@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from personae.daemon.errors import ClientError
 
 if TYPE_CHECKING:
-    from personae.daemon.runtime.registry import GateReport
+    from personae.daemon.runtime.gate import GateReport
 
 
 class CardError(ClientError):

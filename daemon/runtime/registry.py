@@ -23,14 +23,12 @@ a reply that already started keeps the `VersionInfo` it resolved.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import re
-import struct
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +38,12 @@ from sqlalchemy.orm import Session
 
 from personae.daemon.characters import Character, VoiceConfig
 from personae.daemon.errors import UnknownCharacterError
+from personae.daemon.runtime.adapter_files import (
+    WEIGHT_FILES,
+    adapter_sha256,
+    adapter_weights_file,
+    check_adapter_file,
+)
 from personae.daemon.runtime.errors import (
     AdapterIntegrityError,
     GateFailedError,
@@ -49,6 +53,7 @@ from personae.daemon.runtime.errors import (
     UnknownVersionError,
     VersionExistsError,
 )
+from personae.daemon.runtime.gate import Gate, GateCheck, GateReport, SmokeFn, Threshold
 from personae.daemon.store.models import (
     CharacterVersionRow,
     DeploymentRow,
@@ -59,8 +64,23 @@ from personae.daemon.store.sessions import Sessions
 
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
 _ENV = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
-WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
 STATUSES = ("registered", "validated", "rejected")
+
+__all__ = [
+    "WEIGHT_FILES",
+    "Deployment",
+    "DeploymentWatcher",
+    "Gate",
+    "GateCheck",
+    "GateReport",
+    "Registry",
+    "SmokeFn",
+    "Threshold",
+    "VersionInfo",
+    "adapter_sha256",
+    "adapter_weights_file",
+    "check_adapter_file",
+]
 
 
 # --- values --------------------------------------------------------------------------
@@ -98,152 +118,6 @@ class Deployment:
     actor: str | None
     reason: str | None
     created_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class Threshold:
-    """Bounds a metric must meet; `min` for scores, `max` for latencies and error rates."""
-
-    min: float | None = None
-    max: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.min is None and self.max is None:
-            raise ValueError("a threshold needs min or max")
-
-    def check(self, value: float) -> bool:
-        return (
-            math.isfinite(value)
-            and (self.min is None or value >= self.min)
-            and (self.max is None or value <= self.max)
-        )
-
-    def __str__(self) -> str:
-        parts = [
-            f">= {self.min}" if self.min is not None else "",
-            f"<= {self.max}" if self.max is not None else "",
-        ]
-        return " and ".join(p for p in parts if p)
-
-
-SmokeFn = Callable[[VersionInfo], str]
-
-
-@dataclass(frozen=True, slots=True)
-class Gate:
-    """What a version must pass before it is deployed.
-
-    `thresholds`: metric name → Threshold, or a bare float meaning a minimum.
-    `smoke`: generates a reply with the version (adapter loaded, prompt, voice) and
-    returns its text; an exception or fewer than `min_smoke_chars` characters fails.
-    """
-
-    thresholds: Mapping[str, Threshold | float] = field(default_factory=dict)
-    smoke: SmokeFn | None = None
-    min_smoke_chars: int = 1
-
-    def __post_init__(self) -> None:
-        norm = {
-            k: v if isinstance(v, Threshold) else Threshold(min=float(v))
-            for k, v in self.thresholds.items()
-        }
-        object.__setattr__(self, "thresholds", norm)
-
-
-@dataclass(frozen=True, slots=True)
-class GateCheck:
-    name: str
-    passed: bool
-    detail: str
-
-
-@dataclass(frozen=True, slots=True)
-class GateReport:
-    character_id: str
-    version: str
-    checks: tuple[GateCheck, ...]
-    checked_at: float
-
-    @property
-    def passed(self) -> bool:
-        return all(c.passed for c in self.checks)
-
-    @property
-    def failures(self) -> tuple[GateCheck, ...]:
-        return tuple(c for c in self.checks if not c.passed)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "passed": self.passed,
-            "checked_at": self.checked_at,
-            "checks": [
-                {"name": c.name, "passed": c.passed, "detail": c.detail} for c in self.checks
-            ],
-        }
-
-
-# --- adapter files -------------------------------------------------------------------
-
-
-def adapter_weights_file(path: Path) -> Path:
-    """The weights file of a PEFT adapter folder (or `path` itself if it is a file)."""
-    if path.is_file():
-        return path
-    if path.is_dir():
-        for name in WEIGHT_FILES:
-            if (path / name).is_file():
-                return path / name
-        raise AdapterIntegrityError(f"adapter folder {path} has no {' or '.join(WEIGHT_FILES)}")
-    raise AdapterIntegrityError(f"adapter {path} does not exist")
-
-
-def adapter_sha256(path: Path) -> str:
-    """sha256 of the adapter's weights file, after checking the file is well formed."""
-    weights = adapter_weights_file(path)
-    check_adapter_file(weights)
-    digest = hashlib.sha256()
-    with weights.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def check_adapter_file(weights: Path) -> None:
-    """Cheap structural checks: a safetensors header that parses and fits the file, and
-    a parseable `adapter_config.json` beside it. Raises AdapterIntegrityError."""
-    size = weights.stat().st_size
-    if weights.suffix == ".safetensors":
-        with weights.open("rb") as f:
-            head = f.read(8)
-            if len(head) < 8:
-                raise AdapterIntegrityError(f"{weights}: truncated safetensors file")
-            (n,) = struct.unpack("<Q", head)
-            if n > size - 8 or n > 100 << 20:
-                raise AdapterIntegrityError(f"{weights}: corrupt safetensors header")
-            try:
-                header = json.loads(f.read(n))
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise AdapterIntegrityError(f"{weights}: corrupt safetensors header") from exc
-        if not isinstance(header, dict):
-            raise AdapterIntegrityError(f"{weights}: corrupt safetensors header")
-        end = max(
-            (
-                int(v["data_offsets"][1])
-                for k, v in header.items()
-                if k != "__metadata__" and isinstance(v, dict) and "data_offsets" in v
-            ),
-            default=0,
-        )
-        if 8 + n + end > size:
-            raise AdapterIntegrityError(f"{weights}: truncated (tensors end past the file)")
-    elif size == 0:
-        raise AdapterIntegrityError(f"{weights}: empty file")
-    config = weights.parent / "adapter_config.json"
-    if config.exists():
-        try:
-            json.loads(config.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise AdapterIntegrityError(f"{config}: not valid JSON: {exc}") from exc
 
 
 # --- the registry --------------------------------------------------------------------
