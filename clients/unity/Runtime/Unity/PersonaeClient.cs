@@ -1,0 +1,217 @@
+// The Unity face of the personae client: a component that owns one RealtimeClient,
+// raises every callback on the main thread, and routes each character's audio to
+// the PersonaeVoice registered for it.
+using System;
+using System.Collections.Generic;
+using System.Threading;
+using System.Threading.Tasks;
+using UnityEngine;
+using UnityEngine.Events;
+
+namespace Personae.Unity
+{
+    [Serializable] public sealed class StringEvent : UnityEvent<string> { }
+    [Serializable] public sealed class RouteEvent : UnityEvent<string, string> { }            // character, reason
+    [Serializable] public sealed class LineEvent : UnityEvent<string, string> { }             // character, text
+    [Serializable] public sealed class SentenceEvent : UnityEvent<string, string, int, int> { } // character, text, start ms, duration ms
+    [Serializable] public sealed class ErrorEvent : UnityEvent<string, string> { }            // code, message
+
+    [DisallowMultipleComponent]
+    [AddComponentMenu("personae/Personae Client")]
+    public sealed class PersonaeClient : MonoBehaviour
+    {
+        [Header("Daemon")]
+        [SerializeField] private string url = "ws://127.0.0.1:8765/v1/realtime";
+        [Tooltip("MsgPack sends raw PCM (smaller, faster); Json is for debugging with browser tools.")]
+        [SerializeField] private Framing framing = Framing.MsgPack;
+        [SerializeField] private bool connectOnStart = true;
+        [SerializeField] private bool autoReconnect = true;
+
+        [Header("Session")]
+        [Tooltip("Characters in the scene, who can hear the player. Empty: every character the daemon has.")]
+        [SerializeField] private List<string> characters = new List<string>();
+        [Tooltip("Always answer with this character (empty: the router decides).")]
+        [SerializeField] private string pinnedCharacter = "";
+        [Tooltip("Stable player identity, for per-player character state.")]
+        [SerializeField] private string playerId = "";
+
+        [Header("Callbacks (main thread)")]
+        public RouteEvent onRouted = new RouteEvent();
+        public StringEvent onTranscript = new StringEvent();
+        public LineEvent onTextDelta = new LineEvent();
+        public SentenceEvent onSentence = new SentenceEvent();
+        public LineEvent onResponseDone = new LineEvent();
+        public ErrorEvent onError = new ErrorEvent();
+
+        private readonly CallbackQueue _mainThread = new CallbackQueue();
+        private readonly Dictionary<string, PersonaeVoice> _voices = new Dictionary<string, PersonaeVoice>();
+        private CancellationTokenSource _lifetime;
+        private RealtimeClient _client;
+
+        /// <summary>The core client, for everything the component does not wrap. Callbacks run on the main thread.</summary>
+        public RealtimeClient Client { get { return _client; } }
+
+        public ConnectionState State { get { return _client != null ? _client.State : ConnectionState.Disconnected; } }
+
+        public SessionInfo Session { get { return _client != null ? _client.Session : null; } }
+
+        public bool IsConnected { get { return _client != null && _client.IsConnected; } }
+
+        /// <summary>The first active PersonaeClient in the loaded scenes, or null.</summary>
+        public static PersonaeClient FindInScene()
+        {
+#if UNITY_2023_1_OR_NEWER
+            return FindFirstObjectByType<PersonaeClient>();
+#else
+            return FindObjectOfType<PersonaeClient>();
+#endif
+        }
+
+        /// <summary>Fires for every protocol event, on the main thread (including UnknownEvent).</summary>
+        public event Action<ServerEvent> EventReceived;
+
+        private void Awake()
+        {
+            _lifetime = new CancellationTokenSource();
+            var session = new SessionConfig();
+            if (characters.Count > 0) session.Characters = characters;
+            if (!string.IsNullOrEmpty(pinnedCharacter)) session.PinnedCharacter = pinnedCharacter;
+            if (!string.IsNullOrEmpty(playerId)) session.PlayerId = playerId;
+            _client = new RealtimeClient(new ClientOptions
+            {
+                Url = new Uri(url),
+                Framing = framing,
+                AutoReconnect = autoReconnect,
+                Session = session,
+                Dispatch = _mainThread.Post,
+            });
+            _client.EventReceived += e => { if (EventReceived != null) EventReceived(e); };
+            _client.Routed += r => onRouted.Invoke(r.CharacterId, r.Reason);
+            _client.Transcript += t => onTranscript.Invoke(t.Transcript);
+            _client.TextDelta += d => onTextDelta.Invoke(d.CharacterId, d.Delta);
+            _client.Sentence += OnSentence;
+            _client.AudioDelta += OnAudio;
+            _client.AudioDone += d => WithVoice(d.CharacterId, v => v.EndOfResponse());
+            _client.SpeechStarted += _ => StopAllVoices(); // barge-in: the daemon cancels, we stop playing
+            _client.ResponseDone += OnResponseDone;
+            _client.Error += e => onError.Invoke(e.Code, e.Message);
+        }
+
+        private void Start()
+        {
+            if (connectOnStart) Observe(ConnectAsync(_lifetime.Token), "connect");
+        }
+
+        private void Update()
+        {
+            _mainThread.Drain();
+        }
+
+        private void OnDestroy()
+        {
+            if (_lifetime != null) _lifetime.Cancel();
+            if (_client != null) _client.Dispose();
+            _mainThread.Drain(); // let Closed reach listeners
+        }
+
+        // ---------------------------------------------------------------- voices
+
+        /// <summary>Called by PersonaeVoice.OnEnable; one voice per character id.</summary>
+        public void Register(PersonaeVoice voice)
+        {
+            PersonaeVoice existing;
+            if (_voices.TryGetValue(voice.CharacterId, out existing) && existing != voice)
+                Debug.LogWarning("personae: two voices for '" + voice.CharacterId + "'; the newer one plays", voice);
+            _voices[voice.CharacterId] = voice;
+        }
+
+        public void Unregister(PersonaeVoice voice)
+        {
+            PersonaeVoice existing;
+            if (_voices.TryGetValue(voice.CharacterId, out existing) && existing == voice) _voices.Remove(voice.CharacterId);
+        }
+
+        public PersonaeVoice VoiceOf(string character)
+        {
+            PersonaeVoice voice;
+            return character != null && _voices.TryGetValue(character, out voice) ? voice : null;
+        }
+
+        private void WithVoice(string character, Action<PersonaeVoice> action)
+        {
+            PersonaeVoice voice = VoiceOf(character);
+            if (voice != null) action(voice);
+        }
+
+        private void OnAudio(OutputAudioDelta delta)
+        {
+            int rate = Session != null ? Session.OutputSampleRate : 24000;
+            PersonaeVoice voice = VoiceOf(delta.CharacterId);
+            if (voice != null) voice.Enqueue(delta.ItemId, delta.Delta, rate);
+        }
+
+        private void OnSentence(NpcSentence s)
+        {
+            onSentence.Invoke(s.CharacterId, s.Text, s.AudioStartMs, s.AudioDurationMs);
+            WithVoice(s.CharacterId, v => v.QueueSentence(s));
+        }
+
+        private void OnResponseDone(ResponseInfo response)
+        {
+            if (response.Status == "cancelled") WithVoice(response.Character, v => v.Stop());
+            onResponseDone.Invoke(response.Character, response.OutputText);
+        }
+
+        public void StopAllVoices()
+        {
+            foreach (PersonaeVoice voice in _voices.Values) voice.Stop();
+        }
+
+        // ---------------------------------------------------------------- async API
+
+        public Task ConnectAsync(CancellationToken ct) { return _client.ConnectAsync(ct); }
+
+        public Task SayAsync(string text, string character, CancellationToken ct) { return _client.SayAsync(text, character, ct); }
+
+        public Task SetSceneAsync(IList<string> ids, CancellationToken ct)
+        {
+            return _client.UpdateSessionAsync(new SessionConfig { Characters = ids }, ct);
+        }
+
+        /// <summary>Push-to-talk (true) or the daemon's voice-activity detection (false).</summary>
+        public Task SetPushToTalkAsync(bool pushToTalk, CancellationToken ct)
+        {
+            var config = new SessionConfig { TurnDetection = pushToTalk ? null : new TurnDetection() };
+            return _client.UpdateSessionAsync(config, ct);
+        }
+
+        public Task SendGameEventAsync(string name, string description, CancellationToken ct)
+        {
+            return _client.SendGameEventAsync(new GameEvent { Name = name, Description = description }, ct);
+        }
+
+        // ---------------------------------------------------------------- fire and forget
+
+        /// <summary>For UI buttons: say a line; failures go to onError, never to an unobserved task.</summary>
+        public void Say(string text) { Observe(SayAsync(text, null, _lifetime.Token), "say"); }
+
+        public void Connect() { Observe(ConnectAsync(_lifetime.Token), "connect"); }
+
+        public void CancelResponse() { Observe(_client.CancelResponseAsync(null, _lifetime.Token), "cancel"); }
+
+        /// <summary>Runs a task to completion off the caller's frame and reports its failure on the main thread.</summary>
+        public void Observe(Task task, string what)
+        {
+            task.ContinueWith(t =>
+            {
+                Exception error = t.Exception != null ? t.Exception.GetBaseException() : null;
+                if (error == null || error is OperationCanceledException) return;
+                var personae = error as PersonaeException;
+                // connect failures were already reported through the client's Error callback
+                if (personae != null && personae.Code == ErrorCodes.ConnectFailed) return;
+                string code = personae != null ? personae.Code : "client_error";
+                _mainThread.Post(() => onError.Invoke(code, what + ": " + error.Message));
+            }, TaskContinuationOptions.ExecuteSynchronously);
+        }
+    }
+}
