@@ -89,17 +89,32 @@ class CharacterRuntime:
         self._lore_budget = lore_budget_tokens
         self._temperaments = dict(temperaments or {})
         self._lorebooks = dict(lorebooks or {})
+        self._derived: dict[tuple[str, tuple[Any, ...]], Lorebook] = {}
         self._appraise = appraise
         self._remember_lines = remember_player_lines
 
     def temperament(self, character_id: str) -> Temperament:
         return self._temperaments.get(character_id) or Temperament()
 
+    def set_lorebook(self, character_id: str, book: Lorebook | None) -> None:
+        """Use `book` (e.g. `ImportedCard.lorebook`, with every Card option) for the
+        character instead of its file's lore; None goes back to the file's lore."""
+        if book is None:
+            self._lorebooks.pop(character_id, None)
+        else:
+            self._lorebooks[character_id] = book
+
     def lorebook(self, character: Character) -> Lorebook:
-        """The lorebook given for the character (e.g. from its card), else its file's lore."""
+        """The lorebook set for the character, else the lore of this Character (so a
+        newly deployed version with other lore is picked up at once)."""
         book = self._lorebooks.get(character.id)
         if book is None:
-            book = self._lorebooks[character.id] = Lorebook.from_character(character)
+            key = (character.id, character.lore)
+            book = self._derived.get(key)
+            if book is None:
+                if len(self._derived) > 256:
+                    self._derived.clear()
+                book = self._derived[key] = Lorebook.from_character(character)
         return book
 
     def context_for(

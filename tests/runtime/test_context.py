@@ -98,3 +98,25 @@ def test_event_data_is_validated() -> None:
         with pytest.raises(ClientError) as err:
             event_update(bad)
         assert err.value.code == "invalid_event"
+
+
+def test_a_new_version_with_other_lore_is_used_at_once(engine) -> None:
+    from personae.daemon.runtime.lore import Lorebook
+    from personae.daemon.runtime.lore import LoreEntry as BookEntry
+
+    rt = CharacterRuntime(engine, count_tokens=words, clock=Clock())
+    assert [e.content for e in rt.context_for(MARA, "p1", ["the silver key"]).lore] == [
+        "The silver key opens the old crypt."
+    ]
+    v2 = MARA.model_copy(
+        update={"lore": (LoreEntry(keys=("silver key",), content="The key is a fake."),)}
+    )
+    assert [e.content for e in rt.context_for(v2, "p1", ["the silver key"]).lore] == [
+        "The key is a fake."
+    ]
+    rt.set_lorebook(
+        "mara", Lorebook(entries=(BookEntry(keys=(), content="Always.", constant=True),))
+    )
+    assert [e.content for e in rt.context_for(v2, "p1", ["hi"]).lore] == ["Always."]
+    rt.set_lorebook("mara", None)
+    assert rt.context_for(v2, "p1", ["hi"]).lore == ()
