@@ -141,6 +141,39 @@ class MemoryStore:
             s.add_all(rows)
         return [_memory(r) for r in rows]
 
+    def prune(
+        self, character_id: str, *, player_id: str | None, keep: int, protect: float = 0.8
+    ) -> int:
+        """Keep a character's `keep` newest memories of one player (or its shared ones)
+        plus every memory with importance >= `protect`; delete the rest. The count."""
+        if keep < 0:
+            raise ValueError("keep must be >= 0")
+        owner = (
+            MemoryRow.player_id.is_(None) if player_id is None else MemoryRow.player_id == player_id
+        )
+        with self._sessions.begin() as s:
+            newest = (
+                select(MemoryRow.id)
+                .where(MemoryRow.character_id == character_id, owner)
+                .order_by(MemoryRow.created_at.desc(), MemoryRow.id.desc())
+                .limit(keep)
+            )
+            kept = set(s.scalars(newest))
+            doomed = [
+                i
+                for i in s.scalars(
+                    select(MemoryRow.id).where(
+                        MemoryRow.character_id == character_id,
+                        owner,
+                        MemoryRow.importance < protect,
+                    )
+                )
+                if i not in kept
+            ]
+            for chunk in range(0, len(doomed), 500):
+                s.execute(delete(MemoryRow).where(MemoryRow.id.in_(doomed[chunk : chunk + 500])))
+            return len(doomed)
+
     def forget(self, character_id: str, *, player_id: str | None = None) -> int:
         """Delete a character's memories of one player (or its shared ones); the count."""
         with self._sessions.begin() as s:

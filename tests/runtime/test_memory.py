@@ -165,3 +165,20 @@ def test_an_old_important_memory_outlives_recent_small_talk(memories: MemoryStor
         "mara", "p1", "brother", budget_tokens=100, count_tokens=words, candidates=6
     )
     assert "the player saved Mara's brother" in [r.memory.text for r in got]
+
+
+def test_prune_keeps_the_newest_and_the_important(memories: MemoryStore, clock) -> None:
+    memories.remember("mara", "the player saved her brother", player_id="p1", importance=0.9)
+    for i in range(10):
+        clock.t += 1
+        memories.remember("mara", f"chat {i}", player_id="p1", importance=0.1)
+    memories.remember("mara", "the bridge collapsed")  # shared: another owner
+    assert memories.prune("mara", player_id="p1", keep=3) == 7
+    assert [m.text for m in memories.recent("mara", "p1")] == [
+        "the bridge collapsed",
+        "chat 9",
+        "chat 8",
+        "chat 7",
+        "the player saved her brother",
+    ]
+    assert memories.prune("mara", player_id="p1", keep=3) == 0
