@@ -51,6 +51,13 @@
       if (state.ws !== ws) return;
       state.ws = null;
       stopMic();
+      for (const reply of state.replies.values()) {
+        if (reply.done) continue;
+        reply.done = { status: "failed" };
+        reply.el.dataset.status = "failed";
+        reply.el.classList.add("cancelled");
+        reply.el.querySelector(".meta").textContent = "interrupted: connection lost";
+      }
       const delay = Math.min(15000, 500 * 2 ** state.retries++) * (0.5 + Math.random() / 2);
       reportError("connection_lost", `connection closed (${e.code}); retrying in ${(delay / 1000).toFixed(1)} s`);
       setStatus("reconnecting");

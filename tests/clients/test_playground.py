@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from personae.sdk import protocol as p
-from tests.clients.tools import ROOT, require_binary, write_wav
+from tests.clients.tools import ROOT, free_port, require_binary, write_wav
 
 STATIC = ROOT / "daemon/static"
 SPOKEN = "Mara, what do you know about the lights on the old mill?"
@@ -153,3 +153,153 @@ def test_playground_talks_and_plays_audio(daemon, tmp_path: Path) -> None:
     assert shot.stat().st_size > 10_000
     if out := os.environ.get("PERSONAE_ARTIFACT_DIR"):
         shutil.copy(shot, Path(out) / "playground.png")
+
+
+def scripted_app():
+    """The playground's static files plus a scripted, misbehaving /v1/realtime: the first
+    connection gets an event from a newer daemon, a broken frame and half a reply, then
+    is closed mid-reply; the second answers one line with text and audio."""
+    import base64
+    import math
+
+    from starlette.applications import Starlette
+    from starlette.responses import FileResponse, JSONResponse
+    from starlette.routing import Mount, Route, WebSocketRoute
+    from starlette.staticfiles import StaticFiles
+    from starlette.websockets import WebSocket, WebSocketDisconnect
+
+    connections = []
+
+    def dump(event) -> str:
+        return event.model_dump_json()
+
+    async def realtime(ws: WebSocket) -> None:
+        await ws.accept(subprotocol=p.SUBPROTOCOL)
+        connections.append(ws)
+        session = p.Session(id=f"sess_{len(connections)}", characters=["bram", "mara"])
+        await ws.send_text(dump(p.SessionCreated(session=session)))
+        part = {"response_id": "resp_1", "item_id": "item_1", "character": "bram"}
+        if len(connections) == 1:
+            await ws.send_text('{"type": "npc.emotion", "character": "bram", "emotion": "wary"}')
+            await ws.send_text("{not json")
+            info = p.ResponseInfo(id="resp_1", character="bram")
+            await ws.send_text(dump(p.ResponseCreated(response=info)))
+            await ws.send_text(dump(p.OutputTextDelta(**part, delta="Hel")))
+            await ws.close(code=1011)  # the daemon gives up mid-reply
+            return
+        tone = b"".join(
+            int(8000 * math.sin(2 * math.pi * 440 * i / 24000)).to_bytes(2, "little", signed=True)
+            for i in range(24000 // 2)
+        )
+        try:
+            while True:
+                event = p.client_event_adapter.validate_json(await ws.receive_text())
+                if not isinstance(event, p.ResponseCreate):
+                    continue
+                part["response_id"] = info_id = f"resp_{len(connections)}"
+                info = p.ResponseInfo(id=info_id, character="bram", output_sample_rate=24000)
+                scores = {"bram": 0.9, "mara": 0.2}
+                for out in (
+                    p.NpcRoute(item_id=None, character="bram", reason="addressed", scores=scores),
+                    p.ResponseCreated(response=info),
+                    p.OutputTextDelta(**part, delta="Still here."),
+                    p.NpcSentence(
+                        **part, text="Still here.", audio_start_ms=0, audio_duration_ms=500
+                    ),
+                    p.OutputAudioDelta(**part, delta=base64.b64encode(tone).decode()),
+                    p.OutputAudioDone(**part),
+                    p.ResponseDone(
+                        response=info.model_copy(
+                            update={
+                                "status": "completed",
+                                "output_text": "Still here.",
+                                "audio_sent_ms": 500,
+                            }
+                        )
+                    ),
+                ):
+                    await ws.send_text(dump(out))
+        except WebSocketDisconnect:
+            pass
+
+    async def index(request):
+        return FileResponse(STATIC / "index.html")
+
+    async def characters(request):
+        cast = [
+            {"id": "bram", "name": "Bram", "description": "The blacksmith."},
+            {"id": "mara", "name": "Mara", "description": "The archivist."},
+        ]
+        return JSONResponse({"characters": cast})
+
+    app = Starlette(
+        routes=[
+            Route("/", index),
+            Route("/v1/characters", characters),
+            WebSocketRoute("/v1/realtime", realtime),
+            Mount("/playground", StaticFiles(directory=STATIC)),
+        ]
+    )
+    return app, connections
+
+
+def test_playground_recovers_from_a_misbehaving_daemon(tmp_path: Path) -> None:
+    """Unknown event ignored, bad frame and a drop mid-reply reported, reconnect, carry on."""
+    import threading
+    import time
+
+    import uvicorn
+    from playwright.sync_api import sync_playwright
+
+
+    app, connections = scripted_app()
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", ws="websockets-sansio"
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    wav = write_wav(tmp_path / "silence.wav", bytes(16000 * 2), 16000)
+    page_errors: list[str] = []
+    try:
+        with sync_playwright() as pw:
+            chromium = require_binary("chromium", "chromium")
+            browser = pw.chromium.launch(executable_path=chromium, args=chromium_args(wav))
+            try:
+                page = browser.new_page()
+                page.on("pageerror", lambda exc: page_errors.append(str(exc)))
+                page.goto(f"http://127.0.0.1:{port}/")
+                page.wait_for_function(
+                    "window.personae.errors.some(e => e.code === 'connection_lost')", timeout=10_000
+                )
+                page.wait_for_function(
+                    "window.personae.status === 'connected' && window.personae.session.id === 'sess_2'",
+                    timeout=10_000,
+                )
+                page.fill("#line", "Are you still there?")
+                page.press("#line", "Enter")
+                page.wait_for_selector(".reply[data-status=completed]", timeout=10_000)
+                page.wait_for_function("window.personae.audio.endedChunks >= 1", timeout=10_000)
+                seen = page.evaluate(
+                    """() => ({
+                        unknown: window.personae.unknown,
+                        errors: window.personae.errors.map(e => e.code),
+                        replies: [...document.querySelectorAll('.reply')].map(
+                            el => [el.dataset.character, el.querySelector('.text').textContent]),
+                    })"""
+                )
+                page.screenshot(path=str(tmp_path / "recovered.png"))
+            finally:
+                browser.close()
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    assert page_errors == []
+    assert seen["unknown"] == ["npc.emotion"]
+    assert seen["errors"] == ["malformed_frame", "connection_lost"]
+    assert seen["replies"] == [["bram", "Hel"], ["bram", "Still here."]]
+    assert len(connections) == 2

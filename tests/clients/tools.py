@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import types
 import typing
 import wave
@@ -27,6 +28,12 @@ def require_binary(name: str, package: str) -> str:
             pytrace=False,
         )
     return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def write_wav(path: Path, pcm16: bytes, rate: int) -> Path:

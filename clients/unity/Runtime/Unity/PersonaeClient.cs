@@ -94,7 +94,15 @@ namespace Personae.Unity
             _client.AudioDone += d => WithVoice(d.CharacterId, v => v.EndOfResponse());
             _client.SpeechStarted += _ => StopAllVoices(); // barge-in: the daemon cancels, we stop playing
             _client.ResponseDone += OnResponseDone;
-            _client.Error += e => onError.Invoke(e.Code, e.Message);
+            _client.Error += OnClientError;
+        }
+
+        private void OnClientError(PersonaeException e)
+        {
+            // The reply in flight is gone: let every voice play out what it already has.
+            if (e.Code == ErrorCodes.ConnectionLost)
+                foreach (PersonaeVoice voice in _voices.Values) voice.EndOfResponse();
+            onError.Invoke(e.Code, e.Message);
         }
 
         private void Start()
