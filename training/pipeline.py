@@ -23,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from personae.daemon.characters import Character
 from personae.training.dialogue import Attributor, Speaker, dialogue_examples, extract_all
-from personae.training.errors import CharacterDataError, TeacherError, TrainingError
+from personae.training.errors import CharacterDataError, SourceError, TeacherError, TrainingError
 from personae.training.ingest import Chapter, ingest_file
 from personae.training.recipe import Recipe
 from personae.training.rundir import (
@@ -91,6 +91,9 @@ class Pipeline:
     # --- ingest ----------------------------------------------------------------------
     def ingest(self, force: bool = False) -> list[Chapter]:
         sources = self.recipe.source_paths
+        for path in sources:
+            if not path.is_file():
+                raise SourceError(f"{path}: source file not found (recipe sources)")
         fp = _digest([_file_digest(p) for p in sources])
         if self._skip("ingest", fp, force):
             return self.chapters()
