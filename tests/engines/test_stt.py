@@ -1,0 +1,106 @@
+"""faster-whisper on real speech, and the one-time join of the bundled whisper-base."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from personae.daemon.engines import registry
+from personae.daemon.engines.stt_faster_whisper import FasterWhisperSTT
+from personae.daemon.errors import ConfigError
+from personae.daemon.models.whisper import DIR_NAME, whisper_dir
+from personae.daemon.settings import Settings
+from tests.speech import speak, words
+
+pytestmark = pytest.mark.models
+
+SENTENCE = "Hello Brom, can you sell me a sword and some bread?"
+KEY_WORDS = {"sell", "sword", "bread"}
+
+
+@pytest.fixture(scope="module")
+def base(settings) -> FasterWhisperSTT:
+    return FasterWhisperSTT.from_settings(settings)
+
+
+@pytest.fixture(scope="module")
+def tiny(settings) -> FasterWhisperSTT:
+    return FasterWhisperSTT.from_settings(settings.model_copy(update={"stt_model": "tiny.en"}))
+
+
+@pytest.fixture(scope="module")
+def sentence() -> np.ndarray:
+    return speak(SENTENCE, pad_s=0.3)
+
+
+def test_base_transcribes_name_and_key_words(base, sentence):
+    result = base.transcribe(sentence, hotwords=["Brom"])
+    assert KEY_WORDS | {"brom"} <= words(result.text), result.text
+    assert result.language == "en"
+    assert result.duration_s == pytest.approx(len(sentence) / 16_000)
+
+
+def test_tiny_en_transcribes_key_words(tiny, sentence):
+    result = tiny.transcribe(sentence, hotwords=["Brom"])
+    assert {"sword", "bread", "brom"} <= words(result.text), result.text
+
+
+def test_empty_audio_is_an_empty_transcript(base):
+    assert base.transcribe(np.zeros(0, dtype=np.float32)).text == ""
+
+
+def test_registry_builds_it(settings):
+    assert isinstance(registry.create("stt", "faster-whisper", settings), FasterWhisperSTT)
+
+
+def test_missing_model_dir_is_a_config_error_not_a_download(tmp_path):
+    settings = Settings(cache_dir=tmp_path, stt_model=str(tmp_path / "no-such-model"))
+    with pytest.raises(ConfigError, match="no-such-model"):
+        FasterWhisperSTT.from_settings(settings)
+
+
+def test_dir_without_weights_is_a_config_error(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ConfigError, match=r"missing model\.bin, tokenizer\.json"):
+        FasterWhisperSTT(model_dir=tmp_path)
+
+
+def test_whisper_dir_joins_once_reports_progress_and_repairs(tmp_path):
+    settings = Settings(cache_dir=tmp_path)
+    calls: list[tuple[str, float, float]] = []
+    path = whisper_dir(settings, lambda step, done, total: calls.append((step, done, total)))
+
+    assert path == tmp_path / DIR_NAME
+    assert {"model.bin", "tokenizer.json", "config.json"} <= {p.name for p in path.iterdir()}
+    done = [c[1] for c in calls]
+    total = calls[-1][2]
+    assert done == sorted(done) and done[-1] == total == (path / "model.bin").stat().st_size
+    assert [p.name for p in tmp_path.iterdir()] == [DIR_NAME]  # no temp dir left behind
+
+    calls.clear()
+    start = time.perf_counter()
+    assert whisper_dir(settings, lambda *a: calls.append(a)) == path
+    assert calls == [] and time.perf_counter() - start < 0.1  # reused, not rebuilt
+    assert whisper_dir(settings, verify_hash=True) == path
+
+    # A truncated cache (disk full, killed copy) is noticed by size and rebuilt.
+    with (path / "model.bin").open("r+b") as f:
+        f.truncate(1000)
+    whisper_dir(settings, lambda *a: calls.append(a))
+    assert calls
+    assert (path / "model.bin").stat().st_size == total
+
+    # Same size, different bytes: only the hash check sees it.
+    with (path / "model.bin").open("r+b") as f:
+        f.seek(total // 2)
+        f.write(b"\x00" * 16)
+    calls.clear()
+    assert whisper_dir(settings, lambda *a: calls.append(a)) == path
+    assert calls == []
+    assert whisper_dir(settings, lambda *a: calls.append(a), verify_hash=True) == path
+    assert calls
+
+    stt = FasterWhisperSTT(model_dir=path, threads=1)  # the repaired copy loads and works
+    assert "sword" in words(stt.transcribe(speak(SENTENCE)).text)
