@@ -6,11 +6,13 @@
     pcm = speak_pcm16("Hello there.", 24_000)                  # wire-ready PCM16 bytes
 
 `voice="piper"` is the bundled Piper voice; any other value is an espeak-ng voice.
-Results are cached per process, so repeating a sentence costs nothing.
+Results are cached per process, so repeating a sentence costs nothing. `words()`
+normalises a transcript for key-word assertions.
 """
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 import numpy as np
@@ -59,3 +61,8 @@ def speak_pcm16(text: str, rate: int = 16_000, *, voice: str = PIPER, pad_s: flo
 
 def silence(seconds: float, *, rate: int = 16_000) -> np.ndarray:
     return np.zeros(round(seconds * rate), dtype=np.float32)
+
+
+def words(text: str) -> set[str]:
+    """Lower-case words of a transcript, punctuation dropped: for key-word assertions."""
+    return set(re.findall(r"[a-z0-9']+", text.lower()))
