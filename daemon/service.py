@@ -15,11 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
 from personae.daemon.characters import Character, default_cast_dir, load_cast
 from personae.daemon.engines import registry
 from personae.daemon.engines.base import Embedder, LLMEngine, STTEngine, TTSEngine, VADEngine
 from personae.daemon.errors import ConfigError, EngineError, PersonaeError
 from personae.daemon.models import Progress, no_progress
+from personae.daemon.runtime import CharacterRuntime, Experiments
 from personae.daemon.session.router import Router
 from personae.daemon.settings import Settings
 
@@ -43,6 +47,10 @@ class Service:
     cast: dict[str, Character]
     engines: Engines
     router: Router
+    #: per character and player: emotion, relationship, memory, lore, turn log
+    runtime: CharacterRuntime
+    experiments: Experiments
+    database: Engine
     #: one pool per stage so a queue of LLM requests never starves STT or TTS
     pools: dict[str, ThreadPoolExecutor] = field(default_factory=dict)
 
@@ -68,8 +76,19 @@ class Service:
                 )
         progress("routing profiles", 0, 0)
         router = Router(embedder=engines.embedder, characters=cast)
-        service = cls(settings=settings, cast=cast, engines=engines, router=router)
+        progress("database", 0, 0)
+        database, runtime = open_runtime(settings, engines.embedder)
+        service = cls(
+            settings=settings,
+            cast=cast,
+            engines=engines,
+            router=router,
+            runtime=runtime,
+            experiments=Experiments(database),
+            database=database,
+        )
         service.pools = {
+            "store": ThreadPoolExecutor(4, thread_name_prefix="store"),
             "vad": ThreadPoolExecutor(2, thread_name_prefix="vad"),
             "stt": ThreadPoolExecutor(2, thread_name_prefix="stt"),
             "router": ThreadPoolExecutor(2, thread_name_prefix="router"),
@@ -104,7 +123,7 @@ class Service:
             return await loop.run_in_executor(self.pools[stage], lambda: fn(*args))
         except PersonaeError:
             raise
-        except (OSError, RuntimeError, ValueError) as exc:
+        except (OSError, RuntimeError, ValueError, SQLAlchemyError) as exc:
             raise EngineError(str(exc) or type(exc).__name__, engine=stage) from exc
 
     async def stream(
@@ -158,6 +177,30 @@ class Service:
     def close(self) -> None:
         for pool in self.pools.values():
             pool.shutdown(wait=False, cancel_futures=True)
+        self.database.dispose()
+
+
+def count_tokens(text: str) -> int:
+    """A tokenizer-free estimate (about four characters a token) for prompt budgets."""
+    return max(1, (len(text) + 3) // 4)
+
+
+def open_runtime(settings: Settings, embedder: Embedder) -> tuple[Engine, CharacterRuntime]:
+    from personae.daemon.store import open_database
+    from personae.daemon.store.engine import default_database_url
+
+    url = settings.database_url or default_database_url(settings.cache_dir)
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = open_database(url, busy_timeout_s=settings.database_busy_timeout_s)
+    return engine, CharacterRuntime(
+        engine,
+        count_tokens=count_tokens,
+        embed=embedder.embed,
+        embed_model=getattr(embedder, "model_name", embedder.name),
+        memory_budget_tokens=settings.memory_budget_tokens,
+        lore_budget_tokens=settings.lore_budget_tokens,
+    )
 
 
 def resolve_adapter(settings: Settings, character: Character) -> Path:

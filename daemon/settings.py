@@ -46,6 +46,20 @@ class Settings(BaseSettings):
         description="Root of the adapter store (<name>/<version>/); default cache_dir/adapters",
     )
 
+    # --- character state ---
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL; None = sqlite:///<cache_dir>/personae.db. "
+        "postgresql://user:pass@host/db for several replicas",
+    )
+    database_busy_timeout_s: float = Field(5.0, gt=0)
+    environment: str = Field("production", description="Deployment environment this daemon serves")
+    memory_budget_tokens: int = Field(160, ge=0, description="Memories placed in each prompt")
+    lore_budget_tokens: int = Field(200, ge=0, description="Lore entries placed in each prompt")
+    default_player_id: str = Field(
+        "player", description="Whose state a session uses when it does not set player_id"
+    )
+
     # --- engines (names from the registry) ---
     vad_engine: str = "silero"
     stt_engine: str = "faster-whisper"

@@ -139,7 +139,7 @@ class Session:
 
     # ---------------------------------------------------------------- receiving
 
-    async def next_event(self, timeout: float | None = None) -> p.ServerEvent:  # noqa: ASYNC109
+    async def next_event(self, timeout: float | None = None) -> p.ServerEvent:
         async with asyncio.timeout(timeout):
             item = await self._events.get()
         if isinstance(item, BaseException):
@@ -155,7 +155,7 @@ class Session:
             except websockets.ConnectionClosed:
                 return
 
-    async def wait_for(self, *types: str, timeout: float = 30.0) -> p.ServerEvent:  # noqa: ASYNC109
+    async def wait_for(self, *types: str, timeout: float = 30.0) -> p.ServerEvent:
         """The next event of one of `types`; an `error` event raises PersonaeError."""
         async with asyncio.timeout(timeout):
             while True:
@@ -165,7 +165,7 @@ class Session:
                 if isinstance(event, p.Error):
                     raise PersonaeError(event.error)
 
-    async def collect_reply(self, *, timeout: float = 120.0) -> Reply:  # noqa: ASYNC109
+    async def collect_reply(self, *, timeout: float = 120.0) -> Reply:
         """Gather events up to the next `response.done` into a Reply.
 
         An `error` before the response starts raises PersonaeError; a reply that fails
@@ -205,7 +205,7 @@ class Session:
         await self.respond(character=character)
         return await self.collect_reply(timeout=timeout)
 
-    async def speak(self, pcm16: bytes, *, timeout: float = 120.0) -> Reply:  # noqa: ASYNC109
+    async def speak(self, pcm16: bytes, *, timeout: float = 120.0) -> Reply:
         """Spoken audio from the player (PCM16 at the session's input rate); returns the reply.
 
         With server VAD the daemon ends the turn itself; silence is appended so it hears

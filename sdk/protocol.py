@@ -196,6 +196,17 @@ class GameEvent(_Event):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
+class NpcFeedback(_Event):
+    """The player rated a reply (thumbs, stars): feeds A/B experiment metrics."""
+
+    type: Literal["npc.feedback"] = "npc.feedback"
+    response_id: str | None = None
+    character: CharacterId
+    #: -1.0 (bad) .. 1.0 (good)
+    score: float = Field(ge=-1.0, le=1.0)
+    comment: str | None = Field(None, max_length=1000)
+
+
 ClientEvent = Annotated[
     SessionUpdate
     | InputAudioBufferAppend
@@ -205,7 +216,8 @@ ClientEvent = Annotated[
     | ConversationItemTruncate
     | ResponseCreate
     | ResponseCancel
-    | GameEvent,
+    | GameEvent
+    | NpcFeedback,
     Field(discriminator="type"),
 ]
 
@@ -332,6 +344,19 @@ class NpcSentence(_ResponsePart):
     audio_duration_ms: int
 
 
+class NpcEmotion(_Event):
+    """How a character feels now: after the player's words, a game event, or a reply."""
+
+    type: Literal["npc.emotion"] = "npc.emotion"
+    character: CharacterId
+    #: the strongest emotion ("joy", "anger", "fear", "sadness", "surprise", ...)
+    dominant: str
+    intensity: float
+    blend: dict[str, float]
+    trust: float | None = None
+    affinity: float | None = None
+
+
 class ResponseDone(_Event):
     type: Literal["response.done"] = "response.done"
     response: ResponseInfo
@@ -372,6 +397,7 @@ ServerEvent = Annotated[
     | OutputAudioDelta
     | OutputAudioDone
     | NpcSentence
+    | NpcEmotion
     | ResponseDone
     | Error,
     Field(discriminator="type"),

@@ -262,10 +262,16 @@ def event_update(
         if not isinstance(emotions, Mapping):
             raise ValueError(f"emotions must be an object of {', '.join(EMOTIONS)}")
         update = StateUpdate(
-            {str(k): float(v) for k, v in emotions.items()},
-            trust=float(data.get("trust", 0.0)),
-            affinity=float(data.get("affinity", 0.0)),
+            {str(k): _number(v, f"emotions.{k}") for k, v in emotions.items()},
+            trust=_number(data.get("trust", 0.0), "trust"),
+            affinity=_number(data.get("affinity", 0.0), "affinity"),
         )
     except (TypeError, ValueError) as exc:
         raise ClientError(f"game.event data: {exc}", code="invalid_event") from exc
     return update, importance
+
+
+def _number(value: Any, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{key} must be a finite number, got {value!r}")
+    return float(value)

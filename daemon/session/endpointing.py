@@ -111,8 +111,9 @@ class Endpointer:
             self.speaking = False
             self._turn = []
             self._run = 0
-            return SpeechEnded(self._ms(self._frames_seen), audio, truncated,
-                               -1 if truncated else self._pauses)
+            return SpeechEnded(
+                self._ms(self._frames_seen), audio, truncated, -1 if truncated else self._pauses
+            )
         if self._run == 1:
             # A pause begins: the caller may transcribe now and have the text ready
             # when the pause turns out to be the end of the turn.

@@ -30,6 +30,7 @@ from personae.daemon.errors import (
     PersonaeError,
     UnknownCharacterError,
 )
+from personae.daemon.runtime import CharacterState
 from personae.daemon.service import Service
 from personae.daemon.session.endpointing import Endpointer, Event, PauseStarted, SpeechStarted
 from personae.daemon.session.outbox import Outbox, SlowClientError, audio_ms
@@ -167,7 +168,7 @@ class RealtimeSession:
             case p.SessionUpdate(session=update):
                 self._update_session(update)
             case p.ConversationItemCreate(item=item):
-                self._create_item(item)
+                await self._create_item(item)
             case p.ConversationItemTruncate():
                 self._truncate(event)
             case p.ResponseCreate(response=options):
@@ -182,7 +183,45 @@ class RealtimeSession:
                 await self.cancel_response("client_cancelled")
             case p.GameEvent():
                 self._check_characters(event.characters or [])
+                perceivers = [c for c in (event.characters or self._scene())]
+                states = await self.service.run(
+                    "store",
+                    self.service.runtime.game_event,
+                    perceivers,
+                    self.player_id,
+                    event.name,
+                    event.description,
+                    event.data,
+                )
                 self.history.append(Turn("game", f"{event.name}: {event.description}".strip(": ")))
+                for cid, state in states.items():
+                    self._emit_emotion(cid, state)
+            case p.NpcFeedback():
+                self._check_characters([event.character])
+                await self.service.run("store", self._record_feedback, event)
+
+    @property
+    def player_id(self) -> str:
+        return self.config.player_id or self.service.settings.default_player_id
+
+    def _emit_emotion(self, character: str, state: CharacterState) -> None:
+        self.outbox.control(
+            p.NpcEmotion(
+                character=character,
+                **state.emotion.as_event(),
+                trust=round(state.relationship.trust, 3),
+                affinity=round(state.relationship.affinity, 3),
+            )
+        )
+
+    def _record_feedback(self, event: p.NpcFeedback) -> None:
+        experiments = self.service.experiments
+        assigned = experiments.variant_for(event.character, self.player_id)
+        if assigned is not None:
+            experiment, variant = assigned
+            experiments.record(
+                experiment.name, variant.name, "feedback", event.score, player_id=self.player_id
+            )
 
     async def _drain_audio(self) -> None:
         """Let the listener catch up with appended audio before a commit or clear."""
@@ -230,7 +269,16 @@ class RealtimeSession:
             max_turn_s=s.max_turn_audio_s,
         )
 
-    def _create_item(self, item: p.Item) -> None:
+    async def _player_said(self, text: str) -> None:
+        """The characters in the scene heard the player: log, tone, memory."""
+        await self.service.run(
+            "store",
+            lambda: self.service.runtime.player_said(
+                self._scene(), self.player_id, text, session_id=self.config.id
+            ),
+        )
+
+    async def _create_item(self, item: p.Item) -> None:
         text = item.text.strip()
         if not text:
             raise ClientError("a message item needs text content", code="invalid_item")
@@ -250,6 +298,8 @@ class RealtimeSession:
         else:
             self.history.append(Turn("player", text, item.id or ""))
         self.outbox.control(p.ConversationItemCreated(item=item))
+        if item.role == "user":
+            await self._player_said(text)
 
     def _truncate(self, event: p.ConversationItemTruncate) -> None:
         for i, turn in enumerate(self.history):
@@ -326,8 +376,9 @@ class RealtimeSession:
         self._drop_early()
         self.outbox.control(p.SpeechStopped(audio_end_ms=ev.at_ms, item_id=item_id))
         self.outbox.control(p.InputAudioBufferCommitted(item_id=item_id))
-        self._enqueue(TranscribeJob(item_id, ev.audio, respond=bool(td and td.create_response),
-                                    early=early))
+        self._enqueue(
+            TranscribeJob(item_id, ev.audio, respond=bool(td and td.create_response), early=early)
+        )
 
     def _drop_early(self) -> None:
         if self._early is not None:
@@ -389,6 +440,7 @@ class RealtimeSession:
         self.outbox.control(p.TranscriptionCompleted(item_id=job.item_id, transcript=text))
         if text:
             self.history.append(Turn("player", text, job.item_id))
+            await self._player_said(text)
         return text
 
     def _stt(self, audio: np.ndarray, hotwords: list[str]):
@@ -468,12 +520,17 @@ class RealtimeSession:
         svc = self.service
         ch = svc.cast[r.info.character]
         names = {cid: c.name for cid, c in svc.cast.items()}
+        recent = [t.text for t in self.history[-2 * svc.settings.history_turns :]]
+        ctx = await svc.run("store", svc.runtime.context_for, ch, self.player_id, recent)
+        self._emit_emotion(ch.id, ctx.state)
+        voice = ctx.voice
         messages = build_messages(
             ch,
             self.history,
             names=names,
             max_turns=svc.settings.history_turns,
             instructions=options.instructions,
+            context=ctx.context,
         )
         request = GenerationRequest(
             messages=messages, params=ch.generation, adapter=svc.adapter_for(ch)
@@ -502,7 +559,7 @@ class RealtimeSession:
                 say = spoken_text(sentence)
                 if not speak or not say:
                     continue
-                out = await svc.run("tts", self._synthesize, say, ch.voice.engine, ch.voice)
+                out = await svc.run("tts", self._synthesize, say, voice.engine, voice)
                 duration = audio_ms(len(out) * 2, self.config.output_sample_rate)
                 await self.outbox.data(
                     p.NpcSentence(
@@ -545,7 +602,7 @@ class RealtimeSession:
         r.info.status = status  # type: ignore[assignment]
         r.info.status_reason = reason
         r.info.output_text = "".join(r.text).strip()
-        self._record_reply(r, heard_only=status != "completed" and r.speak)
+        await self._record_reply(r, heard_only=status != "completed" and r.speak)
         part = {"response_id": r.info.id, "item_id": r.item_id, "character": r.info.character}
         done = p.ResponseDone(response=r.info.model_copy())
         if status == "completed":
@@ -558,15 +615,26 @@ class RealtimeSession:
         if self.response is r:
             self.response = None
 
-    def _record_reply(self, r: ActiveResponse, *, heard_only: bool) -> None:
+    async def _record_reply(self, r: ActiveResponse, *, heard_only: bool) -> None:
         """Remember the reply; an interrupted spoken one only as far as it was heard."""
         text = r.info.output_text
         if heard_only:
             sent = self.outbox.audio_sent_ms.get(r.info.id, 0)
             text = " ".join(s for s, start in r.sentences if start < sent)
-        if text:
-            self.history.append(Turn(r.info.character, text, r.item_id))
-            self._last_speaker = r.info.character
+        if not text:
+            return
+        self.history.append(Turn(r.info.character, text, r.item_id))
+        self._last_speaker = r.info.character
+        runtime = self.service.runtime
+        # shielded: a reply cancelled by barge-in is still logged as far as it was heard
+        await asyncio.shield(
+            self.service.run(
+                "store",
+                lambda: runtime.character_said(
+                    r.info.character, self.player_id, text, session_id=self.config.id
+                ),
+            )
+        )
 
     async def cancel_response(self, reason: str) -> None:
         """Stop the reply in progress at once: LLM, TTS and queued audio."""

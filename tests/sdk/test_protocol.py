@@ -61,6 +61,8 @@ EXAMPLES: list[BaseModel] = [
         response=p.ResponseInfo(id="r", character="bram", status="cancelled", audio_sent_ms=300)
     ),
     p.Error(error=p.ErrorInfo(code="unknown_event", message="nope", event_type="x.y")),
+    p.NpcFeedback(character="mara", score=0.5, response_id="r"),
+    p.NpcEmotion(character="mara", dominant="joy", intensity=0.4, blend={"joy": 0.4}, trust=0.1),
 ]
 
 

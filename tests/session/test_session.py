@@ -321,3 +321,65 @@ async def test_without_early_transcription_the_whole_turn_is_transcribed_once() 
         h.send(p.InputAudioBufferAppend(audio=silence(0.6)))
         await h.wait_type("conversation.item.input_audio_transcription.completed")
     assert len(stt.calls) == 1 and stt.calls[0][0] >= 1.25  # includes the silence tail
+
+
+async def test_game_event_moves_perceivers_feelings_and_reaches_the_prompt() -> None:
+    llm = FakeLLM(reply=lambda req: "Oh no.")
+    async with running(fake_service(llm=llm)) as h:
+        h.send(
+            p.GameEvent(
+                name="bridge_collapsed",
+                description="The old bridge fell into the river.",
+                characters=["bram"],
+                data={"emotions": {"fear": 0.8}, "importance": 0.9},
+            )
+        )
+        emotion = await h.wait_type("npc.emotion")
+        assert emotion.character == "bram" and emotion.dominant == "fear"
+        assert not [e for e in h.of_type("npc.emotion") if e.character != "bram"]
+        h.send(p.ResponseCreate(response=p.ResponseOptions(character="bram")))
+        await h.wait_type("response.done")
+        h.send(p.GameEvent(name="gift", data={"trust": "lots"}))
+        err = await h.wait_type("error")
+    system = llm.requests[0].messages[0].content
+    assert "bridge" in system.lower()  # remembered and recalled into the prompt
+    assert err.error.code == "invalid_event" and "trust" in err.error.message
+
+
+async def test_state_and_memory_outlive_the_session() -> None:
+    llm = FakeLLM(reply=lambda req: "Noted.")
+    service = fake_service(llm=llm)
+    async with running(service) as h:
+        h.send(p.SessionUpdate(session=p.SessionConfig(player_id="p-42")))
+        h.send(user_text("Mara, I absolutely love your wonderful maps! Thank you so much!"))
+        h.send(p.ResponseCreate())
+        first = await h.wait_for(lambda e: e.type == "npc.emotion" and e.character == "mara")
+    async with running(service) as h:  # a new session, the same player
+        h.send(p.SessionUpdate(session=p.SessionConfig(player_id="p-42")))
+        h.send(user_text("Mara, hello again."))
+        h.send(p.ResponseCreate())
+        await h.wait_type("response.done")
+    system = llm.requests[-1].messages[0].content
+    assert "wonderful maps" in system  # the notable line became a memory
+    assert first.dominant == "joy"
+    # another player starts fresh
+    async with running(service) as h:
+        h.send(p.SessionUpdate(session=p.SessionConfig(player_id="someone-else")))
+        h.send(user_text("Mara, hello."))
+        h.send(p.ResponseCreate())
+        await h.wait_type("response.done")
+    assert "wonderful maps" not in llm.requests[-1].messages[0].content
+
+
+async def test_lore_enters_the_prompt_when_its_keys_are_mentioned() -> None:
+    llm = FakeLLM(reply=lambda req: "Aye.")
+    async with running(fake_service(llm=llm)) as h:
+        h.send(user_text("Bram, how is the weather?"))
+        h.send(p.ResponseCreate())
+        await h.wait_type("response.done")
+        n = len(h.events)
+        h.send(user_text("Bram, what happened at the old mill?"))
+        h.send(p.ResponseCreate())
+        await h.wait_type("response.done", after=n)
+    assert "carry the miller out" not in llm.requests[0].messages[0].content
+    assert "carry the miller out" in llm.requests[1].messages[0].content
