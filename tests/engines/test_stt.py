@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -69,6 +70,9 @@ def test_dir_without_weights_is_a_config_error(tmp_path):
 
 def test_whisper_dir_joins_once_reports_progress_and_repairs(tmp_path):
     settings = Settings(cache_dir=tmp_path)
+    crashed = tmp_path / f".{DIR_NAME}-crashed"  # left by a join that was killed
+    crashed.mkdir()
+    os.utime(crashed, (time.time() - 7200, time.time() - 7200))
     calls: list[tuple[str, float, float]] = []
     path = whisper_dir(settings, lambda step, done, total: calls.append((step, done, total)))
 
@@ -77,7 +81,7 @@ def test_whisper_dir_joins_once_reports_progress_and_repairs(tmp_path):
     done = [c[1] for c in calls]
     total = calls[-1][2]
     assert done == sorted(done) and done[-1] == total == (path / "model.bin").stat().st_size
-    assert [p.name for p in tmp_path.iterdir()] == [DIR_NAME]  # no temp dir left behind
+    assert [p.name for p in tmp_path.iterdir()] == [DIR_NAME]  # no temp dirs left behind
 
     calls.clear()
     start = time.perf_counter()
