@@ -103,6 +103,44 @@ class Settings(BaseSettings):
     max_text_chars: int = Field(2000, ge=1)
     send_queue_frames: int = Field(256, ge=8)
     reply_timeout_s: float = Field(60.0, gt=0)
+    engine_stall_s: float = Field(
+        15.0, gt=0, description="an engine silent this long mid-reply fails the reply"
+    )
+    send_timeout_s: float = Field(
+        10.0, gt=0, description="a client that takes longer to accept one frame is closed (1008)"
+    )
+    max_sessions: int = Field(256, ge=1, description="open sessions, all keys together")
+    max_sessions_per_key: int = Field(16, ge=1, description="open sessions of one API key")
+    rate_per_s: float = Field(
+        20.0, gt=0, description="client events a key may send per second (audio excluded)"
+    )
+    rate_burst: int = Field(60, ge=1, description="events a key may send at once")
+    rate_strikes: int = Field(
+        200, ge=1, description="refused events in a row after which the session is closed (1008)"
+    )
+
+    # --- security ---
+    keys_file: Path | None = Field(
+        None,
+        description="API keys (hashed), managed with `personae keys`; default "
+        "cache_dir/keys.json. No keys = local development mode: no authentication",
+    )
+    require_keys: bool = Field(
+        False, description="refuse to start without API keys (no local development mode)"
+    )
+    moderation: str = Field(
+        "blocklist", description="moderation hook by name ('blocklist', 'none') or 'module:factory'"
+    )
+    moderation_words: tuple[str, ...] = Field(
+        (), description="extra words and phrases the block list refuses"
+    )
+    moderation_words_file: Path | None = Field(
+        None, description="a file of blocked words or phrases, one a line"
+    )
+
+    @property
+    def resolved_keys_file(self) -> Path:
+        return self.keys_file or self.cache_dir / "keys.json"
 
     @property
     def resolved_adapters_dir(self) -> Path:
