@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -77,6 +77,45 @@ class Settings(BaseSettings):
         None, description="transformers model dir; None = bundled SmolLM2-135M-Instruct"
     )
     threads: int = Field(0, ge=0, description="CPU threads per engine; 0 = all cores")
+
+    # --- vLLM service engine (llm_engine = "vllm"; see docs/deploy.md) ---
+    vllm_url: str = Field(
+        "http://127.0.0.1:8000",
+        description="Base URL of the vLLM (or other OpenAI-compatible) server, without /v1",
+    )
+    vllm_model: str | None = Field(
+        None,
+        description="Base model the server must serve, checked at start-up; "
+        "None = HuggingFaceTB/SmolLM2-135M-Instruct (the bundled base)",
+    )
+    vllm_api_key: SecretStr | None = Field(
+        None, description="Bearer token the server expects (vllm serve --api-key)"
+    )
+    vllm_adapters_dir: str | None = Field(
+        None,
+        description="The adapter store as the vLLM host sees it (where the shared volume is "
+        "mounted there); None = the same path as here",
+    )
+    vllm_check_adapter_base: bool = Field(
+        True,
+        description="Refuse adapters whose adapter_config.json names another base model "
+        "than the one the server serves",
+    )
+    vllm_connect_timeout_s: float = Field(5.0, gt=0)
+    vllm_read_timeout_s: float = Field(
+        30.0, gt=0, description="Longest wait for the server's next token before a reply fails"
+    )
+    vllm_retries: int = Field(
+        2, ge=0, description="Retries of a request that failed before its first token"
+    )
+    vllm_startup_wait_s: float = Field(
+        120.0, ge=0, description="How long start-up waits for the server (it loads the model first)"
+    )
+    served_model_name: str | None = Field(
+        None,
+        description="Name of the base model in this daemon's /v1/models; None = the LLM "
+        "folder's name, or HuggingFaceTB/SmolLM2-135M-Instruct for the bundled one",
+    )
     warmup: bool = Field(True, description="Run each engine once at start-up")
     stt_early: bool = Field(
         True,
