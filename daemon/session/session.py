@@ -16,12 +16,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
 from personae.daemon import audio as pcm
+from personae.daemon.auth import LOCAL, ForbiddenError
 from personae.daemon.engines.base import INPUT_SAMPLE_RATE, GenerationRequest, Transcript
 from personae.daemon.errors import (
     ClientError,
@@ -31,6 +33,7 @@ from personae.daemon.errors import (
     UnknownCharacterError,
 )
 from personae.daemon.runtime import CharacterState
+from personae.daemon.limits import SessionGuard
 from personae.daemon.service import Service
 from personae.daemon.session.endpointing import Endpointer, Event, PauseStarted, SpeechStarted
 from personae.daemon.session.outbox import Outbox, SlowClientError, audio_ms
@@ -39,6 +42,7 @@ from personae.daemon.session.splitter import SentenceSplitter, spoken_text
 from personae.sdk import protocol as p
 
 log = logging.getLogger("personae.session")
+T = TypeVar("T")
 
 
 class SessionClosed(Exception):
@@ -84,11 +88,18 @@ class RealtimeSession:
         *,
         receive: Callable[[], Awaitable[str | bytes]],
         send: Callable[[p.ServerEvent], Awaitable[None]],
+        guard: SessionGuard | None = None,
     ) -> None:
         self.service = service
         s = service.settings
         self._receive = receive
-        self.outbox = Outbox(send, data_frames=s.send_queue_frames, lead_ms=s.audio_lead_ms)
+        self._send = send
+        #: the key's scopes and rate; None = local development (everything allowed)
+        self.guard = guard
+        self.principal = guard.principal if guard is not None else LOCAL
+        self.outbox = Outbox(
+            self._send_bounded, data_frames=s.send_queue_frames, lead_ms=s.audio_lead_ms
+        )
         self.config = p.Session(id=p.new_id("sess"))
         self.history: list[Turn] = []
         self._audio_in: asyncio.Queue[np.ndarray] = asyncio.Queue(64)
@@ -128,6 +139,15 @@ class RealtimeSession:
             if self.response is not None and self.response.task is not None:
                 self.response.task.cancel()
 
+    async def _send_bounded(self, event: p.ServerEvent) -> None:
+        """A client that takes too long to accept a frame is not reading: close it."""
+        limit = self.service.settings.send_timeout_s
+        try:
+            async with asyncio.timeout(limit):
+                await self._send(event)
+        except TimeoutError:
+            raise SlowClientError(f"client accepted no frame for {limit:g} s") from None
+
     # ------------------------------------------------------------------ receive
 
     async def _receive_loop(self) -> None:
@@ -143,6 +163,14 @@ class RealtimeSession:
             except FrameError as exc:
                 self._error(exc.code, exc.message, event_type=exc.event_type, event_id=exc.event_id)
                 continue
+            if self.guard is not None:
+                try:
+                    self.guard.admit(event)
+                except LimitExceededError as exc:
+                    if self.guard.exhausted:
+                        raise SessionClosed(1008, "rate limit ignored") from None
+                    self._error(exc.code, str(exc), event_type=event.type, event_id=event.event_id)
+                    continue
             try:
                 await self._handle(event)
             except ClientError as exc:
@@ -234,10 +262,17 @@ class RealtimeSession:
             raise LimitExceededError("too many pending turns; wait for replies to finish") from None
 
     def _check_characters(self, ids: list[str]) -> None:
+        visible = self.principal.visible(self.service.cast)
         unknown = [c for c in ids if c not in self.service.cast]
         if unknown:
             raise UnknownCharacterError(
-                f"unknown character {unknown[0]!r}; known: {', '.join(sorted(self.service.cast))}"
+                f"unknown character {unknown[0]!r}; known: {', '.join(sorted(visible))}"
+            )
+        forbidden = [c for c in ids if not self.principal.may_use(c)]
+        if forbidden:
+            raise ForbiddenError(
+                f"key {self.principal.key_id} may not use character {forbidden[0]!r}",
+                code="forbidden_character",
             )
 
     def _update_session(self, update: p.SessionConfig) -> None:
@@ -447,11 +482,17 @@ class RealtimeSession:
         return self.service.engines.stt.transcribe(audio, hotwords=hotwords)
 
     def _scene(self) -> list[str]:
-        return list(self.config.characters) if self.config.characters else list(self.service.cast)
+        scene = self.config.characters or self.service.cast
+        return self.principal.visible(scene)
 
     async def _respond(self, options: p.ResponseOptions, *, item_id: str | None) -> None:
         user_text = next((t.text for t in reversed(self.history) if t.speaker == "player"), "")
         scene = self._scene()
+        if not scene:
+            raise ForbiddenError(
+                f"key {self.principal.key_id} may use no character in this scene",
+                code="forbidden_character",
+            )
         decision = await self.service.run(
             "router",
             lambda: self.service.router.route(
@@ -542,7 +583,7 @@ class RealtimeSession:
         async def think() -> None:
             stream = svc.stream("llm", lambda cancel: svc.engines.llm.generate(request, cancel))
             async with contextlib.aclosing(stream) as deltas:
-                async for delta in deltas:
+                async for delta in _within(deltas, svc.settings.engine_stall_s, "llm"):
                     r.text.append(delta)
                     await self.outbox.data(p.OutputTextDelta(delta=delta, **part))
                     for sentence in splitter.push(delta):
@@ -559,7 +600,11 @@ class RealtimeSession:
                 say = spoken_text(sentence)
                 if not speak or not say:
                     continue
-                out = await svc.run("tts", self._synthesize, say, voice.engine, voice)
+                out = await _in_time(
+                    svc.run("tts", self._synthesize, say, voice.engine, voice),
+                    svc.settings.engine_stall_s,
+                    "tts",
+                )
                 duration = audio_ms(len(out) * 2, self.config.output_sample_rate)
                 await self.outbox.data(
                     p.NpcSentence(
@@ -671,6 +716,26 @@ class RealtimeSession:
         )
         if server:
             log.warning("session %s: %s (%s)", self.config.id, code, message)
+
+
+async def _within(items: AsyncIterator[T], seconds: float, engine: str) -> AsyncIterator[T]:
+    """`items`, failing with a retryable EngineError when one takes longer than `seconds`."""
+    while True:
+        try:
+            async with asyncio.timeout(seconds):
+                item = await anext(items)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise EngineError(f"no output for {seconds:g} s", engine=engine, retryable=True) from None
+        yield item
+
+
+async def _in_time(call: Awaitable[T], seconds: float, engine: str) -> T:
+    try:
+        return await asyncio.wait_for(call, seconds)
+    except TimeoutError:
+        raise EngineError(f"no result for {seconds:g} s", engine=engine, retryable=True) from None
 
 
 def _first_leaf(exc: BaseException | None) -> BaseException | None:
