@@ -45,6 +45,10 @@ learning_rate = 1e-3
 
 [dataset]
 max_tokens = 288
+val_fraction = 0.1
+
+[strategies.rewrite]
+enabled = false
 
 [output]
 run_dir = "run"
@@ -178,6 +182,6 @@ def test_qlora_on_cpu_is_a_clear_error(tmp_path: Path) -> None:
     from personae.training.base import resolve_base
     from personae.training.fit import _load_model
 
-    with pytest.raises(RecipeError, match="lora.quantization = 'nf4'.*CUDA"):
+    with pytest.raises(RecipeError, match=r"lora.quantization = 'nf4'.*CUDA"):
         _load_model(resolve_base(None), "nf4")
     assert TrainConfig().max_length == 256

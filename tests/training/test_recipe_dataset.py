@@ -65,7 +65,7 @@ def test_recipe_file_errors(tmp_path: Path) -> None:
     with pytest.raises(RecipeError, match="cannot parse"):
         load_recipe(tmp_path / "r.toml")
     (tmp_path / "r.json").write_text("{}")
-    with pytest.raises(RecipeError, match=".toml, .yaml"):
+    with pytest.raises(RecipeError, match=r"\.toml, \.yaml"):
         load_recipe(tmp_path / "r.json")
 
 
@@ -79,7 +79,7 @@ def test_unknown_character_is_named(tmp_path: Path) -> None:
             )
         }
     )
-    with pytest.raises(RecipeError, match="'ghost'.*ghost.toml"):
+    with pytest.raises(RecipeError, match=r"'ghost'.*ghost\.toml"):
         bad.load_characters()
 
 
@@ -127,7 +127,7 @@ def test_dataset_rows_dedup_limits_and_system_prompt() -> None:
 def test_split_is_deterministic_and_order_independent() -> None:
     rows = [{"id": f"{i:04d}"} for i in range(100)]
     train, val = split_rows(rows, val_fraction=0.15, seed=0)
-    train2, val2 = split_rows(list(reversed(rows)), val_fraction=0.15, seed=0)
+    _, val2 = split_rows(list(reversed(rows)), val_fraction=0.15, seed=0)
     assert {r["id"] for r in val} == {r["id"] for r in val2} and len(val) == 15
     assert not {r["id"] for r in train} & {r["id"] for r in val}
     _, val3 = split_rows(rows, val_fraction=0.15, seed=1)
