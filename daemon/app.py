@@ -14,6 +14,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.websockets import WebSocketState
 
+from personae.daemon.openai_api import router as openai_router
 from personae.daemon.service import Service
 from personae.daemon.session.session import RealtimeSession, SessionClosed
 from personae.daemon.settings import Settings
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     app = FastAPI(title="personae", version=str(p.PROTOCOL_VERSION), lifespan=lifespan)
     app.state.service = service
     app.state.sessions = 0
+    app.include_router(openai_router)  # /v1/chat/completions, /v1/models, LoRA loading
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:

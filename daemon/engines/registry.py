@@ -19,7 +19,10 @@ ENGINES: dict[Kind, dict[str, str]] = {
     "embedder": {
         "sentence-transformers": "personae.daemon.engines.embedder_st:SentenceTransformerEmbedder"
     },
-    "llm": {"transformers": "personae.daemon.engines.llm_transformers:TransformersLLM"},
+    "llm": {
+        "transformers": "personae.daemon.engines.llm_transformers:TransformersLLM",
+        "vllm": "personae.daemon.engines.llm_openai:OpenAIServerLLM",
+    },
     "tts": {
         "piper": "personae.daemon.engines.tts_piper:PiperTTS",
         "espeak": "personae.daemon.engines.tts_espeak:EspeakTTS",

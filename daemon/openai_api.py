@@ -1,0 +1,597 @@
+"""The OpenAI API, as vLLM serves it: role-play front ends and OpenAI SDKs talk to characters.
+
+    POST /v1/chat/completions   model = a character id: that character's prompt, memory,
+                                state, adapter and generation parameters (the request's
+                                temperature, top_p, max_tokens, stop, seed override them);
+                                model = an adapter loaded below, or the base model's name:
+                                the messages as given, like vLLM. `stream` gives SSE chunks.
+    GET  /v1/models             the base model, the characters, the loaded adapters
+    POST /v1/load_lora_adapter  {"lora_name", "lora_path", "load_inplace"}: a folder of the
+    POST /v1/unload_lora_adapter  adapter store (relative, or absolute inside it)
+
+In character mode the request's `user` is the player whose state and memory apply
+(default: `default_player_id`); the last user message is heard by the character and the
+reply is logged, as in a realtime session. System messages become the reply's
+instructions: player text never reaches the system prompt as the character's own.
+
+Errors have OpenAI's shape: {"error": {"message", "type", "param", "code"}}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import ipaddress
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from personae.daemon.characters import Character, GenerationParams
+from personae.daemon.engines.base import ChatMessage, GenerationRequest
+from personae.daemon.engines.llm_openai import BUNDLED_BASE
+from personae.daemon.errors import ClientError, ConfigError, PersonaeError
+from personae.daemon.service import Service
+from personae.daemon.session.prompt import Turn, build_messages
+
+log = logging.getLogger("personae.openai")
+
+router = APIRouter(prefix="/v1", tags=["openai"])
+
+#: what the transformers engine accepts as an adapter name
+_ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_@+-]{0,127}$")
+#: defaults of raw (adapter or base) requests: those of vLLM, with a bounded length
+RAW_PARAMS = GenerationParams(temperature=1.0, top_p=1.0, max_tokens=512, repetition_penalty=1.0)
+
+
+class OpenAIError(Exception):
+    def __init__(self, status: int, message: str, *, code: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.param = status, code, param
+
+    def response(self) -> JSONResponse:
+        kind = "invalid_request_error" if self.status < 500 else "server_error"
+        if self.status == 404:
+            kind = "not_found_error"
+        return JSONResponse(
+            {"error": {"message": str(self), "type": kind, "param": self.param, "code": self.code}},
+            status_code=self.status,
+        )
+
+
+# --------------------------------------------------------------------------- requests
+
+
+class _Open(BaseModel):
+    # OpenAI clients send many options (logprobs, presence_penalty, ...): ignored
+    model_config = ConfigDict(extra="allow")
+
+
+class MessageIn(_Open):
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[dict[str, Any]] | None = None
+    #: on assistant messages: the id of the character who said it (group chats)
+    name: str | None = None
+
+    def text(self) -> str:
+        if isinstance(self.content, list):
+            return "".join(
+                str(part.get("text", "")) for part in self.content if part.get("type") == "text"
+            )
+        return self.content or ""
+
+
+class StreamOptions(_Open):
+    include_usage: bool = False
+
+
+class ChatCompletionRequest(_Open):
+    model: str
+    messages: list[MessageIn] = Field(min_length=1, max_length=512)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    max_tokens: int | None = Field(None, ge=1, le=1024)
+    max_completion_tokens: int | None = Field(None, ge=1, le=1024)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    n: int = 1
+    #: the player (state, memory) in character mode
+    user: str | None = Field(None, min_length=1, max_length=64)
+    repetition_penalty: float | None = Field(None, ge=1.0, le=2.0)  # vLLM's extra
+
+
+class LoadLoraRequest(_Open):
+    lora_name: str
+    lora_path: str
+    load_inplace: bool = False
+
+
+class UnloadLoraRequest(_Open):
+    lora_name: str
+
+
+async def _parse(request: Request, model: type[BaseModel]) -> Any:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise OpenAIError(400, "the body is not valid JSON", code="invalid_json") from None
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        param = ".".join(str(p) for p in first["loc"]) or None
+        raise OpenAIError(
+            400,
+            f"{param}: {first['msg']}" if param else first["msg"],
+            code="invalid_value",
+            param=param,
+        ) from None
+
+
+# --------------------------------------------------------------------------- state
+
+
+def _service(request: Request) -> Service:
+    return request.app.state.service
+
+
+def _loaded(request: Request) -> dict[str, Path]:
+    """Adapters loaded through this API (this replica's, like a vLLM server's)."""
+    state = request.app.state
+    if getattr(state, "openai_adapters", None) is None:
+        state.openai_adapters = {}
+    return state.openai_adapters
+
+
+def served_model_name(svc: Service) -> str:
+    s = svc.settings
+    if s.served_model_name:
+        return s.served_model_name
+    if s.llm_engine == "transformers":
+        return Path(s.llm_model).name if s.llm_model else BUNDLED_BASE
+    return getattr(svc.engines.llm, "base_model", None) or s.vllm_model or BUNDLED_BASE
+
+
+def _engine_adapter_names(svc: Service) -> set[str]:
+    """Names the characters' adapters have (or will have) in the engine."""
+    names = set(svc.cast)  # older services name them by character id
+    for ch in svc.cast.values():
+        if ch.adapter is not None:
+            names.add(f"{ch.adapter.name}@{ch.adapter.version}")
+    return names
+
+
+# --------------------------------------------------------------------------- routes
+
+
+def _openai_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    import functools
+
+    @functools.wraps(fn)
+    async def wrapper(request: Request) -> Response:
+        try:
+            return await fn(request)
+        except OpenAIError as exc:
+            return exc.response()
+
+    return wrapper
+
+
+@router.get("/models")
+@_openai_errors
+async def list_models(request: Request) -> Response:
+    svc = _service(request)
+    principal = _principal(request)
+    visible = principal.visible(svc.cast) if principal is not None else list(svc.cast)
+    base = served_model_name(svc)
+    now = int(time.time())
+
+    def card(id_: str, root: str, parent: str | None, **extra: Any) -> dict[str, Any]:
+        return {
+            "id": id_,
+            "object": "model",
+            "created": now,
+            "owned_by": "personae",
+            "root": root,
+            "parent": parent,
+            **extra,
+        }
+
+    data = [card(base, base, None)]
+    data += [
+        card(ch.id, base, base, name=ch.name, description=ch.description)
+        for ch in (svc.cast[cid] for cid in visible)
+    ]
+    data += [card(name, str(path), base) for name, path in _loaded(request).items()]
+    return JSONResponse({"object": "list", "data": data})
+
+
+@router.post("/load_lora_adapter")
+@_openai_errors
+async def load_lora_adapter(request: Request) -> Response:
+    _require_admin(request)
+    body: LoadLoraRequest = await _parse(request, LoadLoraRequest)
+    svc = _service(request)
+    name = body.lora_name
+    if not svc.engines.llm.supports_adapters:
+        raise OpenAIError(
+            400, f"the {svc.engines.llm.name} engine does not load adapters", code="unsupported"
+        )
+    if not _ADAPTER_NAME.match(name):
+        raise OpenAIError(
+            400,
+            f"invalid lora_name {name!r}: use letters, digits and '_@+-'",
+            code="invalid_value",
+            param="lora_name",
+        )
+    if name in _engine_adapter_names(svc) or name == served_model_name(svc):
+        raise OpenAIError(
+            400,
+            f"lora_name {name!r} is taken by a character or its adapter",
+            code="invalid_value",
+            param="lora_name",
+        )
+    loaded = _loaded(request)
+    if name in loaded and not body.load_inplace:
+        raise OpenAIError(
+            400,
+            f"The lora adapter '{name}' has already been loaded.",
+            code="already_loaded",
+            param="lora_name",
+        )
+    path = store_path(svc, body.lora_path)
+    try:
+        await svc.run("llm", svc.engines.llm.load_adapter, name, str(path))
+    except ConfigError as exc:
+        raise OpenAIError(400, str(exc), code="invalid_adapter", param="lora_path") from None
+    except PersonaeError as exc:
+        raise OpenAIError(503 if exc.retryable else 500, str(exc), code=exc.code) from None
+    loaded[name] = path
+    log.info("loaded adapter %s from %s", name, path)
+    return PlainTextResponse(f"Success: LoRA adapter '{name}' added successfully.")
+
+
+@router.post("/unload_lora_adapter")
+@_openai_errors
+async def unload_lora_adapter(request: Request) -> Response:
+    _require_admin(request)
+    body: UnloadLoraRequest = await _parse(request, UnloadLoraRequest)
+    svc = _service(request)
+    loaded = _loaded(request)
+    name = body.lora_name
+    if name not in loaded:
+        raise OpenAIError(
+            404,
+            f"The lora adapter '{name}' cannot be found.",
+            code="not_found",
+            param="lora_name",
+        )
+    try:
+        await svc.run("llm", svc.engines.llm.unload_adapter, name)
+    except PersonaeError as exc:
+        raise OpenAIError(503 if exc.retryable else 500, str(exc), code=exc.code) from None
+    del loaded[name]
+    return PlainTextResponse(f"Success: LoRA adapter '{name}' removed successfully.")
+
+
+def store_path(svc: Service, lora_path: str) -> Path:
+    """A folder of the adapter store: relative to it, or absolute inside it; never outside."""
+    root = svc.settings.resolved_adapters_dir.resolve()
+    raw = Path(lora_path)
+    path = (raw if raw.is_absolute() else root / raw).resolve()
+    if not path.is_relative_to(root):
+        raise OpenAIError(
+            400,
+            f"lora_path {lora_path!r} is outside the adapter store {root}",
+            code="invalid_path",
+            param="lora_path",
+        )
+    if not path.is_dir():
+        raise OpenAIError(
+            404,
+            f"No adapter found at {lora_path!r} in the adapter store",
+            code="not_found",
+            param="lora_path",
+        )
+    return path
+
+
+def _principal(request: Request) -> Any:
+    """Who calls, when the app checks API keys (None: it does not)."""
+    auth = getattr(request.app.state, "auth", None)
+    if auth is None:
+        return None
+    try:
+        return auth.principal(request.headers, (), request.url.query)
+    except ClientError as exc:
+        raise OpenAIError(401, str(exc), code=exc.code) from None
+
+
+def _require_admin(request: Request) -> None:
+    """Loading adapters, and raw model access, are an operator's: an admin key, or
+    (without keys configured) a client on this host."""
+    principal = _principal(request)
+    if principal is not None and getattr(principal, "key_id", None) != "local":
+        if not principal.admin:
+            raise OpenAIError(403, "this needs an admin key", code="forbidden")
+        return
+    host = request.client.host if request.client else ""
+    try:
+        local = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        local = host in ("testclient", "localhost")
+    if not local:
+        raise OpenAIError(
+            403,
+            "only clients on this host may do this until API keys are configured",
+            code="forbidden",
+        )
+
+
+def _require_character(request: Request, character_id: str) -> None:
+    principal = _principal(request)
+    if principal is not None and not principal.may_use(character_id):
+        raise OpenAIError(403, f"this key may not use character {character_id!r}", code="forbidden")
+
+
+# --------------------------------------------------------------------------- completions
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One completion: what to generate, and what to do with the finished text."""
+
+    generation: GenerationRequest
+    #: a character's reply: its adapter is pinned only while generating
+    character: Character | None = None
+    #: called with the reply text once it is complete (logs it for the character)
+    said: Callable[[str], None] | None = None
+
+
+@router.post("/chat/completions")
+@_openai_errors
+async def chat_completions(request: Request) -> Response:
+    body: ChatCompletionRequest = await _parse(request, ChatCompletionRequest)
+    svc = _service(request)
+    if body.n != 1:
+        raise OpenAIError(400, "only n=1 is supported", code="invalid_value", param="n")
+    if body.model in svc.cast:
+        _require_character(request, body.model)
+        reply = await _character_reply(svc, body)
+    elif body.model in _loaded(request) or body.model == served_model_name(svc):
+        _require_admin(request)
+        adapter = body.model if body.model in _loaded(request) else None
+        reply = Reply(_raw_request(body, adapter))
+    else:
+        raise OpenAIError(
+            404,
+            f"The model `{body.model}` does not exist.",
+            code="model_not_found",
+            param="model",
+        )
+    completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+    if body.stream:
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        return StreamingResponse(
+            _sse(svc, reply, completion_id, body.model, include_usage),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+    try:
+        async with asyncio.timeout(svc.settings.reply_timeout_s):
+            text = "".join([d async for d in _deltas(svc, reply)])
+    except TimeoutError:
+        raise OpenAIError(
+            504, f"the reply took longer than {svc.settings.reply_timeout_s:g} s", code="timeout"
+        ) from None
+    except PersonaeError as exc:
+        raise OpenAIError(_status(exc), str(exc), code=exc.code) from None
+    if reply.said is not None:
+        await svc.run("store", reply.said, text)
+    return JSONResponse(
+        {
+            "id": completion_id,
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }
+            ],
+        }
+    )
+
+
+def _status(exc: PersonaeError) -> int:
+    if isinstance(exc, ClientError):
+        return 400
+    return 503 if exc.retryable else 500
+
+
+async def _deltas(svc: Service, reply: Reply) -> AsyncIterator[str]:
+    generation = reply.generation
+    release: Callable[[], None] = _nothing
+    if reply.character is not None:
+        adapter, release = await _acquire(svc, reply.character)
+        generation = dataclasses.replace(generation, adapter=adapter)
+    try:
+        stream = svc.stream("llm", lambda cancel: svc.engines.llm.generate(generation, cancel))
+        async with contextlib.aclosing(stream) as deltas:
+            async for delta in deltas:
+                yield delta
+    finally:
+        release()
+
+
+def _nothing() -> None:
+    pass
+
+
+async def _sse(
+    svc: Service, reply: Reply, completion_id: str, model: str, include_usage: bool
+) -> AsyncIterator[str]:
+    created = int(time.time())
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
+        event = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        }
+        if include_usage:
+            event["usage"] = None
+        return f"data: {json.dumps(event)}\n\n"
+
+    text: list[str] = []
+    try:
+        yield chunk({"role": "assistant", "content": ""})
+        async for delta in _deltas(svc, reply):
+            text.append(delta)
+            yield chunk({"content": delta})
+    except PersonaeError as exc:
+        # headers are gone: the error travels in the stream, as vLLM sends it
+        error = {"message": str(exc), "type": "server_error", "param": None, "code": exc.code}
+        yield f"data: {json.dumps({'error': error})}\n\n"
+        yield "data: [DONE]\n\n"
+        return
+    yield chunk({}, "stop")
+    if include_usage:
+        # token counts are the engine's; personae does not report them yet
+        yield f"data: {json.dumps({'id': completion_id, 'object': 'chat.completion.chunk', 'created': created, 'model': model, 'choices': [], 'usage': None})}\n\n"
+    yield "data: [DONE]\n\n"
+    if reply.said is not None:
+        await svc.run("store", reply.said, "".join(text))
+
+
+def _params(base: GenerationParams, body: ChatCompletionRequest) -> GenerationParams:
+    update: dict[str, Any] = {}
+    if body.temperature is not None:
+        update["temperature"] = body.temperature
+    if body.top_p is not None:
+        update["top_p"] = body.top_p
+    if (limit := body.max_completion_tokens or body.max_tokens) is not None:
+        update["max_tokens"] = limit
+    if body.stop is not None:
+        update["stop"] = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop)
+    if body.repetition_penalty is not None:
+        update["repetition_penalty"] = body.repetition_penalty
+    return base.model_copy(update=update)
+
+
+def _raw_request(body: ChatCompletionRequest, adapter: str | None) -> GenerationRequest:
+    messages = [
+        ChatMessage("system" if m.role == "developer" else m.role, m.text())
+        for m in body.messages
+        if m.role != "tool"
+    ]
+    return GenerationRequest(
+        messages=messages, params=_params(RAW_PARAMS, body), adapter=adapter, seed=body.seed
+    )
+
+
+async def _character_reply(svc: Service, body: ChatCompletionRequest) -> Reply:
+    player = body.user or svc.settings.default_player_id
+    # one turn-log session per player of this API (it has no sessions of its own)
+    session_id = "openai-" + hashlib.sha256(player.encode()).hexdigest()[:16]
+    character = await _casting(svc, body.model, player)
+    history, instructions = _history(character, body.messages, svc)
+    last = body.messages[-1]
+    if last.role == "user" and (heard := last.text().strip()):
+        await svc.run(
+            "store",
+            lambda: svc.runtime.player_said([character.id], player, heard, session_id=session_id),
+        )
+    recent = [t.text for t in history[-2 * svc.settings.history_turns :]]
+    ctx = await svc.run("store", svc.runtime.context_for, character, player, recent)
+    messages = build_messages(
+        character,
+        history,
+        names={cid: c.name for cid, c in svc.cast.items()},
+        max_turns=svc.settings.history_turns,
+        instructions=instructions,
+        context=ctx.context,
+    )
+
+    def said(text: str) -> None:
+        if text.strip():
+            svc.runtime.character_said(character.id, player, text.strip(), session_id=session_id)
+
+    return Reply(
+        GenerationRequest(
+            messages=messages, params=_params(character.generation, body), seed=body.seed
+        ),
+        character=character,
+        said=said,
+    )
+
+
+def _history(
+    character: Character, messages: list[MessageIn], svc: Service
+) -> tuple[list[Turn], str | None]:
+    history: list[Turn] = []
+    system: list[str] = []
+    for m in messages:
+        text = m.text().strip()
+        if not text or m.role == "tool":
+            continue
+        if m.role in ("system", "developer"):
+            system.append(text)
+        elif m.role == "assistant":
+            speaker = m.name if m.name in svc.cast else character.id
+            history.append(Turn(speaker, text))
+        else:
+            history.append(Turn("player", text))
+    limit = svc.settings.max_text_chars
+    if any(len(t.text) > limit for t in history) or any(len(t) > limit for t in system):
+        raise OpenAIError(
+            400, f"a message exceeds {limit} characters", code="limit_exceeded", param="messages"
+        )
+    return history, "\n".join(system) or None
+
+
+async def _casting(svc: Service, character_id: str, player: str) -> Character:
+    """The version of the character that speaks to this player (deployments, A/B)."""
+    deployments = getattr(svc, "deployments", None)
+    if deployments is None:
+        return svc.cast[character_id]
+    casting = await svc.run("store", deployments.cast, character_id, player)
+    return casting.character
+
+
+async def _acquire(svc: Service, character: Character) -> tuple[str | None, Callable[[], None]]:
+    """The engine's name of the character's adapter, pinned until `release`."""
+    cache = getattr(svc, "adapters", None)
+    if cache is None:
+        adapter_for = getattr(svc, "adapter_for", None)
+        return (adapter_for(character) if adapter_for else None), lambda: None
+    # blocking (a load reads the adapter): on the adapter threads where the service has them
+    pool = "adapters" if "adapters" in svc.pools else "llm"
+    name = await svc.run(pool, cache.acquire, character)
+    released = False
+
+    def release() -> None:
+        nonlocal released
+        if not released:
+            released = True
+            cache.release(name)
+
+    return name, release
