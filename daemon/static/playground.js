@@ -124,6 +124,7 @@
       reply.el.querySelector(".text").textContent = e.text;
     },
     "npc.sentence": (e) => { replyFor(e).sentences += 1; },
+    "npc.emotion": (e) => showEmotion(e),
     "response.output_audio.delta": (e) => playChunk(e),
     "response.output_audio.done": () => {},
     "response.done": (e) => finishReply(e.response),
@@ -195,6 +196,40 @@
     const secs = (response.audio_sent_ms / 1000).toFixed(1);
     reply.el.querySelector(".meta").textContent =
       `${response.status}${response.status_reason ? " (" + response.status_reason + ")" : ""} · ${reply.sentences} sentence(s) · ${secs} s audio`;
+    if (response.status === "completed") feedbackButtons(reply, response);
+  }
+
+  function showEmotion(e) {
+    const li = document.querySelector(`#cast li[data-id="${CSS.escape(e.character)}"]`);
+    if (li) {
+      let badge = li.querySelector(".emotion");
+      if (!badge) {
+        badge = document.createElement("span");
+        badge.className = "emotion";
+        li.querySelector("label").appendChild(badge);
+      }
+      badge.textContent = e.dominant;
+      badge.title = Object.entries(e.blend || {}).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(", ");
+    }
+    const extra = e.trust == null ? "" : ` · trust ${e.trust.toFixed(2)}`;
+    add("note", `${esc(character(e.character).name)} feels <b>${esc(e.dominant)}</b> (${e.intensity.toFixed(2)})${extra}`);
+  }
+
+  function feedbackButtons(reply, response) {
+    const box = document.createElement("span");
+    box.className = "feedback";
+    for (const [label, score] of [["Good", 1], ["Bad", -1]]) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.textContent = label;
+      b.addEventListener("click", () => {
+        send({ type: "npc.feedback", character: response.character, score, response_id: response.id });
+        for (const other of box.querySelectorAll("button")) other.disabled = true;
+        b.classList.add("chosen");
+      });
+      box.appendChild(b);
+    }
+    reply.el.querySelector(".meta").appendChild(box);
   }
 
   function reportError(code, message) {

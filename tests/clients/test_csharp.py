@@ -25,6 +25,8 @@ from tests.clients.tools import ROOT, require_binary, sample_server_events, writ
 
 CORE = ROOT / "clients/unity/Runtime/Core"
 HARNESS = ROOT / "tests/clients/csharp/Conversation.cs"
+#: an event type from a "newer daemon" (the harness expects this very name)
+UNKNOWN_EVENT = "npc.gaze"
 
 
 @pytest.fixture(scope="module")
@@ -133,6 +135,8 @@ def test_every_client_event_passes_the_daemons_decoder(harness: list[str], tmp_p
     assert audio.audio == b"\x01\x00\xff\x7f"
     game = next(e for e in seen if isinstance(e, p.GameEvent))
     assert game.data == {"loudness": 0.8, "by": "wind"}
+    feedback = next(e for e in seen if isinstance(e, p.NpcFeedback))
+    assert (feedback.character, feedback.score, feedback.response_id) == ("bram", 0.75, "resp_1")
 
 
 class ScriptedDaemon:
@@ -170,7 +174,8 @@ class ScriptedDaemon:
     def _first(self, ws: ServerConnection) -> None:
         import msgpack
 
-        ws.send(msgpack.packb({"type": "npc.emotion", "character": "bram", "emotion": "wary"}))
+        assert UNKNOWN_EVENT not in p.SERVER_EVENT_TYPES, "pick another event type no daemon sends"
+        ws.send(msgpack.packb({"type": UNKNOWN_EVENT, "character": "bram", "at": "player"}))
         ws.send(b"\xc1")  # never valid msgpack
         info = p.ResponseInfo(id="resp_1", character="bram")
         ws.send(encode(p.ResponseCreated(response=info), Framing.MSGPACK))
@@ -194,6 +199,9 @@ class ScriptedDaemon:
             route,
             p.ResponseCreated(response=info),
             p.OutputTextDelta(**part, delta="Still here."),
+            p.NpcEmotion(
+                character="bram", dominant="joy", intensity=0.6, blend={"joy": 0.6}, trust=0.25
+            ),
             p.ResponseDone(response=done),
             p.Error(error=p.ErrorInfo(code="unknown_character", message="no character 'zed'")),
         ):

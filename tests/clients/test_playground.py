@@ -169,6 +169,7 @@ def scripted_app():
     from starlette.websockets import WebSocket, WebSocketDisconnect
 
     connections = []
+    feedback: list[p.NpcFeedback] = []
 
     def dump(event) -> str:
         return event.model_dump_json()
@@ -180,7 +181,7 @@ def scripted_app():
         await ws.send_text(dump(p.SessionCreated(session=session)))
         part = {"response_id": "resp_1", "item_id": "item_1", "character": "bram"}
         if len(connections) == 1:
-            await ws.send_text('{"type": "npc.emotion", "character": "bram", "emotion": "wary"}')
+            await ws.send_text('{"type": "npc.gaze", "character": "bram", "at": "player"}')
             await ws.send_text("{not json")
             info = p.ResponseInfo(id="resp_1", character="bram")
             await ws.send_text(dump(p.ResponseCreated(response=info)))
@@ -194,6 +195,8 @@ def scripted_app():
         try:
             while True:
                 event = p.client_event_adapter.validate_json(await ws.receive_text())
+                if isinstance(event, p.NpcFeedback):
+                    feedback.append(event)
                 if not isinstance(event, p.ResponseCreate):
                     continue
                 part["response_id"] = info_id = f"resp_{len(connections)}"
@@ -205,6 +208,9 @@ def scripted_app():
                     p.OutputTextDelta(**part, delta="Still here."),
                     p.NpcSentence(
                         **part, text="Still here.", audio_start_ms=0, audio_duration_ms=500
+                    ),
+                    p.NpcEmotion(
+                        character="bram", dominant="joy", intensity=0.6, blend={"joy": 0.6}
                     ),
                     p.OutputAudioDelta(**part, delta=base64.b64encode(tone).decode()),
                     p.OutputAudioDone(**part),
@@ -240,7 +246,7 @@ def scripted_app():
             Mount("/playground", StaticFiles(directory=STATIC)),
         ]
     )
-    return app, connections
+    return app, connections, feedback
 
 
 def test_playground_recovers_from_a_misbehaving_daemon(tmp_path: Path) -> None:
@@ -251,8 +257,7 @@ def test_playground_recovers_from_a_misbehaving_daemon(tmp_path: Path) -> None:
     import uvicorn
     from playwright.sync_api import sync_playwright
 
-
-    app, connections = scripted_app()
+    app, connections, feedback = scripted_app()
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
@@ -284,6 +289,11 @@ def test_playground_recovers_from_a_misbehaving_daemon(tmp_path: Path) -> None:
                 page.press("#line", "Enter")
                 page.wait_for_selector(".reply[data-status=completed]", timeout=10_000)
                 page.wait_for_function("window.personae.audio.endedChunks >= 1", timeout=10_000)
+                assert page.text_content("#cast li[data-id=bram] .emotion") == "joy"
+                page.click(".reply[data-status=completed] .feedback button:text('Good')")
+                deadline = time.monotonic() + 5
+                while not feedback and time.monotonic() < deadline:
+                    time.sleep(0.05)
                 seen = page.evaluate(
                     """() => ({
                         unknown: window.personae.unknown,
@@ -299,7 +309,9 @@ def test_playground_recovers_from_a_misbehaving_daemon(tmp_path: Path) -> None:
         server.should_exit = True
         thread.join(10)
     assert page_errors == []
-    assert seen["unknown"] == ["npc.emotion"]
+    assert "npc.gaze" not in p.SERVER_EVENT_TYPES
+    assert seen["unknown"] == ["npc.gaze"]
     assert seen["errors"] == ["malformed_frame", "connection_lost"]
     assert seen["replies"] == [["bram", "Hel"], ["bram", "Still here."]]
     assert len(connections) == 2
+    assert [(f.character, f.score, f.response_id) for f in feedback] == [("bram", 1.0, "resp_2")]

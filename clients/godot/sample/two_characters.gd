@@ -22,6 +22,7 @@ func _ready() -> void:
 	client.npc_route.connect(_on_route)
 	client.output_text_delta.connect(_on_text)
 	client.response_done.connect(_on_done)
+	client.npc_emotion.connect(_on_emotion)
 	client.unknown_event.connect(func(e: Dictionary) -> void: print("ignoring ", e.get("type")))
 	line.text_submitted.connect(_on_submit)
 	talk.button_down.connect(microphone.press)
@@ -63,6 +64,11 @@ func _on_done(event: Dictionary) -> void:
 	var who := str(response.get("character", "")).capitalize()
 	log_view.append_text("[b]%s:[/b] %s\n" % [who, response.get("output_text", "")])
 	_replies.erase(response.get("id"))
+
+
+func _on_emotion(event: Dictionary) -> void:
+	var who := str(event.get("character", "")).capitalize()
+	log_view.append_text("[i]%s feels %s[/i]\n" % [who, event.get("dominant", "")])
 
 
 func _on_error(code: String, message: String) -> void:

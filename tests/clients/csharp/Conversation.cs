@@ -120,6 +120,7 @@ internal static class Program
                 Name = "door_opened", Description = "The forge door bangs open.", Characters = scene,
                 Data = new Dictionary<string, object> { { "loudness", 0.8 }, { "by", "wind" } },
             },
+            new NpcFeedback { ResponseId = "resp_1", Character = "bram", Score = 0.75, Comment = "Good answer." },
         };
         using (var output = File.Create(path))
         {
@@ -355,14 +356,16 @@ internal sealed class Harness
             Session = new SessionConfig { Characters = new[] { "bram", "mara" } },
         });
         _client.UnknownEvent += e => unknown.Add(e);
+        var emotions = new List<NpcEmotion>();
+        _client.Emotion += e => emotions.Add(e);
         using (_client)
         {
             Await(_client.ConnectAsync(ct), 10, "connect");
             // The scripted server sends an unknown event, a broken frame, half a reply, then drops us.
             Pump(() => _errors.Any(e => e.Code == ErrorCodes.ConnectionLost), 10, "connection_lost");
-            Expect(unknown.Count == 1 && unknown[0].Type == "npc.emotion", "the unknown npc.emotion event was not passed on as UnknownEvent");
+            Expect(unknown.Count == 1 && unknown[0].Type == "npc.gaze", "the unknown npc.gaze event was not passed on as UnknownEvent");
             Expect(_errors.Count(e => e.Code == ErrorCodes.MalformedFrame) == 1, "the broken frame was not reported as malformed_frame");
-            Expect(!_errors.Any(e => e.Message.Contains("npc.emotion")), "an unknown event was reported as an error");
+            Expect(!_errors.Any(e => e.Message.Contains("npc.gaze")), "an unknown event was reported as an error");
             Expect(Of<OutputTextDelta>(0).Count == 1, "the half reply before the drop was lost");
 
             Pump(() => _client.Reconnects == 1 && _client.IsConnected, 10, "reconnect");
@@ -372,6 +375,9 @@ internal sealed class Harness
             Pump(() => Of<ResponseDone>(mark).Any(), 10, "reply after reconnect");
             var done = Of<ResponseDone>(mark).Single();
             Expect(done.Response.Character == "bram" && done.Response.OutputText == "Still here.", "wrong reply after reconnect");
+            Expect(emotions.Count == 1 && emotions[0].Character == "bram" && emotions[0].Dominant == "joy"
+                && emotions[0].Trust == 0.25 && emotions[0].Affinity == null && emotions[0].Blend["joy"] == 0.6,
+                "npc.emotion did not reach the Emotion callback intact");
 
             // A daemon error event reaches the error callback with the daemon's own code.
             Pump(() => _errors.Any(e => e.Server != null), 10, "daemon error event");

@@ -59,7 +59,11 @@ namespace UnityEngine
 
     public struct Mathf { public static int Clamp(int value, int min, int max) { return Math.Max(min, Math.Min(max, value)); } }
 
-    public sealed class Debug { public static void LogWarning(object message, Object context) { } }
+    public sealed class Debug
+    {
+        public static void LogWarning(object message, Object context) { }
+        public static void LogError(object message, Object context) { }
+    }
 
     public sealed class Application { public static bool isPlaying { get { return false; } } }
 
@@ -135,6 +139,7 @@ namespace UnityEngine.Events
     public abstract class UnityEventBase { }
     public class UnityEvent<T0> : UnityEventBase { public void Invoke(T0 arg0) { } public void AddListener(Action<T0> call) { } }
     public class UnityEvent<T0, T1> : UnityEventBase { public void Invoke(T0 arg0, T1 arg1) { } public void AddListener(Action<T0, T1> call) { } }
+    public class UnityEvent<T0, T1, T2> : UnityEventBase { public void Invoke(T0 arg0, T1 arg1, T2 arg2) { } }
     public class UnityEvent<T0, T1, T2, T3> : UnityEventBase { public void Invoke(T0 arg0, T1 arg1, T2 arg2, T3 arg3) { } }
 }
 

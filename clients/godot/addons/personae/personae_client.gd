@@ -38,6 +38,8 @@ signal output_audio_delta(character: String, pcm16: PackedByteArray, event: Dict
 signal output_audio_done(event: Dictionary)
 ## A sentence about to be spoken, with its audio start and duration: subtitles, lip-sync.
 signal npc_sentence(event: Dictionary)
+## How a character feels now: event.dominant, event.intensity, event.blend, event.trust.
+signal npc_emotion(event: Dictionary)
 signal response_done(event: Dictionary)
 signal error_event(event: Dictionary)
 ## An event type this client does not know (a newer daemon).
@@ -63,6 +65,7 @@ const SERVER_EVENTS := {
 	"response.output_audio.delta": "output_audio_delta",
 	"response.output_audio.done": "output_audio_done",
 	"npc.sentence": "npc_sentence",
+	"npc.emotion": "npc_emotion",
 	"response.done": "response_done",
 	"error": "error_event",
 }
@@ -77,6 +80,7 @@ const CLIENT_EVENTS := [
 	"response.create",
 	"response.cancel",
 	"game.event",
+	"npc.feedback",
 ]
 const SUBPROTOCOL := "personae.v1"
 
@@ -316,4 +320,14 @@ func game_event(
 	}
 	if not who.is_empty():
 		event["characters"] = Array(who)
+	return send_event(event)
+
+
+## The player rated a reply, from -1.0 (bad) to 1.0 (good): feeds the daemon's A/B metrics.
+func feedback(character: String, score: float, response_id := "", comment := "") -> bool:
+	var event := {"type": "npc.feedback", "character": character, "score": clampf(score, -1.0, 1.0)}
+	if response_id != "":
+		event["response_id"] = response_id
+	if comment != "":
+		event["comment"] = comment
 	return send_event(event)

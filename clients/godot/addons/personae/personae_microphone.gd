@@ -120,8 +120,8 @@ func _resample(x: PackedFloat32Array) -> PackedFloat32Array:
 	var out := PackedFloat32Array()
 	while _pos < x.size():
 		var i := int(_pos)
-		var a := _prev if i == 0 else x[i - 1]
-		var b := x[i]
+		var a: float = _prev if i == 0 else x[i - 1]
+		var b: float = x[i]
 		out.append(lerpf(a, b, _pos - i))
 		_pos += _step
 	_pos -= x.size()

@@ -44,7 +44,8 @@ func _ready() -> void:
 
 
 func _on_session(event: Dictionary) -> void:
-	var rate := int(event.get("session", {}).get("output_sample_rate", 24000))
+	var info: Dictionary = event.get("session", {})
+	var rate := int(info.get("output_sample_rate", 24000))
 	if rate == _rate and _playback != null:
 		return
 	_rate = rate
@@ -63,7 +64,7 @@ func _on_audio(who: String, pcm16: PackedByteArray, event: Dictionary) -> void:
 		_on_session({"session": client.session})
 	if int(event.get("offset_ms", 0)) == 0:
 		_response_frames = 0
-	var frames := pcm16.size() / 2
+	var frames: int = pcm16.size() >> 1
 	var chunk := PackedVector2Array()
 	chunk.resize(frames)
 	for i in frames:

@@ -1,16 +1,22 @@
 @tool
 extends EditorPlugin
-## Registers the personae nodes so they appear in "Add Child Node".
+## Enabling the addon prepares the project for voice: audio input on (the microphone
+## needs it) and a "personae_talk" input action on Tab for push-to-talk. The nodes
+## themselves (PersonaeClient, PersonaeVoice, PersonaeMicrophone) register through
+## their class_name and appear in "Add Child Node".
+
+const TALK_ACTION := "input/personae_talk"
 
 
-func _enter_tree() -> void:
-	var base := "res://addons/personae/"
-	add_custom_type("PersonaeClient", "Node", load(base + "personae_client.gd"), null)
-	add_custom_type("PersonaeVoice", "AudioStreamPlayer", load(base + "personae_voice.gd"), null)
-	add_custom_type("PersonaeMicrophone", "Node", load(base + "personae_microphone.gd"), null)
-
-
-func _exit_tree() -> void:
-	remove_custom_type("PersonaeMicrophone")
-	remove_custom_type("PersonaeVoice")
-	remove_custom_type("PersonaeClient")
+func _enable_plugin() -> void:
+	var changed := false
+	if not ProjectSettings.get_setting("audio/driver/enable_input", false):
+		ProjectSettings.set_setting("audio/driver/enable_input", true)
+		changed = true
+	if not ProjectSettings.has_setting(TALK_ACTION):
+		var key := InputEventKey.new()
+		key.physical_keycode = KEY_TAB
+		ProjectSettings.set_setting(TALK_ACTION, {"deadzone": 0.5, "events": [key]})
+		changed = true
+	if changed:
+		ProjectSettings.save()

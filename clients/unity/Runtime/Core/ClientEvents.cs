@@ -107,4 +107,23 @@ namespace Personae
             map["data"] = Data ?? new Dictionary<string, object>();
         }
     }
+
+    /// <summary>The player rated a reply (thumbs, stars): feeds the daemon's A/B experiment metrics.</summary>
+    public sealed class NpcFeedback : ClientEvent
+    {
+        public string ResponseId;
+        public string Character;
+        /// <summary>-1 (bad) .. 1 (good).</summary>
+        public double Score;
+        public string Comment;
+        public override string Type { get { return EventTypes.NpcFeedback; } }
+
+        protected override void Fill(Dictionary<string, object> map)
+        {
+            if (ResponseId != null) map["response_id"] = ResponseId;
+            map["character"] = Character;
+            map["score"] = System.Math.Max(-1.0, System.Math.Min(1.0, Score));
+            if (Comment != null) map["comment"] = Comment;
+        }
+    }
 }

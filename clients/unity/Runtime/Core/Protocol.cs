@@ -26,6 +26,7 @@ namespace Personae
         public const string ResponseCreate = "response.create";
         public const string ResponseCancel = "response.cancel";
         public const string GameEvent = "game.event";
+        public const string NpcFeedback = "npc.feedback";
 
         // daemon → client
         public const string SessionCreated = "session.created";
@@ -44,6 +45,7 @@ namespace Personae
         public const string OutputAudioDelta = "response.output_audio.delta";
         public const string OutputAudioDone = "response.output_audio.done";
         public const string NpcSentence = "npc.sentence";
+        public const string NpcEmotion = "npc.emotion";
         public const string ResponseDone = "response.done";
         public const string Error = "error";
 
@@ -54,7 +56,7 @@ namespace Personae
         public static readonly string[] Client =
         {
             SessionUpdate, InputAudioBufferAppend, InputAudioBufferCommit, InputAudioBufferClear,
-            ConversationItemCreate, ConversationItemTruncate, ResponseCreate, ResponseCancel, GameEvent,
+            ConversationItemCreate, ConversationItemTruncate, ResponseCreate, ResponseCancel, GameEvent, NpcFeedback,
         };
     }
 

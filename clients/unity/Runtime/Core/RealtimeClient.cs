@@ -76,6 +76,8 @@ namespace Personae
         public event Action<ResponseInfo> ResponseStarted;
         public event Action<OutputTextDelta> TextDelta;
         public event Action<NpcSentence> Sentence;
+        /// <summary>A character's feelings changed (dominant emotion, blend, trust, affinity).</summary>
+        public event Action<NpcEmotion> Emotion;
         public event Action<OutputAudioDelta> AudioDelta;
         public event Action<OutputAudioDone> AudioDone;
         public event Action<ResponseInfo> ResponseDone;
@@ -327,6 +329,7 @@ namespace Personae
             else if (e is ResponseCreated) Invoke(ResponseStarted, ((ResponseCreated)e).Response);
             else if (e is OutputTextDelta) Invoke(TextDelta, (OutputTextDelta)e);
             else if (e is NpcSentence) Invoke(Sentence, (NpcSentence)e);
+            else if (e is NpcEmotion) Invoke(Emotion, (NpcEmotion)e);
             else if (e is OutputAudioDelta) Invoke(AudioDelta, (OutputAudioDelta)e);
             else if (e is OutputAudioDone) Invoke(AudioDone, (OutputAudioDone)e);
             else if (e is ResponseDone) Invoke(ResponseDone, ((ResponseDone)e).Response);
@@ -454,6 +457,12 @@ namespace Personae
         }
 
         public Task SendGameEventAsync(GameEvent gameEvent, CancellationToken ct) { return SendAsync(gameEvent, ct); }
+
+        /// <summary>The player rated a reply, from -1 (bad) to 1 (good).</summary>
+        public Task SendFeedbackAsync(string character, double score, string responseId, CancellationToken ct)
+        {
+            return SendAsync(new NpcFeedback { Character = character, Score = score, ResponseId = responseId }, ct);
+        }
 
         // ---------------------------------------------------------------- closing
 

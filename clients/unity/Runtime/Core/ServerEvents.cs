@@ -104,6 +104,19 @@ namespace Personae
         public int AudioDurationMs;
     }
 
+    /// <summary>How a character feels now: after the player's words, a game event, or a reply.</summary>
+    public sealed class NpcEmotion : ServerEvent
+    {
+        public string CharacterId;
+        /// <summary>The strongest emotion ("joy", "anger", "fear", "sadness", "surprise", ...).</summary>
+        public string Dominant;
+        public double Intensity;
+        public Dictionary<string, double> Blend;
+        public double? Trust;
+        public double? Affinity;
+        public override string Character { get { return CharacterId; } }
+    }
+
     public sealed class ErrorEvent : ServerEvent { public ErrorInfo Error; }
 
     /// <summary>An event type this client does not know: a newer daemon. Safe to ignore.</summary>
@@ -150,6 +163,13 @@ namespace Personae
                     {
                         Text = m.Str("text") ?? "", AudioStartMs = m.Int("audio_start_ms"), AudioDurationMs = m.Int("audio_duration_ms"),
                     }, m)
+                },
+                {
+                    EventTypes.NpcEmotion, m => new NpcEmotion
+                    {
+                        CharacterId = m.Str("character"), Dominant = m.Str("dominant") ?? "", Intensity = m.DoubleOrNull("intensity") ?? 0,
+                        Blend = m.DoubleMap("blend"), Trust = m.DoubleOrNull("trust"), Affinity = m.DoubleOrNull("affinity"),
+                    }
                 },
                 { EventTypes.Error, m => new ErrorEvent { Error = ErrorInfo.From(m.Map("error")) } },
             };

@@ -14,7 +14,8 @@ namespace Personae.Unity
     [Serializable] public sealed class RouteEvent : UnityEvent<string, string> { }            // character, reason
     [Serializable] public sealed class LineEvent : UnityEvent<string, string> { }             // character, text
     [Serializable] public sealed class SentenceEvent : UnityEvent<string, string, int, int> { } // character, text, start ms, duration ms
-    [Serializable] public sealed class ErrorEvent : UnityEvent<string, string> { }            // code, message
+    [Serializable] public sealed class EmotionEvent : UnityEvent<string, string, float> { }    // character, dominant, intensity
+    [Serializable] public sealed class PersonaeErrorEvent : UnityEvent<string, string> { }    // code, message
 
     [DisallowMultipleComponent]
     [AddComponentMenu("personae/Personae Client")]
@@ -41,7 +42,8 @@ namespace Personae.Unity
         public LineEvent onTextDelta = new LineEvent();
         public SentenceEvent onSentence = new SentenceEvent();
         public LineEvent onResponseDone = new LineEvent();
-        public ErrorEvent onError = new ErrorEvent();
+        public EmotionEvent onEmotion = new EmotionEvent();
+        public PersonaeErrorEvent onError = new PersonaeErrorEvent();
 
         private readonly CallbackQueue _mainThread = new CallbackQueue();
         private readonly Dictionary<string, PersonaeVoice> _voices = new Dictionary<string, PersonaeVoice>();
@@ -73,13 +75,20 @@ namespace Personae.Unity
         private void Awake()
         {
             _lifetime = new CancellationTokenSource();
+            Uri daemon;
+            if (!Uri.TryCreate(url, UriKind.Absolute, out daemon) || (daemon.Scheme != "ws" && daemon.Scheme != "wss"))
+            {
+                Debug.LogError("personae: '" + url + "' is not a ws:// or wss:// URL", this);
+                enabled = false;
+                return;
+            }
             var session = new SessionConfig();
             if (characters.Count > 0) session.Characters = characters;
             if (!string.IsNullOrEmpty(pinnedCharacter)) session.PinnedCharacter = pinnedCharacter;
             if (!string.IsNullOrEmpty(playerId)) session.PlayerId = playerId;
             _client = new RealtimeClient(new ClientOptions
             {
-                Url = new Uri(url),
+                Url = daemon,
                 Framing = framing,
                 AutoReconnect = autoReconnect,
                 Session = session,
@@ -94,6 +103,7 @@ namespace Personae.Unity
             _client.AudioDone += d => WithVoice(d.CharacterId, v => v.EndOfResponse());
             _client.SpeechStarted += _ => StopAllVoices(); // barge-in: the daemon cancels, we stop playing
             _client.ResponseDone += OnResponseDone;
+            _client.Emotion += e => onEmotion.Invoke(e.CharacterId, e.Dominant, (float)e.Intensity);
             _client.Error += OnClientError;
         }
 
@@ -107,7 +117,7 @@ namespace Personae.Unity
 
         private void Start()
         {
-            if (connectOnStart) Observe(ConnectAsync(_lifetime.Token), "connect");
+            if (_client != null && connectOnStart) Connect();
         }
 
         private void Update()
@@ -177,35 +187,56 @@ namespace Personae.Unity
 
         // ---------------------------------------------------------------- async API
 
-        public Task ConnectAsync(CancellationToken ct) { return _client.ConnectAsync(ct); }
+        public Task ConnectAsync(CancellationToken ct) { return Live().ConnectAsync(ct); }
 
-        public Task SayAsync(string text, string character, CancellationToken ct) { return _client.SayAsync(text, character, ct); }
+        public Task SayAsync(string text, string character, CancellationToken ct) { return Live().SayAsync(text, character, ct); }
 
         public Task SetSceneAsync(IList<string> ids, CancellationToken ct)
         {
-            return _client.UpdateSessionAsync(new SessionConfig { Characters = ids }, ct);
+            return Live().UpdateSessionAsync(new SessionConfig { Characters = ids }, ct);
         }
 
         /// <summary>Push-to-talk (true) or the daemon's voice-activity detection (false).</summary>
         public Task SetPushToTalkAsync(bool pushToTalk, CancellationToken ct)
         {
             var config = new SessionConfig { TurnDetection = pushToTalk ? null : new TurnDetection() };
-            return _client.UpdateSessionAsync(config, ct);
+            return Live().UpdateSessionAsync(config, ct);
         }
 
         public Task SendGameEventAsync(string name, string description, CancellationToken ct)
         {
-            return _client.SendGameEventAsync(new GameEvent { Name = name, Description = description }, ct);
+            return Live().SendGameEventAsync(new GameEvent { Name = name, Description = description }, ct);
+        }
+
+        private RealtimeClient Live()
+        {
+            if (_client == null)
+                throw new PersonaeException(ErrorCodes.NotConnected, "PersonaeClient is disabled: check its URL");
+            return _client;
         }
 
         // ---------------------------------------------------------------- fire and forget
 
         /// <summary>For UI buttons: say a line; failures go to onError, never to an unobserved task.</summary>
-        public void Say(string text) { Observe(SayAsync(text, null, _lifetime.Token), "say"); }
+        public void Say(string text) { Run(() => SayAsync(text, null, _lifetime.Token), "say"); }
 
-        public void Connect() { Observe(ConnectAsync(_lifetime.Token), "connect"); }
+        public void Connect() { Run(() => ConnectAsync(_lifetime.Token), "connect"); }
 
-        public void CancelResponse() { Observe(_client.CancelResponseAsync(null, _lifetime.Token), "cancel"); }
+        /// <summary>The player rated a character's reply, -1 (bad) .. 1 (good); feeds the daemon's A/B metrics.</summary>
+        public void SendFeedback(string character, float score, string responseId)
+        {
+            Run(() => Live().SendFeedbackAsync(character, score, responseId, _lifetime.Token), "feedback");
+        }
+
+        public void CancelResponse() { Run(() => Live().CancelResponseAsync(null, _lifetime.Token), "cancel"); }
+
+        private void Run(Func<Task> start, string what)
+        {
+            Task task;
+            try { task = start(); }
+            catch (PersonaeException e) { onError.Invoke(e.Code, what + ": " + e.Message); return; }
+            Observe(task, what);
+        }
 
         /// <summary>Runs a task to completion off the caller's frame and reports its failure on the main thread.</summary>
         public void Observe(Task task, string what)

@@ -74,10 +74,10 @@ namespace Personae.Tests
         [Test]
         public void UnknownEventTypesDecodeAsUnknownEvent()
         {
-            byte[] frame = MsgPack.Serialize(new Dictionary<string, object> { { "type", "npc.emotion" }, { "emotion", "wary" } });
+            byte[] frame = MsgPack.Serialize(new Dictionary<string, object> { { "type", "npc.gaze" }, { "at", "player" } });
             ServerEvent e = Frames.Decode(frame, frame.Length, true);
             Assert.IsTrue(e is UnknownEvent);
-            Assert.AreEqual("npc.emotion", e.Type);
+            Assert.AreEqual("npc.gaze", e.Type);
         }
 
         [Test]
@@ -209,6 +209,40 @@ namespace Personae.Tests
             Assert.IsTrue(last >= 500 && last <= 1000, "capped " + last);
             backoff.Reset();
             Assert.AreEqual(0, backoff.Attempt);
+        }
+    }
+
+    [TestFixture]
+    public sealed class CallbackQueueTests
+    {
+        [Test]
+        public void RunsCallbacksInOrderOnTheDrainingThread()
+        {
+            var queue = new CallbackQueue();
+            var seen = new List<int>();
+            int drainer = System.Threading.Thread.CurrentThread.ManagedThreadId;
+            bool sameThread = true;
+            var worker = new System.Threading.Thread(() =>
+            {
+                for (int i = 0; i < 100; i++)
+                {
+                    int n = i;
+                    queue.Post(() =>
+                    {
+                        sameThread &= System.Threading.Thread.CurrentThread.ManagedThreadId == drainer;
+                        seen.Add(n);
+                    });
+                }
+            });
+            worker.Start();
+            worker.Join();
+            queue.Post(() => queue.Post(() => seen.Add(-1))); // queued by a callback: next drain
+            Assert.AreEqual(101, queue.Drain());
+            Assert.AreEqual(100, seen.Count);
+            Assert.IsTrue(sameThread);
+            for (int i = 0; i < 100; i++) Assert.AreEqual(i, seen[i]);
+            Assert.AreEqual(1, queue.Drain());
+            Assert.AreEqual(-1, seen[100]);
         }
     }
 }
