@@ -9,12 +9,23 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, HTTPException, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.websockets import WebSocketState
 
 from personae.daemon.openai_api import router as openai_router
+from personae.daemon.auth import (
+    Authenticator,
+    AuthError,
+    ForbiddenError,
+    KeyStore,
+    Principal,
+    is_loopback,
+    startup_banner,
+)
+from personae.daemon.errors import ConfigError, LimitExceededError
+from personae.daemon.limits import Limits, SessionGuard
 from personae.daemon.service import Service
 from personae.daemon.session.session import RealtimeSession, SessionClosed
 from personae.daemon.settings import Settings
@@ -28,9 +39,14 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     """Build the app. Pass `service` to reuse loaded engines (tests, embedding)."""
     settings = settings or Settings()
     owned = service is None
+    auth = Authenticator(KeyStore(settings.resolved_keys_file))
+    if settings.require_keys and auth.local_mode:
+        raise ConfigError(f"require_keys is set but {auth.store.path} holds no active API key")
+    limits = Limits.from_settings(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        (log.warning if auth.local_mode else log.info)(startup_banner(auth))
         if app.state.service is None:
             app.state.service = await asyncio.to_thread(Service.create, settings)
         try:
@@ -42,6 +58,26 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     app = FastAPI(title="personae", version=str(p.PROTOCOL_VERSION), lifespan=lifespan)
     app.state.service = service
     app.state.sessions = 0
+    app.state.auth, app.state.limits = auth, limits
+
+    def check_admin(request: Request) -> None:
+        """Admin routes: an admin key; with no keys configured, loopback clients only."""
+        if auth.local_mode:
+            if not is_loopback(request.client.host if request.client else ""):
+                raise HTTPException(403, "admin routes are local-only until API keys exist")
+            return
+        try:
+            http_principal(request).require_admin()
+        except ForbiddenError as exc:
+            raise HTTPException(403, str(exc)) from None
+
+    def http_principal(request: Request) -> Principal:
+        try:
+            return auth.principal(request.headers, (), request.url.query)
+        except AuthError as exc:
+            raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
+
+    app.state.require_admin = check_admin
     app.include_router(openai_router)  # /v1/chat/completions, /v1/models, LoRA loading
 
     @app.get("/healthz")
@@ -55,8 +91,9 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         }
 
     @app.get("/v1/characters")
-    async def characters() -> dict[str, Any]:
+    async def characters(request: Request) -> dict[str, Any]:
         svc: Service = app.state.service
+        principal = http_principal(request)
         return {
             "characters": [
                 {
@@ -69,6 +106,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
                     "adapter": c.adapter.model_dump() if c.adapter else None,
                 }
                 for c in svc.cast.values()
+                if principal.may_use(c.id)
             ]
         }
 
@@ -84,10 +122,31 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     @app.websocket("/v1/realtime")
     async def realtime(ws: WebSocket) -> None:
         offered = ws.scope.get("subprotocols") or []
+        # the key may travel as a subprotocol; only personae.v1 is ever echoed back
         await ws.accept(subprotocol=p.SUBPROTOCOL if p.SUBPROTOCOL in offered else None)
-        await serve_socket(ws, app.state.service)
+        try:
+            principal = auth.principal(ws.headers, offered, ws.scope.get("query_string", b""))
+        except AuthError as exc:
+            await refuse(ws, exc, 1008)
+            return
+        slot = limits.session(principal)
+        try:
+            guard = slot.__enter__()
+        except LimitExceededError as exc:
+            await refuse(ws, exc, 1013)  # try again later
+            return
+        try:
+            await serve_socket(ws, app.state.service, guard)
+        finally:
+            slot.__exit__(None, None, None)
 
-    async def serve_socket(ws: WebSocket, svc: Service) -> None:
+    async def refuse(ws: WebSocket, exc: AuthError | LimitExceededError, close: int) -> None:
+        error = p.Error(error=p.ErrorInfo(code=exc.code, message=str(exc), retryable=close == 1013))
+        with contextlib.suppress(RuntimeError, ConnectionError, WebSocketDisconnect):
+            await ws.send_text(encode(error, Framing.JSON))  # type: ignore[arg-type]
+            await ws.close(code=close, reason=exc.code)
+
+    async def serve_socket(ws: WebSocket, svc: Service, guard: SessionGuard) -> None:
         framing = Framing.JSON  # until the client's first frame says otherwise
 
         async def receive() -> str | bytes:
@@ -114,7 +173,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
             except (WebSocketDisconnect, RuntimeError, ConnectionError) as exc:
                 raise SessionClosed(1006, "client went away") from exc
 
-        session = RealtimeSession(svc, receive=receive, send=send)
+        session = RealtimeSession(svc, receive=receive, send=send, guard=guard)
         app.state.sessions += 1
         code, reason = 1000, ""
         try:

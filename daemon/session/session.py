@@ -32,8 +32,8 @@ from personae.daemon.errors import (
     PersonaeError,
     UnknownCharacterError,
 )
-from personae.daemon.runtime import CharacterState
 from personae.daemon.limits import SessionGuard
+from personae.daemon.runtime import CharacterState
 from personae.daemon.service import Service
 from personae.daemon.session.endpointing import Endpointer, Event, PauseStarted, SpeechStarted
 from personae.daemon.session.outbox import Outbox, SlowClientError, audio_ms
