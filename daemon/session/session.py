@@ -259,7 +259,9 @@ class RealtimeSession:
         try:
             self._jobs.put_nowait(job)
         except asyncio.QueueFull:
-            raise LimitExceededError("too many pending turns; wait for replies to finish") from None
+            raise LimitExceededError(
+                "too many pending turns; wait for replies to finish", code="too_many_pending_turns"
+            ) from None
 
     def _check_characters(self, ids: list[str]) -> None:
         visible = self.principal.visible(self.service.cast)
@@ -319,7 +321,9 @@ class RealtimeSession:
             raise ClientError("a message item needs text content", code="invalid_item")
         limit = self.service.settings.max_text_chars
         if len(text) > limit:
-            raise LimitExceededError(f"text of {len(text)} characters exceeds {limit}")
+            raise LimitExceededError(
+                f"text of {len(text)} characters exceeds {limit}", code="text_too_long"
+            )
         if item.role == "system":
             raise ClientError(
                 "system items are not accepted; use response instructions", code="invalid_item"
@@ -370,7 +374,7 @@ class RealtimeSession:
                 if self.config.turn_detection is None:
                     if self._buffer_samples + len(audio) > max_samples:
                         self._error(
-                            "limit_exceeded",
+                            "audio_too_long",
                             f"more than {s.max_turn_audio_s:g} s of audio "
                             "in one turn; commit or clear the buffer",
                             event_type="input_audio_buffer.append",

@@ -74,3 +74,32 @@ def say(text: str) -> dict[str, Any]:
         "type": "conversation.item.create",
         "item": {"content": [{"type": "input_text", "text": text}]},
     }
+
+
+@contextlib.asynccontextmanager
+async def running_guarded(svc: Service, guard: Any = None, framing: Any = None) -> Any:
+    """`tests.session.harness.running`, for a session that answers to `guard`."""
+    import asyncio
+
+    from personae.daemon.session.session import RealtimeSession, SessionClosed
+    from personae.sdk.framing import Framing
+    from tests.session.harness import Harness
+
+    h = Harness(svc, framing or Framing.MSGPACK)
+    h.session = RealtimeSession(svc, receive=h._receive, send=h._send, guard=guard)
+    task = asyncio.create_task(h.session.run(), name="session")
+    h.session_task_done = task.done  # type: ignore[attr-defined]
+    try:
+        await h.wait_type("session.created")
+        yield h
+    finally:
+        h._in.put_nowait(None)
+        try:
+            async with asyncio.timeout(5):
+                await task
+        except SessionClosed as exc:
+            h.closed = exc
+        leftovers = [
+            t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()
+        ]
+        assert not leftovers, f"leaked tasks: {[t.get_name() for t in leftovers]}"
