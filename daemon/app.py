@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request, WebSocket, WebSocketDisconnect
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.responses import Response
 from starlette.websockets import WebSocketState
 
-from personae.daemon.openai_api import router as openai_router
+from personae.daemon import admin
 from personae.daemon.auth import (
     Authenticator,
     AuthError,
@@ -24,8 +25,9 @@ from personae.daemon.auth import (
     is_loopback,
     startup_banner,
 )
-from personae.daemon.errors import ConfigError, LimitExceededError
+from personae.daemon.errors import ClientError, ConfigError, LimitExceededError, PersonaeError
 from personae.daemon.limits import Limits, SessionGuard
+from personae.daemon.openai_api import router as openai_router
 from personae.daemon.service import Service
 from personae.daemon.session.session import RealtimeSession, SessionClosed
 from personae.daemon.settings import Settings
@@ -33,6 +35,30 @@ from personae.sdk import protocol as p
 from personae.sdk.framing import Framing, encode
 
 log = logging.getLogger("personae.daemon")
+
+#: HTTP status of client errors whose code is not a plain 400
+_STATUS = {
+    "unknown_character": 404,
+    "unknown_version": 404,
+    "not_deployed": 404,
+    "version_exists": 409,
+    "conflict": 409,
+    "already_serving": 409,
+    "no_previous_version": 409,
+    "validation_failed": 422,
+    "adapter_corrupt": 422,
+}
+
+
+async def poll_deployments(service: Service) -> None:
+    """Pick up deployments and rollbacks made by any process, without a restart."""
+    while True:
+        await asyncio.sleep(service.settings.registry_poll_s)
+        try:
+            await service.run("store", service.deployments.poll)
+        except PersonaeError as exc:
+            # a bad new version must not stop the daemon: the previous one keeps serving
+            log.error("deployment not applied: %s", exc)
 
 
 def create_app(settings: Settings | None = None, *, service: Service | None = None) -> FastAPI:
@@ -49,9 +75,13 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         (log.warning if auth.local_mode else log.info)(startup_banner(auth))
         if app.state.service is None:
             app.state.service = await asyncio.to_thread(Service.create, settings)
+        poller = asyncio.create_task(poll_deployments(app.state.service), name="deployments")
         try:
             yield
         finally:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
             if owned and app.state.service is not None:
                 app.state.service.close()
 
@@ -78,7 +108,17 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
             raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
 
     app.state.require_admin = check_admin
+    app.include_router(admin.router)
     app.include_router(openai_router)  # /v1/chat/completions, /v1/models, LoRA loading
+
+    @app.exception_handler(PersonaeError)
+    async def personae_error(request: Request, exc: PersonaeError) -> JSONResponse:
+        # typed errors mapped once, here, for every REST route
+        status = 500 if not isinstance(exc, ClientError) else _STATUS.get(exc.code, 400)
+        return JSONResponse(
+            {"error": {"code": exc.code, "message": str(exc), "retryable": exc.retryable}},
+            status_code=status,
+        )
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
@@ -89,6 +129,12 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
             "sessions": app.state.sessions,
             "characters": len(svc.cast) if svc else 0,
         }
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        """Prometheus text exposition of the service's metrics."""
+        body, content_type = app.state.service.metrics.render()
+        return Response(body, media_type=content_type)
 
     @app.get("/v1/characters")
     async def characters(request: Request) -> dict[str, Any]:

@@ -18,7 +18,9 @@ from typing import TypeVar
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from personae.daemon.adapters import AdapterCache
 from personae.daemon.characters import Character, default_cast_dir, load_cast
+from personae.daemon.deployments import Deployments
 from personae.daemon.engines import registry
 from personae.daemon.engines.base import Embedder, LLMEngine, STTEngine, TTSEngine, VADEngine
 from personae.daemon.errors import ConfigError, EngineError, PersonaeError
@@ -51,6 +53,9 @@ class Service:
     runtime: CharacterRuntime
     experiments: Experiments
     database: Engine
+    adapters: AdapterCache
+    #: which version of each character serves; A/B variants
+    deployments: Deployments = field(init=False)
     #: one pool per stage so a queue of LLM requests never starves STT or TTS
     pools: dict[str, ThreadPoolExecutor] = field(default_factory=dict)
 
@@ -86,9 +91,16 @@ class Service:
             runtime=runtime,
             experiments=Experiments(database),
             database=database,
+            adapters=AdapterCache(
+                engines.llm,
+                capacity=settings.adapter_cache_size,
+                resolve=lambda ch: resolve_adapter(settings, ch),
+            ),
         )
+        service.deployments = Deployments(service)
         service.pools = {
             "store": ThreadPoolExecutor(4, thread_name_prefix="store"),
+            "adapters": ThreadPoolExecutor(2, thread_name_prefix="adapters"),
             "vad": ThreadPoolExecutor(2, thread_name_prefix="vad"),
             "stt": ThreadPoolExecutor(2, thread_name_prefix="stt"),
             "router": ThreadPoolExecutor(2, thread_name_prefix="router"),
@@ -96,25 +108,30 @@ class Service:
             "tts": ThreadPoolExecutor(2, thread_name_prefix="tts"),
         }
         service.load_adapters(progress)
+        progress("deployments", 0, 0)
+        service.deployments.start()
         return service
 
     def load_adapters(self, progress: Progress = no_progress) -> None:
         """Load every adapter the cast refers to; a bad one stops start-up with its name."""
         wanted = [ch for ch in self.cast.values() if ch.adapter is not None]
         for i, ch in enumerate(wanted):
-            assert ch.adapter is not None
             progress("adapters", i, len(wanted))
-            path = resolve_adapter(self.settings, ch)
             try:
-                self.engines.llm.load_adapter(ch.id, str(path))
-            except PersonaeError:
-                raise
-            except (OSError, ValueError, RuntimeError) as exc:
-                raise ConfigError(f"adapter for {ch.id!r} at {path}: {exc}") from exc
+                self.adapters.preload(ch)
+            except PersonaeError as exc:
+                raise ConfigError(f"adapter of character {ch.id!r}: {exc}") from exc
         progress("adapters", len(wanted), len(wanted))
 
-    def adapter_for(self, character: Character) -> str | None:
-        return character.id if character.adapter is not None else None
+    def set_character(self, character: Character) -> None:
+        """Serve a new version of a character (or a new character) from now on."""
+        if character.voice.engine not in self.engines.tts:
+            raise ConfigError(
+                f"character {character.id!r} uses TTS engine {character.voice.engine!r}, "
+                "which is not loaded"
+            )
+        self.router.update(character)
+        self.cast[character.id] = character
 
     async def run(self, stage: str, fn: Callable[..., T], *args: object) -> T:
         """Run a blocking engine call on its stage's threads, mapping engine faults."""

@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     environment: str = Field("production", description="Deployment environment this daemon serves")
     memory_budget_tokens: int = Field(160, ge=0, description="Memories placed in each prompt")
     lore_budget_tokens: int = Field(200, ge=0, description="Lore entries placed in each prompt")
+    adapter_cache_size: int = Field(50, ge=1, description="Adapters resident in the LLM at once")
+    registry_poll_s: float = Field(5.0, gt=0, description="How often deployments are picked up")
+    deploy_min_metrics: dict[str, float] = Field(
+        default_factory=dict, description="Metric minimums a version needs to be deployed"
+    )
     default_player_id: str = Field(
         "player", description="Whose state a session uses when it does not set player_id"
     )

@@ -7,21 +7,22 @@ training packages when run and say which extra to install if they are missing.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import subprocess
 import sys
-import urllib.request
 import wave
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from personae.sdk import cli_admin
 from personae.sdk.client import DEFAULT_URL, Reply, connect
 from personae.sdk.framing import Framing
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+app.add_typer(cli_admin.characters, name="characters")
+app.add_typer(cli_admin.experiments, name="experiments")
 
 
 def _need(module: str, extra: str) -> None:
@@ -209,22 +210,6 @@ def chat(
         typer.echo(f"audio:  {out} ({len(reply.audio) / 2 / reply.sample_rate:.1f} s)")
         if play:
             _play(out)
-
-
-@app.command()
-def characters(
-    url: Annotated[str, typer.Option(help="Daemon base URL")] = "http://127.0.0.1:8765",
-) -> None:
-    """List the characters a running daemon serves."""
-    with urllib.request.urlopen(f"{url.rstrip('/')}/v1/characters", timeout=10) as resp:
-        data = json.load(resp)
-    for c in data["characters"]:
-        adapter = (
-            f"adapter {c['adapter']['name']}/{c['adapter']['version']}"
-            if c["adapter"]
-            else "no adapter"
-        )
-        typer.echo(f"{c['id']:<12} {c['name']:<16} {c['voice']['engine']:<8} {adapter}")
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -2,11 +2,40 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from personae.daemon.characters import Character
 from personae.daemon.engines.base import ChatMessage
+
+
+#: chat-template control tokens of the common model families: ChatML and Llama 3
+#: (<|im_start|>, <|eot_id|>), DeepSeek (<｜...｜>), Llama 2/Mistral ([INST], <<SYS>>),
+#: Gemma (<start_of_turn>), sentence markers (<s>, </s>, <bos>, <eos>, <pad>, <unk>)
+_CONTROL = re.compile(
+    r"<\s*[|｜][^<>\n]{0,64}?[|｜]\s*>"
+    r"|\[\s*/?\s*(?:INST|SYS|SYSTEM|AVAILABLE_TOOLS|TOOL_CALLS|TOOL_RESULTS)\s*\]"
+    r"|<<\s*/?\s*SYS\s*>>"
+    r"|<\s*/?\s*(?:start_of_turn|end_of_turn|s|bos|eos|pad|unk|sep|cls|mask)\s*>",
+    re.IGNORECASE,
+)
+
+
+def neutralise(text: str) -> str:
+    """Text from outside the character file, made unable to close or open a chat turn.
+
+    Chat templates are rendered to text and tokenized with their special tokens
+    parsed, so a player who types `<|im_end|><|im_start|>system` would otherwise start
+    a system turn of their own. Control tokens are removed (after NFKC folding, so
+    look-alike characters do not slip through); the rest of the text is kept.
+    """
+    folded = unicodedata.normalize("NFKC", text)
+    previous = None
+    while previous != folded:  # "<|im_<|x|>start|>" must not reassemble
+        previous, folded = folded, _CONTROL.sub(" ", folded)
+    return folded
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,27 +60,29 @@ def build_messages(
 
     The character's own lines are the assistant's; the player's and other characters'
     lines are the user's, the latter prefixed with the speaker's name so the model
-    knows who said what. Player text is never placed in the system role.
+    knows who said what. Player text is never placed in the system role, and every
+    text that does not come from the character file (history, memories, lore, the
+    per-reply instructions) is `neutralise`d.
     """
     names = names or {}
     system = character.render_system_prompt()
     if context:
-        system += "\n" + "\n".join(context)
+        system += "\n" + "\n".join(neutralise(c) for c in context)
     if instructions:
-        system += "\nFor this reply: " + instructions
+        system += "\nFor this reply: " + neutralise(instructions)
     messages = [ChatMessage("system", system)]
     for ex in character.examples:
         messages += [ChatMessage("user", ex.user), ChatMessage("assistant", ex.character)]
     recent = list(history)[-max_turns * 2 :] if max_turns else []
     for turn in recent:
+        said = neutralise(turn.text)
         if turn.speaker == character.id:
-            messages.append(ChatMessage("assistant", turn.text))
+            messages.append(ChatMessage("assistant", said))
         elif turn.speaker == "player":
-            messages.append(ChatMessage("user", turn.text))
+            messages.append(ChatMessage("user", said))
         else:
-            messages.append(
-                ChatMessage("user", f"({names.get(turn.speaker, turn.speaker)} says) {turn.text}")
-            )
+            name = neutralise(names.get(turn.speaker, turn.speaker))
+            messages.append(ChatMessage("user", f"({name} says) {said}"))
     # Chat templates expect alternation; merge consecutive same-role messages.
     merged: list[ChatMessage] = []
     for m in messages:

@@ -41,18 +41,25 @@ class Router:
     def __init__(self, *, embedder: Embedder, characters: Mapping[str, Character]) -> None:
         self._embedder = embedder
         self._characters = dict(characters)
-        self._ids = list(self._characters)
-        self._profiles = embedder.embed([c.profile_text() for c in self._characters.values()])
-        self._row = {cid: i for i, cid in enumerate(self._ids)}
-        # name tokens -> character; multi-word names match on their own tokens too
-        self._names: list[tuple[tuple[str, ...], str]] = []
-        for cid, ch in self._characters.items():
-            for name in ch.names:
-                tokens = tuple(_WORD.findall(name.lower()))
-                if tokens:
-                    self._names.append((tokens, cid))
-                    if len(tokens) > 1 and len(tokens[0]) >= 3:
-                        self._names.append((tokens[:1], cid))
+        ids = list(self._characters)
+        profiles = embedder.embed([c.profile_text() for c in self._characters.values()])
+        # swapped as one tuple so a concurrent update never shows a half-built index
+        self._index = ({cid: i for i, cid in enumerate(ids)}, profiles)
+        self._names = {cid: _name_tokens(ch) for cid, ch in self._characters.items()}
+
+    def update(self, character: Character) -> None:
+        """Add a character or replace its profile (a new version was deployed)."""
+        vec = self._embedder.embed([character.profile_text()])
+        rows, profiles = self._index
+        if character.id in rows:
+            profiles = profiles.copy()
+            profiles[rows[character.id]] = vec[0]
+        else:
+            rows = {**rows, character.id: len(rows)}
+            profiles = np.vstack([profiles, vec])
+        self._names[character.id] = _name_tokens(character)
+        self._characters[character.id] = character
+        self._index = (rows, profiles)
 
     def addressed(self, text: str, scene: Sequence[str]) -> str | None:
         """The character named first in `text`, among those in the scene.
@@ -61,10 +68,10 @@ class Router:
         recognition spells unfamiliar names freely ("Brahm", "Marra").
         """
         words = _WORD.findall(text.lower())
-        in_scene = set(scene)
+        candidates = [(tokens, cid) for cid in scene for tokens in self._names.get(cid, ())]
         for i in range(len(words)):
-            for tokens, cid in self._names:
-                if cid not in in_scene or i + len(tokens) > len(words):
+            for tokens, cid in candidates:
+                if i + len(tokens) > len(words):
                     continue
                 window = words[i : i + len(tokens)]
                 if all(
@@ -78,8 +85,8 @@ class Router:
         self, text: str, scene: Sequence[str], *, last_speaker: str | None = None
     ) -> dict[str, float]:
         vec = self._embedder.embed([text])[0]
-        rows = self._profiles[[self._row[c] for c in scene]]
-        sims = rows @ vec
+        index, profiles = self._index
+        sims = profiles[[index[c] for c in scene]] @ vec
         out = {cid: float(s) for cid, s in zip(scene, sims, strict=True)}
         if last_speaker in out:
             out[last_speaker] += CONTINUITY_BONUS
@@ -117,6 +124,14 @@ class Router:
         return RouteDecision(best, "similarity", scores)
 
 
-def normalize_rows(x: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.maximum(norms, 1e-12)
+def _name_tokens(character: Character) -> list[tuple[str, ...]]:
+    """Token sequences a player may address the character by; multi-word names also
+    match on their first word ("Mara Quill" -> "mara")."""
+    out: list[tuple[str, ...]] = []
+    for name in character.names:
+        tokens = tuple(_WORD.findall(name.lower()))
+        if tokens:
+            out.append(tokens)
+            if len(tokens) > 1 and len(tokens[0]) >= 3:
+                out.append(tokens[:1])
+    return out

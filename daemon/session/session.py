@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -24,6 +25,8 @@ import numpy as np
 
 from personae.daemon import audio as pcm
 from personae.daemon.auth import LOCAL, ForbiddenError
+from personae.daemon.characters import Character
+from personae.daemon.deployments import Casting
 from personae.daemon.engines.base import INPUT_SAMPLE_RATE, GenerationRequest, Transcript
 from personae.daemon.errors import (
     ClientError,
@@ -33,12 +36,13 @@ from personae.daemon.errors import (
     UnknownCharacterError,
 )
 from personae.daemon.limits import SessionGuard
+from personae.daemon.moderation import ContentBlockedError, moderator_for
 from personae.daemon.runtime import CharacterState
 from personae.daemon.service import Service
 from personae.daemon.session.endpointing import Endpointer, Event, PauseStarted, SpeechStarted
 from personae.daemon.session.outbox import Outbox, SlowClientError, audio_ms
 from personae.daemon.session.prompt import Turn, build_messages
-from personae.daemon.session.splitter import SentenceSplitter, spoken_text
+from personae.daemon.session.splitter import SentenceSplitter, spoken_text, stage_directions
 from personae.sdk import protocol as p
 
 log = logging.getLogger("personae.session")
@@ -79,6 +83,10 @@ class ActiveResponse:
     text: list[str] = field(default_factory=list)
     speak: bool = True
     done: bool = False
+    #: which version (and A/B variant) of the character speaks this reply
+    casting: Casting | None = None
+    started: float = 0.0
+    first_audio_ms: float | None = None
 
 
 class RealtimeSession:
@@ -97,6 +105,7 @@ class RealtimeSession:
         #: the key's scopes and rate; None = local development (everything allowed)
         self.guard = guard
         self.principal = guard.principal if guard is not None else LOCAL
+        self.moderator = moderator_for(s)
         self.outbox = Outbox(
             self._send_bounded, data_frames=s.send_queue_frames, lead_ms=s.audio_lead_ms
         )
@@ -201,6 +210,8 @@ class RealtimeSession:
                 self._truncate(event)
             case p.ResponseCreate(response=options):
                 self._check_characters([options.character] if options.character else [])
+                if options.instructions:
+                    self._moderate(options.instructions)
                 self._enqueue(RespondJob(options))
             case p.ResponseCancel(response_id=rid):
                 r = self.response
@@ -328,6 +339,7 @@ class RealtimeSession:
             raise ClientError(
                 "system items are not accepted; use response instructions", code="invalid_item"
             )
+        self._moderate(text)
         item = item.model_copy(update={"id": item.id or p.new_id("item")})
         if item.role == "assistant":
             if item.character is None:
@@ -477,6 +489,9 @@ class RealtimeSession:
             result = await self.service.run("stt", self._stt, job.audio, self._hotwords())
         text = result.text.strip()
         self.outbox.control(p.TranscriptionCompleted(item_id=job.item_id, transcript=text))
+        if text and not self.moderator.check(text, source="player").allowed:
+            self._error("content_blocked", f"turn {job.item_id} was refused by moderation")
+            return ""
         if text:
             self.history.append(Turn("player", text, job.item_id))
             await self._player_said(text)
@@ -521,7 +536,12 @@ class RealtimeSession:
             character=decision.character,
             output_sample_rate=self.config.output_sample_rate,
         )
-        response = ActiveResponse(info=info, item_id=p.new_id("item"), speak="audio" in modalities)
+        response = ActiveResponse(
+            info=info,
+            item_id=p.new_id("item"),
+            speak="audio" in modalities,
+            started=time.monotonic(),
+        )
         self.response = response
         self.outbox.control(p.ResponseCreated(response=info.model_copy()))
         # The reply runs as its own task so a barge-in can cancel it without touching
@@ -552,7 +572,8 @@ class RealtimeSession:
         if exc is None:
             await self._finish(response, "completed", None)
             return
-        await self._finish(response, "failed", "error")
+        blocked = isinstance(exc, ContentBlockedError)
+        await self._finish(response, "failed", "content_filter" if blocked else "error")
         if isinstance(exc, PersonaeError):
             self._error(exc.code, str(exc), server=True, retryable=exc.retryable)
         else:
@@ -563,7 +584,25 @@ class RealtimeSession:
         self, r: ActiveResponse, options: p.ResponseOptions, *, speak: bool
     ) -> None:
         svc = self.service
-        ch = svc.cast[r.info.character]
+        # resolved once: the reply finishes on this version whatever is deployed meanwhile
+        r.casting = await svc.run("store", svc.deployments.cast, r.info.character, self.player_id)
+        ch = r.casting.character
+        adapter = await svc.run("adapters", svc.adapters.acquire, ch)
+        try:
+            await self._speak_reply(r, ch, adapter, options, speak=speak)
+        finally:
+            svc.adapters.release(adapter)
+
+    async def _speak_reply(
+        self,
+        r: ActiveResponse,
+        ch: Character,
+        adapter: str | None,
+        options: p.ResponseOptions,
+        *,
+        speak: bool,
+    ) -> None:
+        svc = self.service
         names = {cid: c.name for cid, c in svc.cast.items()}
         recent = [t.text for t in self.history[-2 * svc.settings.history_turns :]]
         ctx = await svc.run("store", svc.runtime.context_for, ch, self.player_id, recent)
@@ -577,9 +616,7 @@ class RealtimeSession:
             instructions=options.instructions,
             context=ctx.context,
         )
-        request = GenerationRequest(
-            messages=messages, params=ch.generation, adapter=svc.adapter_for(ch)
-        )
+        request = GenerationRequest(messages=messages, params=ch.generation, adapter=adapter)
         part = {"response_id": r.info.id, "item_id": r.item_id, "character": ch.id}
         sentences: asyncio.Queue[str | None] = asyncio.Queue(8)
         splitter = SentenceSplitter()
@@ -588,6 +625,11 @@ class RealtimeSession:
             stream = svc.stream("llm", lambda cancel: svc.engines.llm.generate(request, cancel))
             async with contextlib.aclosing(stream) as deltas:
                 async for delta in _within(deltas, svc.settings.engine_stall_s, "llm"):
+                    verdict = self.moderator.check(
+                        "".join(r.text) + delta, source="character", character=ch.id
+                    )
+                    if not verdict.allowed:
+                        raise ContentBlockedError(f"reply stopped by moderation ({verdict.category})")
                     r.text.append(delta)
                     await self.outbox.data(p.OutputTextDelta(delta=delta, **part))
                     for sentence in splitter.push(delta):
@@ -601,6 +643,10 @@ class RealtimeSession:
             self._spoken_for(r.item_id, r.sentences)
             while (sentence := await sentences.get()) is not None:
                 r.sentences.append((sentence, offset))
+                for kind, what in stage_directions(sentence):
+                    await self.outbox.data(
+                        p.NpcAction(kind=kind, text=what, audio_start_ms=offset, **part)  # type: ignore[arg-type]
+                    )
                 say = spoken_text(sentence)
                 if not speak or not say:
                     continue
@@ -616,6 +662,8 @@ class RealtimeSession:
                     )
                 )
                 step = max(1, self.config.output_sample_rate * svc.settings.audio_chunk_ms // 1000)
+                if r.first_audio_ms is None:
+                    r.first_audio_ms = (time.monotonic() - r.started) * 1000
                 for i in range(0, len(out), step):
                     chunk = out[i : i + step]
                     await self.outbox.data(
@@ -674,16 +722,33 @@ class RealtimeSession:
             return
         self.history.append(Turn(r.info.character, text, r.item_id))
         self._last_speaker = r.info.character
-        runtime = self.service.runtime
         # shielded: a reply cancelled by barge-in is still logged as far as it was heard
-        await asyncio.shield(
-            self.service.run(
-                "store",
-                lambda: runtime.character_said(
-                    r.info.character, self.player_id, text, session_id=self.config.id
-                ),
-            )
+        await asyncio.shield(self.service.run("store", self._log_reply, r, text))
+
+    def _log_reply(self, r: ActiveResponse, text: str) -> None:
+        svc = self.service
+        casting = r.casting
+        latency = (
+            r.first_audio_ms
+            if r.first_audio_ms is not None
+            else ((time.monotonic() - r.started) * 1000)
         )
+        svc.runtime.character_said(
+            r.info.character,
+            self.player_id,
+            text,
+            session_id=self.config.id,
+            version=casting.version if casting else None,
+            variant=casting.variant if casting else None,
+            latency_ms=latency,
+        )
+        if casting is not None and casting.experiment is not None and casting.variant is not None:
+            svc.experiments.record(
+                casting.experiment, casting.variant, "turns", 1.0, player_id=self.player_id
+            )
+            svc.experiments.record(
+                casting.experiment, casting.variant, "latency_ms", latency, player_id=self.player_id
+            )
 
     async def cancel_response(self, reason: str) -> None:
         """Stop the reply in progress at once: LLM, TTS and queued audio."""
@@ -693,6 +758,13 @@ class RealtimeSession:
         await self._finish(r, "cancelled", reason)
         if r.task is not None and r.task is not asyncio.current_task():
             r.task.cancel()
+
+    def _moderate(self, text: str) -> None:
+        verdict = self.moderator.check(text, source="player")
+        if not verdict.allowed:
+            raise ClientError(
+                f"refused by moderation ({verdict.category})", code="content_blocked"
+            )
 
     # ------------------------------------------------------------------ errors
 
@@ -731,7 +803,9 @@ async def _within(items: AsyncIterator[T], seconds: float, engine: str) -> Async
         except StopAsyncIteration:
             return
         except TimeoutError:
-            raise EngineError(f"no output for {seconds:g} s", engine=engine, retryable=True) from None
+            raise EngineError(
+                f"no output for {seconds:g} s", engine=engine, retryable=True
+            ) from None
         yield item
 
 

@@ -10,8 +10,25 @@ _ABBREVIATIONS = frozenset(
 # A terminator run, optional closing quotes/brackets, then whitespace.
 _BOUNDARY = re.compile(r"([.!?…]+|\n+)([\"'”’)\]]*)(\s+)")
 _CLAUSE = re.compile(r"[,;:—–]\s+")
-# Stage directions and emotes are shown, never spoken: *sighs*, (laughs), [grins].
-_STAGE = re.compile(r"\*[^*]*\*|\([^)]*\)|\[[^\]]*\]")
+# Stage directions and emotes are shown, never spoken: *sighs*, (laughs), [grins],
+# <action>waves</action>, <emotion>angry</emotion>; other markup tags are not spoken.
+_STAGE = re.compile(
+    r"\*(?P<star>[^*]*)\*|\((?P<paren>[^)]*)\)|\[(?P<square>[^\]]*)\]"
+    r"|<(?P<tag>action|act|gesture|stage|emote|emotion|mood|feeling|tone|expression|anim"
+    r"|animation|pose|sfx|sound)(?:\s[^<>]*)?>(?P<inner>[^<>]*)</(?P=tag)\s*>"
+    # any other markup tag is dropped and its content spoken: "<b>now</b>" says "now"
+    r"|</?[A-Za-z][\w-]{0,31}(?:\s[^<>]*)?/?>",
+    re.IGNORECASE,
+)
+#: tag names and bracketed words that say how the character feels, not what it does
+_EMOTION_TAGS = frozenset({"emotion", "mood", "feeling", "tone", "expression"})
+_EMOTION_WORDS = frozenset(
+    """happy glad joyful joy cheerful excited amused laughing sad sadness sorrowful crying
+    angry anger furious annoyed irritated mad afraid scared fear fearful nervous anxious
+    worried surprised surprise shocked disgusted disgust calm neutral serious tired bored
+    proud ashamed embarrassed shy curious confused suspicious smug sarcastic gentle warm
+    cold stern playful teasing solemn grim hopeful relieved""".split()
+)
 
 
 class SentenceSplitter:
@@ -69,5 +86,38 @@ class SentenceSplitter:
 
 
 def spoken_text(sentence: str) -> str:
-    """What TTS should say: stage directions removed, whitespace tidied."""
+    """What TTS should say: stage directions and tags removed, whitespace tidied."""
     return " ".join(_STAGE.sub(" ", sentence).split())
+
+
+def stage_directions(sentence: str) -> list[tuple[str, str]]:
+    """The (kind, text) of each stage direction in a sentence, in order.
+
+    kind is "emotion" for an emotion tag (`<emotion>angry</emotion>`) or a bracketed
+    feeling (`[angry]`, `(sadly)`), else "action" (`*waves*`, `<action>bows</action>`).
+    Bare tags without content (`<break/>`) are dropped silently.
+    """
+    found: list[tuple[str, str]] = []
+    for m in _STAGE.finditer(sentence):
+        tag = m.group("tag")
+        text = next(
+            (
+                g
+                for g in (m.group("star"), m.group("paren"), m.group("square"), m.group("inner"))
+                if g is not None
+            ),
+            None,
+        )
+        if text is None:
+            continue
+        text = " ".join(text.split())
+        if not text:
+            continue
+        word = text.lower().removesuffix("ly")
+        emotional = (tag is not None and tag.lower() in _EMOTION_TAGS) or (
+            tag is None
+            and " " not in text
+            and (text.lower() in _EMOTION_WORDS or word in _EMOTION_WORDS)
+        )
+        found.append(("emotion" if emotional else "action", text))
+    return found

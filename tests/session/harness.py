@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
 from personae.daemon.characters import default_cast_dir, load_cast
 from personae.daemon.service import Engines, Service
@@ -22,10 +23,15 @@ def fake_service(
     tts: FakeTTS | None = None,
     **settings: object,
 ) -> Service:
+    import tempfile
+
+    # every fake service gets its own database file: tests never share state
+    db = Path(tempfile.mkdtemp(prefix="personae-test-")) / "state.db"
     defaults: dict[str, object] = {
         "audio_lead_ms": 0,
         "vad_silence_ms": 300,
         "vad_min_speech_ms": 64,
+        "database_url": f"sqlite:///{db}",
     }
     defaults.update(settings)
     cast = load_cast([default_cast_dir()])
@@ -109,3 +115,32 @@ async def running(service: Service, framing: Framing = Framing.MSGPACK) -> Async
             t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()
         ]
         assert not leftovers, f"leaked tasks: {[t.get_name() for t in leftovers]}"
+
+
+@contextlib.contextmanager
+def served(app) -> Iterator[str]:
+    """Run an app under a real uvicorn on 127.0.0.1 in a thread; yields its base URL."""
+    import threading
+
+    import uvicorn
+
+    from personae.daemon.process import free_port
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws_max_size=1 << 20)
+    )
+    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread.start()
+    try:
+        async_deadline = 200
+        while not server.started and async_deadline:
+            import time
+
+            time.sleep(0.05)
+            async_deadline -= 1
+        assert server.started, "uvicorn did not start"
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
