@@ -54,5 +54,11 @@ else
   say "python packages up to date"
 fi
 
+# --- what only the tests need: PostgreSQL server binaries, Mono, Chromium ---
+if [[ $DEV == 1 ]]; then
+  scripts/ci-postgres.sh >/dev/null
+  scripts/ci-clients.sh >/dev/null
+fi
+
 # --- one-time model preparation (cached under PERSONAE_CACHE_DIR or ~/.cache/personae) ---
 HF_HUB_OFFLINE=1 "$VENV/bin/personae" prepare
