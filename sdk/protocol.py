@@ -344,6 +344,20 @@ class NpcSentence(_ResponsePart):
     audio_duration_ms: int
 
 
+class NpcAction(_ResponsePart):
+    """A stage direction in the reply: shown or animated, never spoken.
+
+    `*waves*`, `(laughs)`, `<action>bows</action>` are actions; `[angry]` or
+    `<emotion>warm</emotion>` are emotions. `audio_start_ms` is where in the reply's
+    audio it belongs (the start of the sentence that holds it).
+    """
+
+    type: Literal["npc.action"] = "npc.action"
+    kind: Literal["action", "emotion"]
+    text: str
+    audio_start_ms: int = 0
+
+
 class NpcEmotion(_Event):
     """How a character feels now: after the player's words, a game event, or a reply."""
 
@@ -397,6 +411,7 @@ ServerEvent = Annotated[
     | OutputAudioDelta
     | OutputAudioDone
     | NpcSentence
+    | NpcAction
     | NpcEmotion
     | ResponseDone
     | Error,
