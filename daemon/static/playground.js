@@ -125,6 +125,12 @@
     },
     "npc.sentence": (e) => { replyFor(e).sentences += 1; },
     "npc.emotion": (e) => showEmotion(e),
+    "npc.action": (e) => {
+      const chip = document.createElement("span");
+      chip.className = "action " + (e.kind === "emotion" ? "tone" : "gesture");
+      chip.textContent = e.kind === "emotion" ? `[${e.text}]` : `*${e.text}*`;
+      replyFor(e).el.querySelector(".actions").appendChild(chip);
+    },
     "response.output_audio.delta": (e) => playChunk(e),
     "response.output_audio.done": () => {},
     "response.done": (e) => finishReply(e.response),
@@ -175,7 +181,7 @@
 
   function startReply(response) {
     const who = character(response.character);
-    const el = add("turn reply", `<div class="who" style="color:${who.color}">${esc(who.name)}</div><div class="text"></div><div class="meta"></div>`);
+    const el = add("turn reply", `<div class="who" style="color:${who.color}">${esc(who.name)}</div><div class="actions"></div><div class="text"></div><div class="meta"></div>`);
     el.dataset.character = response.character;
     el.dataset.response = response.id;
     const reply = { el, text: "", character: response.character, sentences: 0, sources: new Set(), rate: response.output_sample_rate || 24000 };

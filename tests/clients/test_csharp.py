@@ -199,6 +199,7 @@ class ScriptedDaemon:
             route,
             p.ResponseCreated(response=info),
             p.OutputTextDelta(**part, delta="Still here."),
+            p.NpcAction(**part, kind="emotion", text="warm", audio_start_ms=120),
             p.NpcEmotion(
                 character="bram", dominant="joy", intensity=0.6, blend={"joy": 0.6}, trust=0.25
             ),
@@ -248,7 +249,8 @@ def test_unreachable_daemon_is_reported_and_retried_with_backoff(harness: list[s
 
 @pytest.mark.models
 def test_conversation_with_the_daemon(harness: list[str], daemon, tmp_path: Path) -> None:
-    """A text turn and a spoken turn over msgpack against the real daemon and models."""
+    """A text turn, a spoken turn (server VAD) and a push-to-talk turn over msgpack,
+    against the real daemon and models."""
     from tests.speech import speak_pcm16, words
 
     rate = 22050  # not the session rate: the C# resampler brings it to 16 kHz
@@ -267,3 +269,6 @@ def test_conversation_with_the_daemon(harness: list[str], daemon, tmp_path: Path
     assert words(spoken["transcript"]) & {"mill", "lights", "mara"}, spoken["transcript"]
     assert spoken["character"] in {"bram", "mara"}
     assert spoken["text"] and spoken["audio_ms"] > 500
+    ptt = result["push_to_talk_turn"]
+    assert words(ptt["transcript"]) & {"mill", "lights", "mara"}, ptt["transcript"]
+    assert ptt["text"] and ptt["audio_ms"] > 500

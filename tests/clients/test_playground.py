@@ -206,6 +206,7 @@ def scripted_app():
                     p.NpcRoute(item_id=None, character="bram", reason="addressed", scores=scores),
                     p.ResponseCreated(response=info),
                     p.OutputTextDelta(**part, delta="Still here."),
+                    p.NpcAction(**part, kind="action", text="wipes his hands"),
                     p.NpcSentence(
                         **part, text="Still here.", audio_start_ms=0, audio_duration_ms=500
                     ),
@@ -290,6 +291,10 @@ def test_playground_recovers_from_a_misbehaving_daemon(tmp_path: Path) -> None:
                 page.wait_for_selector(".reply[data-status=completed]", timeout=10_000)
                 page.wait_for_function("window.personae.audio.endedChunks >= 1", timeout=10_000)
                 assert page.text_content("#cast li[data-id=bram] .emotion") == "joy"
+                assert (
+                    page.text_content(".reply[data-status=completed] .action")
+                    == "*wipes his hands*"
+                )
                 page.click(".reply[data-status=completed] .feedback button:text('Good')")
                 deadline = time.monotonic() + 5
                 while not feedback and time.monotonic() < deadline:

@@ -272,6 +272,27 @@ internal sealed class Harness
             audio["wav_rate"] = wavRate;
             result["audio_turn"] = audio;
 
+            // Push-to-talk: no server VAD; the client commits the turn and asks for the reply.
+            mark = _events.Count;
+            Await(_client.UpdateSessionAsync(new SessionConfig { TurnDetection = null }, ct), 10, "push-to-talk on");
+            Pump(() => Of<SessionUpdated>(mark).Any(), 30, "session.updated for push-to-talk");
+            Expect(_client.Session.TurnDetection == null, "the daemon kept server VAD after turn_detection: null");
+            Expect(_client.Session.Characters.SequenceEqual(scene), "a partial update reset the scene");
+            mark = _events.Count;
+            resampler.Reset();
+            for (int i = 0; i < voice.Length; i += chunk)
+            {
+                float[] part = resampler.Process(voice, i, Math.Min(chunk, voice.Length - i));
+                Await(_client.AppendAudioAsync(Pcm16.FromFloat(part), ct), 10, "append audio");
+            }
+            Await(_client.CommitAsync(true, ct), 10, "commit");
+            var ptt = Turn(mark, "push-to-talk turn", 240);
+            transcripts = Of<TranscriptionCompleted>(mark);
+            Expect(transcripts.Count == 1 && transcripts[0].Transcript.Trim().Length > 0, "no transcript for the push-to-talk turn");
+            Expect(!Of<SpeechStarted>(mark).Any(), "server VAD still ran in push-to-talk mode");
+            ptt["transcript"] = transcripts[0].Transcript;
+            result["push_to_talk_turn"] = ptt;
+
             Await(_client.CloseAsync(ct), 10, "close");
             Expect(_client.State == ConnectionState.Closed, "state after close: " + _client.State);
             FinishChecks(result);
@@ -358,6 +379,8 @@ internal sealed class Harness
         _client.UnknownEvent += e => unknown.Add(e);
         var emotions = new List<NpcEmotion>();
         _client.Emotion += e => emotions.Add(e);
+        var actions = new List<NpcAction>();
+        _client.ActionReceived += a => actions.Add(a);
         using (_client)
         {
             Await(_client.ConnectAsync(ct), 10, "connect");
@@ -378,6 +401,8 @@ internal sealed class Harness
             Expect(emotions.Count == 1 && emotions[0].Character == "bram" && emotions[0].Dominant == "joy"
                 && emotions[0].Trust == 0.25 && emotions[0].Affinity == null && emotions[0].Blend["joy"] == 0.6,
                 "npc.emotion did not reach the Emotion callback intact");
+            Expect(actions.Count == 1 && actions[0].Kind == "emotion" && actions[0].Text == "warm" && actions[0].AudioStartMs == 120
+                && actions[0].Character == "bram", "npc.action did not reach the ActionReceived callback intact");
 
             // A daemon error event reaches the error callback with the daemon's own code.
             Pump(() => _errors.Any(e => e.Server != null), 10, "daemon error event");

@@ -38,6 +38,8 @@ signal output_audio_delta(character: String, pcm16: PackedByteArray, event: Dict
 signal output_audio_done(event: Dictionary)
 ## A sentence about to be spoken, with its audio start and duration: subtitles, lip-sync.
 signal npc_sentence(event: Dictionary)
+## A stage direction in a reply (event.kind "action" or "emotion", event.text): never spoken.
+signal npc_action(event: Dictionary)
 ## How a character feels now: event.dominant, event.intensity, event.blend, event.trust.
 signal npc_emotion(event: Dictionary)
 signal response_done(event: Dictionary)
@@ -66,6 +68,7 @@ const SERVER_EVENTS := {
 	"response.output_audio.done": "output_audio_done",
 	"npc.sentence": "npc_sentence",
 	"npc.emotion": "npc_emotion",
+	"npc.action": "npc_action",
 	"response.done": "response_done",
 	"error": "error_event",
 }

@@ -11,6 +11,8 @@ extends AudioStreamPlayer
 signal speaking_changed(speaking: bool)
 ## A sentence starts playing now (subtitles, lip-sync).
 signal sentence_started(text: String, duration_ms: int)
+## A stage direction reaches its place in the audio: play the gesture or expression.
+signal action_started(kind: String, text: String)
 
 @export var client: PersonaeClient
 @export var character := ""
@@ -26,6 +28,7 @@ var _playback: AudioStreamGeneratorPlayback = null
 var _queue := PackedVector2Array()
 var _rate := 24000
 var _sentences: Array = []
+var _actions: Array = []
 var _played_frames := 0
 var _response_frames := 0
 var _capacity := 0
@@ -37,6 +40,7 @@ func _ready() -> void:
 		return
 	client.output_audio_delta.connect(_on_audio)
 	client.npc_sentence.connect(_on_sentence)
+	client.npc_action.connect(_on_action)
 	client.speech_started.connect(_on_barge_in)
 	client.response_done.connect(_on_response_done)
 	client.session_created.connect(_on_session)
@@ -82,6 +86,11 @@ func _on_sentence(event: Dictionary) -> void:
 		_sentences.append(event)
 
 
+func _on_action(event: Dictionary) -> void:
+	if str(event.get("character", "")) == character:
+		_actions.append(event)
+
+
 func _on_barge_in(_event: Dictionary) -> void:
 	stop_speaking()
 
@@ -96,6 +105,7 @@ func _on_response_done(event: Dictionary) -> void:
 func stop_speaking() -> void:
 	_queue.clear()
 	_sentences.clear()
+	_actions.clear()
 	if _playback != null:
 		_playback.clear_buffer()
 	_set_speaking(false)
@@ -116,6 +126,9 @@ func _process(_delta: float) -> void:
 	while not _sentences.is_empty() and int(_sentences[0].get("audio_start_ms", 0)) <= heard_ms:
 		var s: Dictionary = _sentences.pop_front()
 		sentence_started.emit(str(s.get("text", "")), int(s.get("audio_duration_ms", 0)))
+	while not _actions.is_empty() and int(_actions[0].get("audio_start_ms", 0)) <= heard_ms:
+		var a: Dictionary = _actions.pop_front()
+		action_started.emit(str(a.get("kind", "action")), str(a.get("text", "")))
 	var in_generator := _capacity - _playback.get_frames_available()
 	_set_speaking(not _queue.is_empty() or in_generator > _rate / 50)
 

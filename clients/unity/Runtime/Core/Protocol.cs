@@ -46,6 +46,7 @@ namespace Personae
         public const string OutputAudioDone = "response.output_audio.done";
         public const string NpcSentence = "npc.sentence";
         public const string NpcEmotion = "npc.emotion";
+        public const string NpcAction = "npc.action";
         public const string ResponseDone = "response.done";
         public const string Error = "error";
 

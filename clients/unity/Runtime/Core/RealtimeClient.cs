@@ -78,6 +78,8 @@ namespace Personae
         public event Action<NpcSentence> Sentence;
         /// <summary>A character's feelings changed (dominant emotion, blend, trust, affinity).</summary>
         public event Action<NpcEmotion> Emotion;
+        /// <summary>A stage direction in a reply (gesture or tone), to animate, never to speak.</summary>
+        public event Action<NpcAction> ActionReceived;
         public event Action<OutputAudioDelta> AudioDelta;
         public event Action<OutputAudioDone> AudioDone;
         public event Action<ResponseInfo> ResponseDone;
@@ -330,6 +332,7 @@ namespace Personae
             else if (e is OutputTextDelta) Invoke(TextDelta, (OutputTextDelta)e);
             else if (e is NpcSentence) Invoke(Sentence, (NpcSentence)e);
             else if (e is NpcEmotion) Invoke(Emotion, (NpcEmotion)e);
+            else if (e is NpcAction) Invoke(ActionReceived, (NpcAction)e);
             else if (e is OutputAudioDelta) Invoke(AudioDelta, (OutputAudioDelta)e);
             else if (e is OutputAudioDone) Invoke(AudioDone, (OutputAudioDone)e);
             else if (e is ResponseDone) Invoke(ResponseDone, ((ResponseDone)e).Response);

@@ -104,6 +104,18 @@ namespace Personae
         public int AudioDurationMs;
     }
 
+    /// <summary>
+    /// A stage direction in the reply (`*waves*`, `[angry]`): shown or animated, never spoken.
+    /// AudioStartMs is where in the reply's audio it belongs.
+    /// </summary>
+    public sealed class NpcAction : ResponsePart
+    {
+        /// <summary>"action" (a gesture) or "emotion" (a tone marker).</summary>
+        public string Kind;
+        public string Text;
+        public int AudioStartMs;
+    }
+
     /// <summary>How a character feels now: after the player's words, a game event, or a reply.</summary>
     public sealed class NpcEmotion : ServerEvent
     {
@@ -162,6 +174,12 @@ namespace Personae
                     EventTypes.NpcSentence, m => Part(new NpcSentence
                     {
                         Text = m.Str("text") ?? "", AudioStartMs = m.Int("audio_start_ms"), AudioDurationMs = m.Int("audio_duration_ms"),
+                    }, m)
+                },
+                {
+                    EventTypes.NpcAction, m => Part(new NpcAction
+                    {
+                        Kind = m.Str("kind") ?? "action", Text = m.Str("text") ?? "", AudioStartMs = m.Int("audio_start_ms"),
                     }, m)
                 },
                 {

@@ -14,6 +14,7 @@ namespace Personae.Unity
     [Serializable] public sealed class RouteEvent : UnityEvent<string, string> { }            // character, reason
     [Serializable] public sealed class LineEvent : UnityEvent<string, string> { }             // character, text
     [Serializable] public sealed class SentenceEvent : UnityEvent<string, string, int, int> { } // character, text, start ms, duration ms
+    [Serializable] public sealed class ActionEvent : UnityEvent<string, string, string> { }   // character, kind, text
     [Serializable] public sealed class EmotionEvent : UnityEvent<string, string, float> { }    // character, dominant, intensity
     [Serializable] public sealed class PersonaeErrorEvent : UnityEvent<string, string> { }    // code, message
 
@@ -43,6 +44,8 @@ namespace Personae.Unity
         public SentenceEvent onSentence = new SentenceEvent();
         public LineEvent onResponseDone = new LineEvent();
         public EmotionEvent onEmotion = new EmotionEvent();
+        /// <summary>A stage direction as it arrives; PersonaeVoice.onActionStarted fires it in time with the audio.</summary>
+        public ActionEvent onAction = new ActionEvent();
         public PersonaeErrorEvent onError = new PersonaeErrorEvent();
 
         private readonly CallbackQueue _mainThread = new CallbackQueue();
@@ -104,6 +107,11 @@ namespace Personae.Unity
             _client.SpeechStarted += _ => StopAllVoices(); // barge-in: the daemon cancels, we stop playing
             _client.ResponseDone += OnResponseDone;
             _client.Emotion += e => onEmotion.Invoke(e.CharacterId, e.Dominant, (float)e.Intensity);
+            _client.ActionReceived += a =>
+            {
+                onAction.Invoke(a.CharacterId, a.Kind, a.Text);
+                WithVoice(a.CharacterId, v => v.QueueAction(a));
+            };
             _client.Error += OnClientError;
         }
 

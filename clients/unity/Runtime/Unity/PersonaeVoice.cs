@@ -10,6 +10,7 @@ namespace Personae.Unity
 {
     [Serializable] public sealed class BoolEvent : UnityEvent<bool> { }
     [Serializable] public sealed class SubtitleEvent : UnityEvent<string, int> { } // text, duration ms
+    [Serializable] public sealed class CueEvent : UnityEvent<string, string> { }   // kind ("action" or "emotion"), text
 
     public enum VoicePlayback
     {
@@ -35,8 +36,11 @@ namespace Personae.Unity
         public BoolEvent onSpeakingChanged = new BoolEvent();
         /// <summary>A sentence starts playing now: subtitles and lip-sync.</summary>
         public SubtitleEvent onSentenceStarted = new SubtitleEvent();
+        /// <summary>A stage direction reaches its place in the audio: trigger the gesture or face.</summary>
+        public CueEvent onActionStarted = new CueEvent();
 
         private readonly Queue<NpcSentence> _sentences = new Queue<NpcSentence>();
+        private readonly Queue<NpcAction> _actions = new Queue<NpcAction>();
         private volatile JitterBuffer _buffer;
         private Resampler _resampler;
         private AudioSource _source;
@@ -104,12 +108,15 @@ namespace Personae.Unity
 
         public void QueueSentence(NpcSentence sentence) { _sentences.Enqueue(sentence); }
 
+        public void QueueAction(NpcAction action) { _actions.Enqueue(action); }
+
         /// <summary>Silence at once (barge-in, cancelled reply).</summary>
         public void Stop()
         {
             if (_buffer != null) _buffer.Clear();
             if (_resampler != null) _resampler.Reset();
             _sentences.Clear();
+            _actions.Clear();
             _itemStart = 0;
         }
 
@@ -168,6 +175,11 @@ namespace Personae.Unity
             {
                 NpcSentence s = _sentences.Dequeue();
                 onSentenceStarted.Invoke(s.Text, s.AudioDurationMs);
+            }
+            while (_actions.Count > 0 && _actions.Peek().AudioStartMs <= heard)
+            {
+                NpcAction a = _actions.Dequeue();
+                onActionStarted.Invoke(a.Kind, a.Text);
             }
         }
     }
