@@ -45,6 +45,7 @@ class AdapterCache:
         capacity: int,
         resolve: Callable[[Character], Path],
         on_load: Callable[[str], None] | None = None,
+        on_lookup: Callable[[bool], None] | None = None,
     ) -> None:
         if capacity < 1:
             raise ConfigError("adapter cache capacity must be at least 1")
@@ -52,6 +53,7 @@ class AdapterCache:
         self._capacity = capacity
         self._resolve = resolve
         self._on_load = on_load
+        self._on_lookup = on_lookup
         self._resident: OrderedDict[str, Path] = OrderedDict()  # LRU order, oldest first
         self._pins: Counter[str] = Counter()
         self._lock = threading.Lock()
@@ -73,7 +75,10 @@ class AdapterCache:
             )
         name = engine_name(ref)
         with self._lock:
-            if name in self._resident:
+            hit = name in self._resident
+            if self._on_lookup is not None:
+                self._on_lookup(hit)
+            if hit:
                 self._hits += 1
                 self._resident.move_to_end(name)
                 self._pins[name] += 1

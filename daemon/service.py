@@ -25,6 +25,7 @@ from personae.daemon.engines import registry
 from personae.daemon.engines.base import Embedder, LLMEngine, STTEngine, TTSEngine, VADEngine
 from personae.daemon.errors import ConfigError, EngineError, PersonaeError
 from personae.daemon.models import Progress, no_progress
+from personae.daemon.monitoring import ConsistencyConfig, ConsistencyMonitor, Metrics
 from personae.daemon.runtime import CharacterRuntime, Experiments
 from personae.daemon.session.router import Router
 from personae.daemon.settings import Settings
@@ -54,6 +55,9 @@ class Service:
     experiments: Experiments
     database: Engine
     adapters: AdapterCache
+    metrics: Metrics
+    #: per-character consistency of replies against the character's reference lines
+    consistency: ConsistencyMonitor
     #: which version of each character serves; A/B variants
     deployments: Deployments = field(init=False)
     #: one pool per stage so a queue of LLM requests never starves STT or TTS
@@ -83,6 +87,7 @@ class Service:
         router = Router(embedder=engines.embedder, characters=cast)
         progress("database", 0, 0)
         database, runtime = open_runtime(settings, engines.embedder)
+        metrics = Metrics()
         service = cls(
             settings=settings,
             cast=cast,
@@ -95,6 +100,19 @@ class Service:
                 engines.llm,
                 capacity=settings.adapter_cache_size,
                 resolve=lambda ch: resolve_adapter(settings, ch),
+                on_lookup=lambda hit: metrics.adapter_cache(hit=hit),
+                on_load=lambda name: metrics.adapter_swap(),
+            ),
+            metrics=metrics,
+            consistency=ConsistencyMonitor(
+                embedder=engines.embedder,
+                config=ConsistencyConfig(
+                    threshold=settings.consistency_threshold,
+                    trait_threshold=settings.consistency_threshold,
+                    window=settings.consistency_window,
+                    min_replies=min(5, settings.consistency_window),
+                ),
+                metrics=metrics,
             ),
         )
         service.deployments = Deployments(service)

@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     deploy_min_metrics: dict[str, float] = Field(
         default_factory=dict, description="Metric minimums a version needs to be deployed"
     )
+    consistency_threshold: float = Field(
+        0.2, description="Rolling similarity to reference lines below which a character alerts"
+    )
+    consistency_window: int = Field(20, ge=1, description="Replies in the consistency window")
     default_player_id: str = Field(
         "player", description="Whose state a session uses when it does not set player_id"
     )

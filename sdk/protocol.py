@@ -371,6 +371,18 @@ class NpcEmotion(_Event):
     affinity: float | None = None
 
 
+class NpcAlert(_Event):
+    """A character is drifting out of character (its rolling score fell below threshold)."""
+
+    type: Literal["npc.alert"] = "npc.alert"
+    character: CharacterId
+    #: "consistency" (similarity to reference lines) or "traits" (style adherence)
+    signal: str
+    rolling: float
+    threshold: float
+    replies: int
+
+
 class ResponseDone(_Event):
     type: Literal["response.done"] = "response.done"
     response: ResponseInfo
@@ -413,6 +425,7 @@ ServerEvent = Annotated[
     | NpcSentence
     | NpcAction
     | NpcEmotion
+    | NpcAlert
     | ResponseDone
     | Error,
     Field(discriminator="type"),

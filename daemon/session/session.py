@@ -37,6 +37,7 @@ from personae.daemon.errors import (
 )
 from personae.daemon.limits import SessionGuard
 from personae.daemon.moderation import ContentBlockedError, moderator_for
+from personae.daemon.monitoring import Observation
 from personae.daemon.runtime import CharacterState
 from personae.daemon.service import Service
 from personae.daemon.session.endpointing import Endpointer, Event, PauseStarted, SpeechStarted
@@ -129,6 +130,8 @@ class RealtimeSession:
     async def run(self) -> None:
         """Serve until the client leaves; raises SessionClosed when we must close."""
         self.outbox.control(p.SessionCreated(session=self.config))
+        metrics = self.service.metrics
+        metrics.session_opened()
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._receive_loop(), name="receive")
@@ -140,6 +143,7 @@ class RealtimeSession:
         except* SessionClosed as group:
             raise group.exceptions[0] from None
         finally:
+            metrics.session_closed()
             self._drop_early()
             while not self._jobs.empty():  # turns never started: stop their early STT
                 job = self._jobs.get_nowait()
@@ -483,10 +487,13 @@ class RealtimeSession:
         return [n for cid in self._scene() for n in self.service.cast[cid].names]
 
     async def _transcribe(self, job: TranscribeJob) -> str:
+        started = time.monotonic()
         if job.early is not None:
             result = await job.early
         else:
             result = await self.service.run("stt", self._stt, job.audio, self._hotwords())
+        # with early transcription this is only what the player still waited for
+        self.service.metrics.stage("stt", time.monotonic() - started)
         text = result.text.strip()
         self.outbox.control(p.TranscriptionCompleted(item_id=job.item_id, transcript=text))
         if text and not self.moderator.check(text, source="player").allowed:
@@ -512,6 +519,7 @@ class RealtimeSession:
                 f"key {self.principal.key_id} may use no character in this scene",
                 code="forbidden_character",
             )
+        routing_started = time.monotonic()
         decision = await self.service.run(
             "router",
             lambda: self.service.router.route(
@@ -522,6 +530,7 @@ class RealtimeSession:
                 last_speaker=self._last_speaker,
             ),
         )
+        self.service.metrics.stage("routing", time.monotonic() - routing_started)
         self.outbox.control(
             p.NpcRoute(
                 item_id=item_id,
@@ -630,6 +639,8 @@ class RealtimeSession:
                     )
                     if not verdict.allowed:
                         raise ContentBlockedError(f"reply stopped by moderation ({verdict.category})")
+                    if not r.text:
+                        svc.metrics.stage("first_token", time.monotonic() - r.started)
                     r.text.append(delta)
                     await self.outbox.data(p.OutputTextDelta(delta=delta, **part))
                     for sentence in splitter.push(delta):
@@ -642,6 +653,8 @@ class RealtimeSession:
             offset = 0
             self._spoken_for(r.item_id, r.sentences)
             while (sentence := await sentences.get()) is not None:
+                if not r.sentences:
+                    svc.metrics.stage("first_sentence", time.monotonic() - r.started)
                 r.sentences.append((sentence, offset))
                 for kind, what in stage_directions(sentence):
                     await self.outbox.data(
@@ -664,6 +677,7 @@ class RealtimeSession:
                 step = max(1, self.config.output_sample_rate * svc.settings.audio_chunk_ms // 1000)
                 if r.first_audio_ms is None:
                     r.first_audio_ms = (time.monotonic() - r.started) * 1000
+                    svc.metrics.stage("first_audio", r.first_audio_ms / 1000)
                 for i in range(0, len(out), step):
                     chunk = out[i : i + step]
                     await self.outbox.data(
@@ -699,6 +713,10 @@ class RealtimeSession:
         r.info.status = status  # type: ignore[assignment]
         r.info.status_reason = reason
         r.info.output_text = "".join(r.text).strip()
+        elapsed = time.monotonic() - r.started
+        self.service.metrics.reply(r.info.character, status, tokens=len(r.text), seconds=elapsed)
+        if status == "completed":
+            self.service.metrics.stage("reply", elapsed)
         await self._record_reply(r, heard_only=status != "completed" and r.speak)
         part = {"response_id": r.info.id, "item_id": r.item_id, "character": r.info.character}
         done = p.ResponseDone(response=r.info.model_copy())
@@ -723,11 +741,19 @@ class RealtimeSession:
         self.history.append(Turn(r.info.character, text, r.item_id))
         self._last_speaker = r.info.character
         # shielded: a reply cancelled by barge-in is still logged as far as it was heard
-        await asyncio.shield(self.service.run("store", self._log_reply, r, text))
+        observation = await asyncio.shield(self.service.run("store", self._log_reply, r, text))
+        for alert in observation.alerts if observation else ():
+            self.outbox.control(p.NpcAlert(
+                character=alert.character, signal=alert.signal, rolling=round(alert.rolling, 4),
+                threshold=alert.threshold, replies=alert.replies))
 
-    def _log_reply(self, r: ActiveResponse, text: str) -> None:
+    def _log_reply(self, r: ActiveResponse, text: str) -> Observation | None:
+        """Log the reply, score its consistency, feed the A/B metrics (blocking)."""
         svc = self.service
         casting = r.casting
+        observation = svc.consistency.observe(
+            casting.character if casting else svc.cast[r.info.character], text
+        )
         latency = (
             r.first_audio_ms
             if r.first_audio_ms is not None
@@ -746,9 +772,15 @@ class RealtimeSession:
             svc.experiments.record(
                 casting.experiment, casting.variant, "turns", 1.0, player_id=self.player_id
             )
+            if observation is not None:
+                svc.experiments.record(
+                    casting.experiment, casting.variant, "consistency", observation.score,
+                    player_id=self.player_id,
+                )
             svc.experiments.record(
                 casting.experiment, casting.variant, "latency_ms", latency, player_id=self.player_id
             )
+        return observation
 
     async def cancel_response(self, reason: str) -> None:
         """Stop the reply in progress at once: LLM, TTS and queued audio."""
@@ -790,6 +822,7 @@ class RealtimeSession:
                 )
             )
         )
+        self.service.metrics.error(code)
         if server:
             log.warning("session %s: %s (%s)", self.config.id, code, message)
 

@@ -63,6 +63,7 @@ EXAMPLES: list[BaseModel] = [
     p.Error(error=p.ErrorInfo(code="unknown_event", message="nope", event_type="x.y")),
     p.NpcFeedback(character="mara", score=0.5, response_id="r"),
     p.NpcEmotion(character="mara", dominant="joy", intensity=0.4, blend={"joy": 0.4}, trust=0.1),
+    p.NpcAlert(character="wren", signal="consistency", rolling=0.12, threshold=0.2, replies=20),
     p.NpcAction(
         response_id="r", item_id="i", character="bram", kind="action", text="waves", audio_start_ms=0
     ),

@@ -383,3 +383,38 @@ async def test_lore_enters_the_prompt_when_its_keys_are_mentioned() -> None:
         await h.wait_type("response.done", after=n)
     assert "carry the miller out" not in llm.requests[0].messages[0].content
     assert "carry the miller out" in llm.requests[1].messages[0].content
+
+
+async def test_metrics_count_stages_replies_errors_and_sessions() -> None:
+    service = fake_service()
+    async with running(service) as h:
+        h.send(user_text("Bram, hello"))
+        h.send(p.ResponseCreate())
+        await h.wait_type("response.done")
+        h.send('{"type": "nope"}')
+        await h.wait_type("error")
+        assert service.metrics.value("personae_active_sessions") == 1
+    m = service.metrics
+    assert m.value("personae_replies_total", {"character": "bram", "status": "completed"}) == 1
+    assert m.value("personae_errors_total", {"code": "unknown_event"}) == 1
+    assert m.value("personae_active_sessions") == 0
+    body, content_type = m.render()
+    assert b'personae_stage_seconds_count{stage="first_audio"} 1.0' in body
+    assert content_type.startswith("text/plain")
+
+
+async def test_drifting_out_of_character_raises_an_alert_event() -> None:
+    llm = FakeLLM(
+        reply=lambda req: "As an AI language model I cannot help with spreadsheets today."
+    )
+    service = fake_service(llm=llm, consistency_window=5)
+    async with running(service) as h:
+        for i in range(6):
+            n = len(h.events)
+            h.send(user_text(f"Wren, question {i}?"))
+            h.send(p.ResponseCreate())
+            await h.wait_type("response.done", after=n)
+    alerts = h.of_type("npc.alert")
+    assert alerts and {a.character for a in alerts} == {"wren"}
+    assert len({a.signal for a in alerts}) == len(alerts)  # one alert per signal, no storm
+    assert alerts[0].rolling < alerts[0].threshold
