@@ -1,0 +1,65 @@
+"""`python -m tests.production.serve`: the daemon's own `personae serve`, with stand-ins.
+
+Tests of the OpenAI API, the vLLM engine and replicas start real daemon processes but
+exercise only their LLM, HTTP routes and database. This launcher registers fast
+engines under the name `fake` (VAD, STT, embedder, TTS: the deterministic ones from
+`personae.daemon.testing`) and an LLM `echo` that answers with the system prompt it
+was given, then runs the real `serve` command: so `PERSONAE_STT_ENGINE=fake` starts in
+seconds, and `PERSONAE_LLM_ENGINE=echo` shows what reached a character's prompt.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Iterator
+
+from personae.daemon.engines import registry
+from personae.daemon.engines.base import GenerationRequest, LLMEngine
+from personae.daemon.testing import FakeEmbedder, FakeSTT, FakeTTS, FakeVAD
+
+
+class _FromSettings:
+    @classmethod
+    def from_settings(cls, settings: object) -> _FromSettings:
+        return cls()
+
+
+class VAD(_FromSettings, FakeVAD):
+    pass
+
+
+class STT(_FromSettings, FakeSTT):
+    pass
+
+
+class Embedder(_FromSettings, FakeEmbedder):
+    pass
+
+
+class TTS(_FromSettings, FakeTTS):
+    pass
+
+
+class EchoLLM(_FromSettings, LLMEngine):
+    """Answers with the system prompt: what the character was told, memory included."""
+
+    name = "echo"
+
+    def generate(self, request: GenerationRequest, cancel: threading.Event) -> Iterator[str]:
+        yield request.messages[0].content
+
+
+def main() -> None:
+    here = __name__ if __name__ != "__main__" else "tests.production.serve"
+    for kind, cls in (("vad", "VAD"), ("stt", "STT"), ("embedder", "Embedder"), ("tts", "TTS")):
+        registry.register(kind, "fake", f"{here}:{cls}")  # type: ignore[arg-type]
+    registry.register("llm", "echo", f"{here}:EchoLLM")
+    from personae.sdk.cli import main as cli
+
+    sys.argv = ["personae", "serve"]
+    cli()
+
+
+if __name__ == "__main__":
+    main()
