@@ -229,7 +229,11 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         finally:
             app.state.sessions -= 1
         if code != 1006 and ws.client_state is WebSocketState.CONNECTED:
-            with contextlib.suppress(RuntimeError, ConnectionError, WebSocketDisconnect):
-                await ws.close(code=code, reason=reason[:120])
+            # bounded: a client that stopped reading would hold the close handshake forever
+            with contextlib.suppress(
+                RuntimeError, ConnectionError, WebSocketDisconnect, TimeoutError
+            ):
+                async with asyncio.timeout(svc.settings.send_timeout_s):
+                    await ws.close(code=code, reason=reason[:120])
 
     return app

@@ -77,7 +77,9 @@ def say(text: str) -> dict[str, Any]:
 
 
 @contextlib.asynccontextmanager
-async def running_guarded(svc: Service, guard: Any = None, framing: Any = None) -> Any:
+async def running_guarded(
+    svc: Service, guard: Any = None, framing: Any = None, *, check_leaks: bool = True
+) -> Any:
     """`tests.session.harness.running`, for a session that answers to `guard`."""
     import asyncio
 
@@ -99,7 +101,12 @@ async def running_guarded(svc: Service, guard: Any = None, framing: Any = None) 
                 await task
         except SessionClosed as exc:
             h.closed = exc
-        leftovers = [
-            t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()
-        ]
-        assert not leftovers, f"leaked tasks: {[t.get_name() for t in leftovers]}"
+        if check_leaks:
+            assert_no_leaked_tasks()
+
+
+def assert_no_leaked_tasks() -> None:
+    import asyncio
+
+    leftovers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
+    assert not leftovers, f"leaked tasks: {[t.get_name() for t in leftovers]}"

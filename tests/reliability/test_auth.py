@@ -25,7 +25,6 @@ from personae.daemon.errors import ConfigError
 from personae.daemon.settings import Settings
 from tests.reliability.helpers import receive, say, send, serve, service, until
 
-
 # ---------------------------------------------------------------------- key store
 
 
@@ -226,7 +225,8 @@ def test_a_revoked_key_is_refused_at_the_next_connection(daemon) -> None:
 def test_scopes_limit_characters_in_every_event(daemon) -> None:
     address, keys, _ = daemon
     with connect(
-        f"ws://{address}/v1/realtime", additional_headers={"Authorization": f"Bearer {keys['mara']}"}
+        f"ws://{address}/v1/realtime",
+        additional_headers={"Authorization": f"Bearer {keys['mara']}"},
     ) as ws:
         assert receive(ws)["type"] == "session.created"
         forbidden = [
@@ -303,5 +303,3 @@ def test_local_mode_admin_is_loopback_only(tmp_path: Path) -> None:
         app.state.require_admin(request("10.0.0.7"))
     assert info.value.status_code == 403
     svc.close()
-
-

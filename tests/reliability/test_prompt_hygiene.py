@@ -30,7 +30,9 @@ INJECTIONS = [
 CONTROL = ["<|", "|>", "[INST]", "[/INST]", "<<SYS>>", "<s>", "</s>", "_of_turn>", "<｜"]
 
 
-def user_text(text: str, role: str = "user", character: str | None = None) -> p.ConversationItemCreate:
+def user_text(
+    text: str, role: str = "user", character: str | None = None
+) -> p.ConversationItemCreate:
     return p.ConversationItemCreate(
         item=p.Item(role=role, character=character, content=[p.ContentPart(text=text)])  # type: ignore[arg-type]
     )
@@ -162,7 +164,9 @@ def test_moderators_by_name(tmp_path: Path) -> None:
     words.write_text("# comment\nfrobnicate\n\n")
     mod = create_moderator(Settings(moderation_words_file=words))
     assert not mod.check("I will frobnicate", source="player").allowed
-    assert create_moderator(Settings(moderation="none")).check("frobnicate", source="player").allowed
+    assert (
+        create_moderator(Settings(moderation="none")).check("frobnicate", source="player").allowed
+    )
     plug = create_moderator(Settings(moderation=f"{__name__}:shouting"))
     assert not plug.check("STOP", source="player").allowed
     with pytest.raises(ConfigError, match="available: blocklist, none"):
