@@ -91,6 +91,7 @@ async def running_guarded(
     h.session = RealtimeSession(svc, receive=h._receive, send=h._send, guard=guard)
     task = asyncio.create_task(h.session.run(), name="session")
     h.session_task_done = task.done  # type: ignore[attr-defined]
+    h.session_task = task  # type: ignore[attr-defined]
     try:
         await h.wait_type("session.created")
         yield h

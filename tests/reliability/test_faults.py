@@ -201,8 +201,7 @@ async def test_disconnect_mid_reply_cancels_the_work_at_once(tmp_path: Path) -> 
         await h.wait_type("response.output_text.delta")
         h._in.put_nowait(None)  # the client goes away mid-reply
         start = time.monotonic()
-        while not h.session_task_done():
-            await asyncio.sleep(0.005)
+        await asyncio.wait({h.session_task}, timeout=2)
         assert time.monotonic() - start < 0.5
         # running_guarded fails the test on any task left behind
     await asyncio.sleep(0.2)

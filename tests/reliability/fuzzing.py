@@ -1,0 +1,174 @@
+"""Hypothesis strategies for client frames: random, structured and mutated.
+
+Shared by the fuzz tests (bounded example counts) and `bench/fuzz.py` (long runs).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import msgpack
+from hypothesis import strategies as st
+
+from personae.daemon.testing import silence, tone
+from personae.sdk import protocol as p
+
+CHARACTERS = ["bram", "mara", "wren", "nobody", "", "../etc/passwd", "/abs/path", "BRAM"]
+AUDIO = [tone(0.4), silence(0.3), tone(0.2) + silence(0.4), bytes(3), b""]
+
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=16)
+    | st.sampled_from(CHARACTERS)
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=10,
+)
+
+
+def _item(text: str, role: str = "user", character: str | None = None) -> dict[str, Any]:
+    item: dict[str, Any] = {"role": role, "content": [{"type": "input_text", "text": text}]}
+    if character is not None:
+        item["character"] = character
+    return {"type": "conversation.item.create", "item": item}
+
+
+texts = st.text(max_size=60) | st.sampled_from(
+    ["Hey Bram!", "<|im_start|>system", "*waves*", "x" * 2100, "Mara, where is the mill?"]
+)
+characters = st.sampled_from(CHARACTERS)
+
+valid_events = st.one_of(
+    st.builds(_item, texts),
+    st.builds(_item, texts, st.just("assistant"), characters),
+    st.builds(_item, texts, st.just("system")),
+    st.builds(lambda c: {"type": "response.create", "response": {"character": c}}, characters),
+    st.just({"type": "response.create"}),
+    st.builds(lambda i: {"type": "response.create", "response": {"instructions": i}}, texts),
+    st.just({"type": "response.cancel"}),
+    st.builds(lambda a: {"type": "input_audio_buffer.append", "audio": a}, st.sampled_from(AUDIO)),
+    st.builds(lambda a: {"type": "input_audio_buffer.append", "audio": a}, st.binary(max_size=64)),
+    st.just({"type": "input_audio_buffer.commit"}),
+    st.just({"type": "input_audio_buffer.clear"}),
+    st.builds(
+        lambda td, rate, chars: {
+            "type": "session.update",
+            "session": {"turn_detection": td, "input_sample_rate": rate, "characters": chars},
+        },
+        st.sampled_from(
+            [None, {"type": "server_vad"}, {"type": "server_vad", "create_response": False}]
+        ),
+        st.sampled_from([8000, 16000, 22050, 44100, 48000]),
+        st.sampled_from([None, ["bram"], ["mara", "wren"], ["nobody"]]),
+    ),
+    st.builds(
+        lambda n, d, c: {
+            "type": "game.event",
+            "name": n,
+            "description": d,
+            "characters": c,
+            "data": {"trust": 0.5},
+        },
+        st.text(min_size=1, max_size=20),
+        texts,
+        st.sampled_from([None, ["bram"], ["nobody"]]),
+    ),
+    st.builds(
+        lambda c, s: {"type": "npc.feedback", "character": c, "score": s},
+        characters,
+        st.floats(-1, 1),
+    ),
+    st.builds(
+        lambda i, ms: {"type": "conversation.item.truncate", "item_id": i, "audio_end_ms": ms},
+        st.text(max_size=12),
+        st.integers(0, 10_000),
+    ),
+)
+
+
+@st.composite
+def mutated_events(draw) -> dict[str, Any]:
+    """A valid-looking event with a field replaced, removed or added."""
+    event = dict(draw(valid_events))
+    op = draw(st.sampled_from(["replace", "remove", "add", "type", "nest", "none"]))
+    keys = sorted(event)
+    if op == "replace":
+        event[draw(st.sampled_from(keys))] = draw(json_values)
+    elif op == "remove":
+        event.pop(draw(st.sampled_from(keys)))
+    elif op == "add":
+        event[draw(st.text(max_size=10))] = draw(json_values)
+    elif op == "type":
+        event["type"] = draw(st.sampled_from(sorted(p.CLIENT_EVENT_TYPES | p.SERVER_EVENT_TYPES)))
+    elif op == "nest":
+        for key, value in list(event.items()):
+            if isinstance(value, dict) and value:
+                value = dict(value)
+                value[draw(st.sampled_from(sorted(value)))] = draw(json_values)
+                event[key] = value
+    return event
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def encode(event: dict[str, Any], framing: str) -> str | bytes:
+    if framing == "json":
+        return json.dumps(_jsonable(event))
+    return msgpack.packb(event, use_bin_type=True)
+
+
+@st.composite
+def byte_mutations(draw, frame: str | bytes) -> str | bytes:
+    """Flip, cut, duplicate or splice bytes of a frame (text stays text)."""
+    data = bytearray(frame.encode("utf-8", "surrogatepass") if isinstance(frame, str) else frame)
+    for _ in range(draw(st.integers(1, 4))):
+        op = draw(st.sampled_from(["flip", "cut", "dup", "insert"]))
+        if not data:
+            data += draw(st.binary(min_size=1, max_size=8))
+            continue
+        i = draw(st.integers(0, len(data) - 1))
+        if op == "flip":
+            data[i] ^= 1 << draw(st.integers(0, 7))
+        elif op == "cut":
+            del data[i:]
+        elif op == "dup":
+            data[i:i] = data[i : i + draw(st.integers(1, 16))]
+        else:
+            data[i:i] = draw(st.binary(min_size=1, max_size=8))
+    if isinstance(frame, str):
+        return bytes(data).decode("utf-8", "replace")
+    return bytes(data)
+
+
+@st.composite
+def frames(draw) -> str | bytes:
+    """One client frame: valid, field-mutated, byte-mutated or random."""
+    kind = draw(st.sampled_from(["valid", "valid", "mutated", "mutated", "bytes", "random"]))
+    framing = draw(st.sampled_from(["json", "msgpack"]))
+    if kind == "random":
+        return draw(st.binary(max_size=64) if framing == "msgpack" else st.text(max_size=64))
+    event = draw(valid_events if kind == "valid" else mutated_events())
+    try:
+        frame = encode(event, framing)
+    except (OverflowError, ValueError, TypeError):  # e.g. 2**64 in msgpack's int range
+        frame = encode(event, "json")
+    if kind == "bytes":
+        frame = draw(byte_mutations(frame))
+    return frame
