@@ -125,6 +125,8 @@
     },
     "npc.sentence": (e) => { replyFor(e).sentences += 1; },
     "npc.emotion": (e) => showEmotion(e),
+    "npc.alert": (e) => add("error", `${esc(character(e.character).name)} is drifting out of character: ` +
+      `${esc(e.signal)} ${e.rolling.toFixed(2)} < ${e.threshold.toFixed(2)} over ${e.replies} replies`),
     "npc.action": (e) => {
       const chip = document.createElement("span");
       chip.className = "action " + (e.kind === "emotion" ? "tone" : "gesture");

@@ -204,6 +204,9 @@ class ScriptedDaemon:
                 character="bram", dominant="joy", intensity=0.6, blend={"joy": 0.6}, trust=0.25
             ),
             p.ResponseDone(response=done),
+            p.NpcAlert(
+                character="bram", signal="consistency", rolling=0.4, threshold=0.5, replies=8
+            ),
             p.Error(error=p.ErrorInfo(code="unknown_character", message="no character 'zed'")),
         ):
             ws.send(encode(event, Framing.MSGPACK))

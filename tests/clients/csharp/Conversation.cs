@@ -379,6 +379,8 @@ internal sealed class Harness
         _client.UnknownEvent += e => unknown.Add(e);
         var emotions = new List<NpcEmotion>();
         _client.Emotion += e => emotions.Add(e);
+        var alerts = new List<NpcAlert>();
+        _client.Alert += a => alerts.Add(a);
         var actions = new List<NpcAction>();
         _client.ActionReceived += a => actions.Add(a);
         using (_client)
@@ -403,6 +405,10 @@ internal sealed class Harness
                 "npc.emotion did not reach the Emotion callback intact");
             Expect(actions.Count == 1 && actions[0].Kind == "emotion" && actions[0].Text == "warm" && actions[0].AudioStartMs == 120
                 && actions[0].Character == "bram", "npc.action did not reach the ActionReceived callback intact");
+
+            Pump(() => alerts.Count == 1, 10, "npc.alert");
+            Expect(alerts[0].Character == "bram" && alerts[0].Signal == "consistency" && alerts[0].Rolling == 0.4
+                && alerts[0].Threshold == 0.5 && alerts[0].Replies == 8, "npc.alert did not reach the Alert callback intact");
 
             // A daemon error event reaches the error callback with the daemon's own code.
             Pump(() => _errors.Any(e => e.Server != null), 10, "daemon error event");

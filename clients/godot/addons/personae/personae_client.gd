@@ -40,6 +40,8 @@ signal output_audio_done(event: Dictionary)
 signal npc_sentence(event: Dictionary)
 ## A stage direction in a reply (event.kind "action" or "emotion", event.text): never spoken.
 signal npc_action(event: Dictionary)
+## The daemon's monitor: a character drifts out of character (event.signal, event.rolling).
+signal npc_alert(event: Dictionary)
 ## How a character feels now: event.dominant, event.intensity, event.blend, event.trust.
 signal npc_emotion(event: Dictionary)
 signal response_done(event: Dictionary)
@@ -69,6 +71,7 @@ const SERVER_EVENTS := {
 	"npc.sentence": "npc_sentence",
 	"npc.emotion": "npc_emotion",
 	"npc.action": "npc_action",
+	"npc.alert": "npc_alert",
 	"response.done": "response_done",
 	"error": "error_event",
 }

@@ -47,6 +47,7 @@ namespace Personae
         public const string NpcSentence = "npc.sentence";
         public const string NpcEmotion = "npc.emotion";
         public const string NpcAction = "npc.action";
+        public const string NpcAlert = "npc.alert";
         public const string ResponseDone = "response.done";
         public const string Error = "error";
 

@@ -80,6 +80,8 @@ namespace Personae
         public event Action<NpcEmotion> Emotion;
         /// <summary>A stage direction in a reply (gesture or tone), to animate, never to speak.</summary>
         public event Action<NpcAction> ActionReceived;
+        /// <summary>The daemon's monitor says a character is drifting out of character.</summary>
+        public event Action<NpcAlert> Alert;
         public event Action<OutputAudioDelta> AudioDelta;
         public event Action<OutputAudioDone> AudioDone;
         public event Action<ResponseInfo> ResponseDone;
@@ -227,6 +229,8 @@ namespace Personae
         {
             CancellationToken token = _lifetime.Token;
             PersonaeException lost = null;
+            var buffer = new byte[16 * 1024]; // reused for every frame of this connection
+            var message = new MemoryStream();
             try
             {
                 while (!token.IsCancellationRequested)
@@ -234,7 +238,7 @@ namespace Personae
                     ServerEvent e;
                     try
                     {
-                        e = await ReceiveEventAsync(ws, token).ConfigureAwait(false);
+                        e = await ReceiveEventAsync(ws, buffer, message, token).ConfigureAwait(false);
                     }
                     catch (PersonaeException bad) when (bad.Code == ErrorCodes.MalformedFrame || bad.Code == ErrorCodes.InvalidEvent)
                     {
@@ -291,22 +295,21 @@ namespace Personae
         /// <summary>The next whole message as an event; null when the peer closed.</summary>
         private async Task<ServerEvent> ReceiveEventAsync(ClientWebSocket ws, CancellationToken ct)
         {
-            var buffer = new byte[16 * 1024];
-            using (var message = new MemoryStream())
+            return await ReceiveEventAsync(ws, new byte[16 * 1024], new MemoryStream(), ct).ConfigureAwait(false);
+        }
+
+        private async Task<ServerEvent> ReceiveEventAsync(ClientWebSocket ws, byte[] buffer, MemoryStream message, CancellationToken ct)
+        {
+            message.SetLength(0);
+            while (true)
             {
-                while (true)
-                {
-                    WebSocketReceiveResult r = await ws.ReceiveAsync(new ArraySegment<byte>(buffer), ct).ConfigureAwait(false);
-                    if (r.MessageType == WebSocketMessageType.Close) return null;
-                    message.Write(buffer, 0, r.Count);
-                    if (message.Length > _options.MaxFrameBytes)
-                        throw new PersonaeException(ErrorCodes.ConnectionLost, "frame larger than " + _options.MaxFrameBytes + " bytes");
-                    if (r.EndOfMessage)
-                    {
-                        byte[] frame = message.GetBuffer();
-                        return Frames.Decode(frame, (int)message.Length, r.MessageType == WebSocketMessageType.Binary);
-                    }
-                }
+                WebSocketReceiveResult r = await ws.ReceiveAsync(new ArraySegment<byte>(buffer), ct).ConfigureAwait(false);
+                if (r.MessageType == WebSocketMessageType.Close) return null;
+                message.Write(buffer, 0, r.Count);
+                if (message.Length > _options.MaxFrameBytes)
+                    throw new PersonaeException(ErrorCodes.ConnectionLost, "frame larger than " + _options.MaxFrameBytes + " bytes");
+                if (r.EndOfMessage)
+                    return Frames.Decode(message.GetBuffer(), (int)message.Length, r.MessageType == WebSocketMessageType.Binary);
             }
         }
 
@@ -333,6 +336,7 @@ namespace Personae
             else if (e is NpcSentence) Invoke(Sentence, (NpcSentence)e);
             else if (e is NpcEmotion) Invoke(Emotion, (NpcEmotion)e);
             else if (e is NpcAction) Invoke(ActionReceived, (NpcAction)e);
+            else if (e is NpcAlert) Invoke(Alert, (NpcAlert)e);
             else if (e is OutputAudioDelta) Invoke(AudioDelta, (OutputAudioDelta)e);
             else if (e is OutputAudioDone) Invoke(AudioDone, (OutputAudioDone)e);
             else if (e is ResponseDone) Invoke(ResponseDone, ((ResponseDone)e).Response);

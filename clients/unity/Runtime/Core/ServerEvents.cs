@@ -129,6 +129,18 @@ namespace Personae
         public override string Character { get { return CharacterId; } }
     }
 
+    /// <summary>A character is drifting out of character: its rolling score fell below the threshold.</summary>
+    public sealed class NpcAlert : ServerEvent
+    {
+        public string CharacterId;
+        /// <summary>"consistency" (similarity to reference lines) or "traits" (style adherence).</summary>
+        public string Signal;
+        public double Rolling;
+        public double Threshold;
+        public int Replies;
+        public override string Character { get { return CharacterId; } }
+    }
+
     public sealed class ErrorEvent : ServerEvent { public ErrorInfo Error; }
 
     /// <summary>An event type this client does not know: a newer daemon. Safe to ignore.</summary>
@@ -187,6 +199,13 @@ namespace Personae
                     {
                         CharacterId = m.Str("character"), Dominant = m.Str("dominant") ?? "", Intensity = m.DoubleOrNull("intensity") ?? 0,
                         Blend = m.DoubleMap("blend"), Trust = m.DoubleOrNull("trust"), Affinity = m.DoubleOrNull("affinity"),
+                    }
+                },
+                {
+                    EventTypes.NpcAlert, m => new NpcAlert
+                    {
+                        CharacterId = m.Str("character"), Signal = m.Str("signal") ?? "", Rolling = m.DoubleOrNull("rolling") ?? 0,
+                        Threshold = m.DoubleOrNull("threshold") ?? 0, Replies = m.Int("replies"),
                     }
                 },
                 { EventTypes.Error, m => new ErrorEvent { Error = ErrorInfo.From(m.Map("error")) } },

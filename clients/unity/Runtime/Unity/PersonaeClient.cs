@@ -15,6 +15,7 @@ namespace Personae.Unity
     [Serializable] public sealed class LineEvent : UnityEvent<string, string> { }             // character, text
     [Serializable] public sealed class SentenceEvent : UnityEvent<string, string, int, int> { } // character, text, start ms, duration ms
     [Serializable] public sealed class ActionEvent : UnityEvent<string, string, string> { }   // character, kind, text
+    [Serializable] public sealed class AlertEvent : UnityEvent<string, string, float> { }    // character, signal, rolling score
     [Serializable] public sealed class EmotionEvent : UnityEvent<string, string, float> { }    // character, dominant, intensity
     [Serializable] public sealed class PersonaeErrorEvent : UnityEvent<string, string> { }    // code, message
 
@@ -46,6 +47,8 @@ namespace Personae.Unity
         public EmotionEvent onEmotion = new EmotionEvent();
         /// <summary>A stage direction as it arrives; PersonaeVoice.onActionStarted fires it in time with the audio.</summary>
         public ActionEvent onAction = new ActionEvent();
+        /// <summary>The daemon's monitor: a character is drifting out of character (for dashboards and logs).</summary>
+        public AlertEvent onAlert = new AlertEvent();
         public PersonaeErrorEvent onError = new PersonaeErrorEvent();
 
         private readonly CallbackQueue _mainThread = new CallbackQueue();
@@ -107,6 +110,7 @@ namespace Personae.Unity
             _client.SpeechStarted += _ => StopAllVoices(); // barge-in: the daemon cancels, we stop playing
             _client.ResponseDone += OnResponseDone;
             _client.Emotion += e => onEmotion.Invoke(e.CharacterId, e.Dominant, (float)e.Intensity);
+            _client.Alert += a => onAlert.Invoke(a.CharacterId, a.Signal, (float)a.Rolling);
             _client.ActionReceived += a =>
             {
                 onAction.Invoke(a.CharacterId, a.Kind, a.Text);
