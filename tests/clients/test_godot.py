@@ -96,3 +96,15 @@ def test_plugin_and_sample_scene_resolve() -> None:
     project = (GODOT / "project.godot").read_text()
     assert 'run/main_scene="res://sample/two_characters.tscn"' in project
     assert "driver/enable_input=true" in project  # the microphone needs audio input on
+
+
+def test_scripts_connect_only_to_signals_that_exist() -> None:
+    declared: dict[str, set[str]] = {}
+    for script in scripts():
+        name = re.search(r"^class_name (\w+)", script.read_text(), re.M)
+        if name:
+            declared[name[1]] = set(re.findall(r"^signal (\w+)", script.read_text(), re.M))
+    client_signals = declared["PersonaeClient"]
+    for script in scripts():
+        for used in re.findall(r"\bclient\.(\w+)\.connect\(", script.read_text()):
+            assert used in client_signals, f"{script.name} connects to missing signal {used}"
