@@ -124,6 +124,8 @@ class RealtimeSession:
         self._last_speaker: str | None = None
         #: item id -> (sentence, audio start ms) of recent replies, for truncation
         self._spoken: dict[str, list[tuple[str, int]]] = {}
+        #: store writes that outlive a cancelled reply; the session waits for them
+        self._writes: set[asyncio.Future[object]] = set()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -151,6 +153,8 @@ class RealtimeSession:
                     job.early.cancel()
             if self.response is not None and self.response.task is not None:
                 self.response.task.cancel()
+            if self._writes:  # what was acknowledged or heard is written before we go
+                await asyncio.wait(set(self._writes), timeout=5)
 
     async def _send_bounded(self, event: p.ServerEvent) -> None:
         """A client that takes too long to accept a frame is not reading: close it."""
@@ -741,7 +745,10 @@ class RealtimeSession:
         self.history.append(Turn(r.info.character, text, r.item_id))
         self._last_speaker = r.info.character
         # shielded: a reply cancelled by barge-in is still logged as far as it was heard
-        observation = await asyncio.shield(self.service.run("store", self._log_reply, r, text))
+        write = asyncio.ensure_future(self.service.run("store", self._log_reply, r, text))
+        self._writes.add(write)
+        write.add_done_callback(self._writes.discard)
+        observation = await asyncio.shield(write)
         for alert in observation.alerts if observation else ():
             self.outbox.control(p.NpcAlert(
                 character=alert.character, signal=alert.signal, rolling=round(alert.rolling, 4),
