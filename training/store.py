@@ -102,7 +102,8 @@ def install_adapter(
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     for name in ("adapter_config.json", "adapter_model.safetensors"):
-        shutil.copy2(adapter_dir / name, tmp / name)
+        shutil.copyfile(adapter_dir / name, tmp / name)
+        (tmp / name).chmod(0o644)  # safetensors writes 0600; the store is read by the daemon
     manifest = {
         "character": character.id,
         "version": version,

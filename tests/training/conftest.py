@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
+# see personae.training.cli: spinning OpenMP threads make training 8x slower on a busy CPU
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import json
 import re
 import threading
