@@ -158,7 +158,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
 
     static = Path(__file__).parent / "static"
     if (static / "index.html").is_file():
-        # the browser playground (clients/playground sources, built into daemon/static)
+        # the browser playground: plain JavaScript in daemon/static, no build step
         app.mount("/playground", StaticFiles(directory=static, html=True), name="playground")
 
         @app.get("/", include_in_schema=False)

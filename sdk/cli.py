@@ -16,13 +16,14 @@ from typing import Annotated, Any
 
 import typer
 
-from personae.sdk import cli_admin
+from personae.sdk import cli_admin, cli_keys
 from personae.sdk.client import DEFAULT_URL, Reply, connect
 from personae.sdk.framing import Framing
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 app.add_typer(cli_admin.characters, name="characters")
 app.add_typer(cli_admin.experiments, name="experiments")
+app.add_typer(cli_keys.keys, name="keys")
 
 
 def _need(module: str, extra: str) -> None:
