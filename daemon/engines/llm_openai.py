@@ -100,8 +100,12 @@ class OpenAIServerLLM(LLMEngine):
         self._lock = threading.RLock()
         #: the server was unreachable: it may have restarted without our adapters
         self._stale = False
-        #: the server's own name for the base model (what base requests put in `model`)
-        self.base_model = self._wait_for_server(startup_wait_s)
+        try:
+            #: the server's own name for the base model (what base requests put in `model`)
+            self.base_model = self._wait_for_server(startup_wait_s)
+        except BaseException:
+            self._client.close()
+            raise
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OpenAIServerLLM:

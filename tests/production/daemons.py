@@ -45,6 +45,11 @@ class Daemon:
         return self.log_dir / f"daemon-{self.port}-{self.starts}.log"
 
     def start(self, timeout: float = 180) -> Daemon:
+        self.launch()
+        return self.wait_ready(timeout)
+
+    def launch(self) -> Daemon:
+        """Start the process without waiting (do other set-up while it loads)."""
         assert self.process is None or self.process.poll() is not None, "already running"
         self.starts += 1
         environment = {
@@ -63,6 +68,10 @@ class Daemon:
                 stderr=subprocess.STDOUT,
                 env=environment,
             )
+        return self
+
+    def wait_ready(self, timeout: float = 180) -> Daemon:
+        assert self.process is not None
         deadline = time.monotonic() + timeout
         while True:
             if self.process.poll() is not None:

@@ -5,11 +5,13 @@ exercise only their LLM, HTTP routes and database. This launcher registers fast
 engines under the name `fake` (VAD, STT, embedder, TTS: the deterministic ones from
 `personae.daemon.testing`) and an LLM `echo` that answers with the system prompt it
 was given, then runs the real `serve` command: so `PERSONAE_STT_ENGINE=fake` starts in
-seconds, and `PERSONAE_LLM_ENGINE=echo` shows what reached a character's prompt.
+seconds, and `PERSONAE_LLM_ENGINE=echo` shows what reached a character's prompt;
+`PERSONAE_TEST_FAKE_TTS=1` lets the fake speak for the cast's piper and espeak voices.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from collections.abc import Iterator
@@ -55,6 +57,10 @@ def main() -> None:
     for kind, cls in (("vad", "VAD"), ("stt", "STT"), ("embedder", "Embedder"), ("tts", "TTS")):
         registry.register(kind, "fake", f"{here}:{cls}")  # type: ignore[arg-type]
     registry.register("llm", "echo", f"{here}:EchoLLM")
+    if os.environ.get("PERSONAE_TEST_FAKE_TTS") == "1":
+        # the default cast's voices (piper, espeak) spoken by the fake, for fast starts
+        for name in ("piper", "espeak"):
+            registry.register("tts", name, f"{here}:TTS")
     from personae.sdk.cli import main as cli
 
     sys.argv = ["personae", "serve"]
