@@ -1,11 +1,12 @@
 """Two daemon replicas on one PostgreSQL: what one learns, the other knows.
 
 Daemons keep nothing of their own beyond live sessions: character state, memory and
-turn logs live in the database. Two real daemon processes start together on a fresh
+turn logs, character versions and deployments live in the database. Two real daemon processes start together on a fresh
 database of a throwaway PostgreSQL server (Debian's binaries, tests/store's fixture;
 the schema migration is serialised by an advisory lock). A game event sent over
 replica A's WebSocket becomes the character's memory; replica B, asked through the
-OpenAI API for the same player, puts that memory in the character's prompt.
+OpenAI API for the same player, puts that memory in the character's prompt. A version
+deployed through A's admin API serves on B once B polls the registry.
 
 Both run `tests.production.serve` with fake speech engines and the `echo` LLM, which
 answers with the system prompt it was given: the reply shows what the prompt holds.
@@ -13,6 +14,7 @@ answers with the system prompt it was given: the reply shows what the prompt hol
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import httpx
@@ -45,6 +47,7 @@ def replicas(tmp_path_factory, postgres_db):
         "PERSONAE_TEST_FAKE_TTS": "1",
         "PERSONAE_KEYS_FILE": str(tmp_path / "keys.json"),
         "PERSONAE_ADAPTERS_DIR": str(tmp_path / "adapters"),
+        "PERSONAE_REGISTRY_POLL_S": "0.5",
     }
     a, b = Daemon(tmp_path, env), Daemon(tmp_path, env)
     try:
@@ -114,3 +117,28 @@ def test_turns_logged_by_both_replicas_land_in_one_log(replicas, postgres_db) ->
         engine.dispose()
     said = [t.text for t in turns if t.role == "player"]
     assert said == ["Line one, said to replica A.", "Line two, said to replica B."]
+
+
+def test_a_deployment_made_through_one_replica_serves_on_the_other(replicas) -> None:
+    from personae.daemon.characters import default_cast_dir, load_cast
+
+    a, b = replicas
+    bram = load_cast([default_cast_dir()])["bram"]
+    v2 = bram.model_copy(update={"description": "The blacksmith, and now the bell-ringer too."})
+    assert "bell-ringer" not in prompt_seen_by(b, "bram", "ann", "Who are you?")
+
+    admin = f"{a.url}/v1/admin/characters/bram"
+    body = {"version": "v2", "character": v2.model_dump(mode="json")}
+    httpx.post(f"{admin}/versions", json=body, timeout=30).raise_for_status()
+    httpx.post(
+        f"{admin}/deploy", json={"version": "v2", "actor": "test"}, timeout=60
+    ).raise_for_status()
+
+    deadline = time.monotonic() + 30
+    while True:
+        listed = httpx.get(f"{b.url}/v1/admin/characters", timeout=10).json()["characters"]
+        if next(c for c in listed if c["id"] == "bram")["serving_version"] == "v2":
+            break
+        assert time.monotonic() < deadline, listed
+        time.sleep(0.2)
+    assert "bell-ringer" in prompt_seen_by(b, "bram", "ann", "Who are you?")
