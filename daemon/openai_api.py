@@ -38,6 +38,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from personae.daemon.adapters import engine_name
 from personae.daemon.characters import Character, GenerationParams
 from personae.daemon.engines.base import ChatMessage, GenerationRequest
 from personae.daemon.engines.llm_openai import BUNDLED_BASE
@@ -166,11 +167,10 @@ def served_model_name(svc: Service) -> str:
 
 
 def _engine_adapter_names(svc: Service) -> set[str]:
-    """Names the characters' adapters have (or will have) in the engine."""
-    names = set(svc.cast)  # older services name them by character id
-    for ch in svc.cast.values():
-        if ch.adapter is not None:
-            names.add(f"{ch.adapter.name}@{ch.adapter.version}")
+    """Names a raw adapter may not take: characters' and their adapters' in the engine."""
+    # a character id would shadow the adapter in `model`
+    names = set(svc.cast) | set(svc.adapters.resident())
+    names.update(engine_name(ch.adapter) for ch in svc.cast.values() if ch.adapter is not None)
     return names
 
 
@@ -512,7 +512,9 @@ async def _character_reply(svc: Service, body: ChatCompletionRequest) -> Reply:
     player = body.user or svc.settings.default_player_id
     # one turn-log session per player of this API (it has no sessions of its own)
     session_id = "openai-" + hashlib.sha256(player.encode()).hexdigest()[:16]
-    character = await _casting(svc, body.model, player)
+    # the version that speaks to this player (deployments, A/B), resolved once
+    casting = await svc.run("store", svc.deployments.cast, body.model, player)
+    character = casting.character
     history, instructions = _history(character, body.messages, svc)
     last = body.messages[-1]
     if last.role == "user" and (heard := last.text().strip()):
@@ -533,7 +535,14 @@ async def _character_reply(svc: Service, body: ChatCompletionRequest) -> Reply:
 
     def said(text: str) -> None:
         if text.strip():
-            svc.runtime.character_said(character.id, player, text.strip(), session_id=session_id)
+            svc.runtime.character_said(
+                character.id,
+                player,
+                text.strip(),
+                session_id=session_id,
+                version=casting.version,
+                variant=casting.variant,
+            )
 
     return Reply(
         GenerationRequest(
@@ -568,30 +577,16 @@ def _history(
     return history, "\n".join(system) or None
 
 
-async def _casting(svc: Service, character_id: str, player: str) -> Character:
-    """The version of the character that speaks to this player (deployments, A/B)."""
-    deployments = getattr(svc, "deployments", None)
-    if deployments is None:
-        return svc.cast[character_id]
-    casting = await svc.run("store", deployments.cast, character_id, player)
-    return casting.character
-
-
 async def _acquire(svc: Service, character: Character) -> tuple[str | None, Callable[[], None]]:
     """The engine's name of the character's adapter, pinned until `release`."""
-    cache = getattr(svc, "adapters", None)
-    if cache is None:
-        adapter_for = getattr(svc, "adapter_for", None)
-        return (adapter_for(character) if adapter_for else None), lambda: None
-    # blocking (a load reads the adapter): on the adapter threads where the service has them
-    pool = "adapters" if "adapters" in svc.pools else "llm"
-    name = await svc.run(pool, cache.acquire, character)
+    # blocking (a load reads the adapter, or registers it on a vLLM server)
+    name = await svc.run("adapters", svc.adapters.acquire, character)
     released = False
 
     def release() -> None:
         nonlocal released
         if not released:
             released = True
-            cache.release(name)
+            svc.adapters.release(name)
 
     return name, release
