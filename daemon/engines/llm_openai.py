@@ -9,8 +9,9 @@ Start-up refuses a server that does not serve the expected base model, and each
 adapter that was trained for another base or that the server refuses, with a
 ConfigError naming it: a bad deployment stops the daemon before any player speaks.
 
-Adapters are registered under the engine's own name for them; their path is rewritten
-from the daemon's adapter store to where the vLLM host mounts it. The engine remembers
+Adapters are registered under the engine's own name for them ("bram-voice@v1": the same
+on every replica, so replicas share one registration); their path is rewritten from
+the daemon's adapter store to where the vLLM host mounts it. The engine remembers
 what it registered, so a server that restarted (and forgot its runtime adapters) gets
 them again: after a connection failure, before the next request, and whenever the
 server answers 404 for an adapter it should know.
@@ -206,18 +207,16 @@ class OpenAIServerLLM(LLMEngine):
             self._adapters[name] = entry
 
     def unload_adapter(self, name: str) -> None:
+        """Forget adapter `name` here; it stays registered on the server.
+
+        The server is shared by every daemon replica, and another one may be speaking
+        with this adapter now: unloading it there would break that reply. vLLM bounds
+        the adapters it holds itself (--max-loras on the GPU, --max-cpu-loras in memory),
+        loading evicted ones again from disk when asked.
+        """
         with self._lock:
             if self._adapters.pop(name, None) is None:
                 raise EngineError(f"adapter {name!r} is not loaded", engine=self.name)
-            try:
-                resp = self._client.post("/v1/unload_lora_adapter", json={"lora_name": name})
-            except httpx.TransportError as exc:
-                # forgotten here; a restarted server will not get it back
-                log.warning("vllm: could not unload %s: %s", name, _describe(exc))
-                self._stale = True
-                return
-            if resp.status_code >= 400 and resp.status_code != 404:
-                log.warning("vllm: unloading %s: HTTP %s", name, resp.status_code)
 
     def remote_path(self, local: Path) -> str:
         """Where the server finds a folder of the daemon's adapter store."""
