@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import ipaddress
 import json
@@ -178,7 +179,7 @@ def _engine_adapter_names(svc: Service) -> set[str]:
 
 
 def _openai_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    import functools
+    """Errors of these routes in OpenAI's shape (the app's own handler has another)."""
 
     @functools.wraps(fn)
     async def wrapper(request: Request) -> Response:
@@ -186,6 +187,8 @@ def _openai_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             return await fn(request)
         except OpenAIError as exc:
             return exc.response()
+        except PersonaeError as exc:
+            return OpenAIError(_status(exc), str(exc), code=exc.code).response()
 
     return wrapper
 
@@ -479,7 +482,10 @@ async def _sse(
         yield f"data: {json.dumps({'id': completion_id, 'object': 'chat.completion.chunk', 'created': created, 'model': model, 'choices': [], 'usage': None})}\n\n"
     yield "data: [DONE]\n\n"
     if reply.said is not None:
-        await svc.run("store", reply.said, "".join(text))
+        try:
+            await svc.run("store", reply.said, "".join(text))
+        except PersonaeError as exc:  # the client has its reply; the log lacks it
+            log.error("reply not logged: %s", exc)
 
 
 def _params(base: GenerationParams, body: ChatCompletionRequest) -> GenerationParams:
