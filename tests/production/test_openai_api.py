@@ -302,3 +302,44 @@ def test_adapter_paths_stay_inside_the_store(app_client, llm, store, tmp_path) -
         resp = load(name, "voices/v1")
         assert resp.status_code == 400 and error_of(resp)["param"] == "lora_name", name
     assert llm.adapters == {}
+
+
+def test_api_keys_scope_characters_and_raw_access(tmp_path: Path, store: Path, llm) -> None:
+    from personae.daemon.auth import KeyStore
+
+    keys = KeyStore(tmp_path / "keys.json")
+    mara_only, _ = keys.create("quest-npc", characters=("mara",))
+    admin, _ = keys.create("ops", admin=True)
+    svc = fake_service(
+        llm=llm,
+        adapters_dir=store,
+        database_url=f"sqlite:///{tmp_path / 'p.db'}",
+        keys_file=tmp_path / "keys.json",
+    )
+    with TestClient(create_app(svc.settings, service=svc)) as client:
+
+        def as_(key: str | None) -> dict[str, str]:
+            return {"Authorization": f"Bearer {key}"} if key else {}
+
+        resp = client.get("/v1/models")
+        assert resp.status_code == 401 and error_of(resp)["code"] == "unauthorized"
+        listed = [m["id"] for m in client.get("/v1/models", headers=as_(mara_only)).json()["data"]]
+        assert "mara" in listed and "bram" not in listed
+        body = {"model": "mara", "messages": [{"role": "user", "content": "Hi"}]}
+        assert client.post("/v1/chat/completions", json=body, headers=as_(mara_only)).is_success
+        resp = client.post(
+            "/v1/chat/completions", json={**body, "model": "bram"}, headers=as_(mara_only)
+        )
+        assert resp.status_code == 403 and error_of(resp)["code"] == "forbidden"
+        # the base model and adapter loading are an operator's
+        base = {**body, "model": served_model_name(svc)}
+        assert (
+            client.post("/v1/chat/completions", json=base, headers=as_(mara_only)).status_code
+            == 403
+        )
+        assert client.post("/v1/chat/completions", json=base, headers=as_(admin)).is_success
+        load = {"lora_name": "voices-v1", "lora_path": "voices/v1"}
+        resp = client.post("/v1/load_lora_adapter", json=load, headers=as_(mara_only))
+        assert resp.status_code == 403
+        assert client.post("/v1/load_lora_adapter", json=load, headers=as_(admin)).is_success
+    svc.close()
