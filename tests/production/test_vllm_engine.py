@@ -111,6 +111,7 @@ def remote(tmp_path_factory, stores):
             "PERSONAE_KEYS_FILE": str(root / "keys.json"),
             "PERSONAE_THREADS": "1",  # two shared cores: more threads only spin
             "OMP_NUM_THREADS": "1",
+            "OMP_WAIT_POLICY": "PASSIVE",
         },
     )
     daemon.start()
