@@ -37,7 +37,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from personae.daemon.engines.base import GenerationRequest, LLMEngine
+from personae.daemon.characters import GenerationParams
+from personae.daemon.engines.base import ChatMessage, GenerationRequest, LLMEngine
 from personae.daemon.errors import ConfigError, EngineError
 
 if TYPE_CHECKING:
@@ -291,6 +292,15 @@ class OpenAIServerLLM(LLMEngine):
             self._stale = False
 
     # --- generation ---
+
+    def warmup(self) -> None:
+        """One token from the base model: the server generates, not only lists models."""
+        request = GenerationRequest(
+            messages=[ChatMessage("user", "Hello.")],
+            params=GenerationParams(temperature=0.0, max_tokens=1),
+        )
+        for _ in self.generate(request, threading.Event()):
+            pass
 
     def generate(self, request: GenerationRequest, cancel: threading.Event) -> Iterator[str]:
         adapter = request.adapter

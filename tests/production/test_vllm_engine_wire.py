@@ -91,6 +91,8 @@ def test_requests_carry_the_adapter_and_the_parameters(engine, remote_llm, store
         ("user", "Hello?"),
     ]
     assert sent.params == params
+    engine.warmup()  # one token from the base
+    assert remote_llm.requests[-1].params.max_tokens == 1
     "".join(engine.generate(GenerationRequest(MESSAGES, params), threading.Event()))
     assert remote_llm.requests[-1].adapter is None  # the base model
 
