@@ -149,3 +149,19 @@ def test_cancel_closes_a_silent_stream_at_once(engine, remote_llm) -> None:
     cancel.set()
     assert done.wait(2), "generate() still blocked after cancel"
     assert time.monotonic() - started < 1.0
+
+
+def test_a_silent_server_times_out_with_a_retryable_error(server, remote_llm) -> None:
+    remote_llm.stall_s = 10
+    engine = OpenAIServerLLM(url=server, read_timeout_s=0.5, retries=1)
+    try:
+        started = time.monotonic()
+        with pytest.raises(EngineError, match="unavailable after 2 attempts: ReadTimeout") as exc:
+            list(
+                engine.generate(GenerationRequest(MESSAGES, GenerationParams()), threading.Event())
+            )
+        assert exc.value.retryable
+        assert time.monotonic() - started < 5
+        assert len(remote_llm.requests) == 2  # tried again once
+    finally:
+        engine.close()
