@@ -394,8 +394,11 @@ async def chat_completions(request: Request) -> Response:
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
     try:
-        async with asyncio.timeout(svc.settings.reply_timeout_s):
-            text = "".join([d async for d in _deltas(svc, reply)])
+        async with (
+            asyncio.timeout(svc.settings.reply_timeout_s),
+            contextlib.aclosing(_deltas(svc, reply)) as deltas,
+        ):
+            text = "".join([d async for d in deltas])
     except TimeoutError:
         raise OpenAIError(
             504, f"the reply took longer than {svc.settings.reply_timeout_s:g} s", code="timeout"
@@ -467,9 +470,11 @@ async def _sse(
     text: list[str] = []
     try:
         yield chunk({"role": "assistant", "content": ""})
-        async for delta in _deltas(svc, reply):
-            text.append(delta)
-            yield chunk({"content": delta})
+        # closed at once when the client goes away: the engine stops generating
+        async with contextlib.aclosing(_deltas(svc, reply)) as deltas:
+            async for delta in deltas:
+                text.append(delta)
+                yield chunk({"content": delta})
     except PersonaeError as exc:
         # headers are gone: the error travels in the stream, as vLLM sends it
         error = {"message": str(exc), "type": "server_error", "param": None, "code": exc.code}

@@ -135,6 +135,17 @@ def test_start_up_refusals(server, stores, tmp_path) -> None:
 
 def test_cancel_closes_a_silent_stream_at_once(engine, remote_llm) -> None:
     remote_llm.stall_s = 20  # the server says nothing for 20 s
+    stopped = threading.Event()
+    generate = remote_llm.generate
+
+    def watched(request, cancel):
+        try:
+            yield from generate(request, cancel)
+        finally:
+            if cancel.is_set():
+                stopped.set()
+
+    remote_llm.generate = watched
     cancel = threading.Event()
     done = threading.Event()
 
@@ -149,6 +160,8 @@ def test_cancel_closes_a_silent_stream_at_once(engine, remote_llm) -> None:
     cancel.set()
     assert done.wait(2), "generate() still blocked after cancel"
     assert time.monotonic() - started < 1.0
+    # and the server noticed the closed stream and stopped generating
+    assert stopped.wait(5)
 
 
 def test_a_silent_server_times_out_with_a_retryable_error(server, remote_llm) -> None:
