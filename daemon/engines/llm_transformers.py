@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+
 from personae.daemon.characters import GenerationParams
 from personae.daemon.engines.base import ChatMessage, GenerationRequest, LLMEngine
 from personae.daemon.errors import ConfigError, EngineError
@@ -72,6 +73,8 @@ class TransformersLLM(LLMEngine):
             raise ConfigError(f"LLM model folder {model_dir}: tokenizer has no chat template")
         self._base = AutoModelForCausalLM.from_pretrained(model_dir).eval()
         self._model: Any = self._base  # a PeftModel around _base while adapters are resident
+        # taken before PEFT wraps layers, so validation always sees the plain model
+        self._modules = tuple(n for n, _ in self._base.named_modules() if n)
         self._linears = {
             n: (m.in_features, m.out_features)
             for n, m in self._base.named_modules()
@@ -240,7 +243,7 @@ class TransformersLLM(LLMEngine):
 
     def inspect_adapter(self, path: str | Path) -> AdapterInfo:
         """Validate a PEFT LoRA folder against this model without touching the model."""
-        return inspect_adapter(Path(path), self._base, self._linears)
+        return inspect_adapter(Path(path), self._modules, self._linears)
 
     def _add(self, name: str, info: AdapterInfo) -> None:
         from peft import PeftModel
@@ -308,8 +311,9 @@ def _swappable(current: AdapterInfo, new: AdapterInfo) -> bool:
 
 
 def inspect_adapter(
-    path: Path, base: torch.nn.Module, linears: dict[str, tuple[int, int]]
+    path: Path, modules: Sequence[str], linears: dict[str, tuple[int, int]]
 ) -> AdapterInfo:
+    """Check a LoRA folder against a model's layer names and linear shapes."""
     from peft import LoraConfig
     from peft.tuners.tuners_utils import check_target_module_exists
     from safetensors import SafetensorError
@@ -337,7 +341,7 @@ def inspect_adapter(
     if config.use_dora:
         raise ConfigError(f"adapter {path}: DoRA adapters cannot be mixed per request")
 
-    targeted = {n for n, _ in base.named_modules() if n and check_target_module_exists(config, n)}
+    targeted = {n for n in modules if check_target_module_exists(config, n)}
     if not targeted:
         raise ConfigError(
             f"adapter {path}: target modules {_show(config.target_modules)} match no layer "
