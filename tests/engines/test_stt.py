@@ -48,6 +48,28 @@ def test_tiny_en_transcribes_key_words(tiny, sentence):
     assert {"sword", "bread", "brom"} <= words(result.text), result.text
 
 
+def test_hotwords_bias_towards_an_unusual_name(base):
+    addressed = speak("Hello Zephyrine, can you sell me a sword?")
+    assert "zephyrine" not in words(base.transcribe(addressed).text)
+    assert "zephyrine" in words(base.transcribe(addressed, hotwords=["Brom", "Zephyrine"]).text)
+    # A lone hotword that opens the utterance is kept, not taken as already said.
+    opening = speak("Zephyrine, can you sell me a sword?")
+    assert "zephyrine" in words(base.transcribe(opening, hotwords=["Zephyrine"]).text)
+
+
+@pytest.mark.parametrize("model", ["base", "tiny"])
+def test_silence_and_noise_with_hotwords_transcribe_to_nothing(model, request):
+    """Whisper echoes its prompt on non-speech; names must not appear from nowhere."""
+    stt = request.getfixturevalue(model)
+    rng = np.random.default_rng(0)
+    for audio in (
+        np.zeros(32_000, dtype=np.float32),
+        (0.01 * rng.standard_normal(32_000)).astype(np.float32),
+        (0.1 * rng.standard_normal(16_000)).astype(np.float32),
+    ):
+        assert stt.transcribe(audio, hotwords=["Zephyrine", "Brom", "Varek"]).text == ""
+
+
 def test_empty_audio_is_an_empty_transcript(base):
     assert base.transcribe(np.zeros(0, dtype=np.float32)).text == ""
 
