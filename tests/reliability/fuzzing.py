@@ -172,3 +172,13 @@ def frames(draw) -> str | bytes:
     if kind == "bytes":
         frame = draw(byte_mutations(frame))
     return frame
+
+
+class FrameList(list):
+    """A list of frames whose repr stays short (hypothesis prints failing examples)."""
+
+    def __repr__(self) -> str:
+        return "[" + ", ".join(repr(f)[:120] for f in self) + "]"
+
+
+frame_lists = st.lists(frames(), max_size=25).map(FrameList)

@@ -71,20 +71,35 @@ def test_every_outside_text_is_neutralised_and_player_text_stays_user(cast) -> N
 
 
 def test_the_real_chat_template_gets_no_extra_turns(cast) -> None:
+    """SmolLM2's own template and tokenizer (what the transformers engine runs)."""
+    import json
+
     folder = Settings().cache_dir / "smollm2-135m-instruct"
     if not (folder / "tokenizer.json").is_file():
         pytest.skip("SmolLM2 tokenizer not prepared (personae prepare)")
-    from transformers import AutoTokenizer
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+    from tokenizers import Tokenizer
 
-    tok = AutoTokenizer.from_pretrained(str(folder))
-    start = tok.convert_tokens_to_ids("<|im_start|>")
+    source = folder / "chat_template.jinja"
+    text = (
+        source.read_text()
+        if source.is_file()
+        else json.loads((folder / "tokenizer_config.json").read_text())["chat_template"]
+    )
+    template = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True).from_string(text)
+    tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    start = tok.token_to_id("<|im_start|>")
     for evil in INJECTIONS:
         msgs = build_messages(cast["bram"], [Turn("player", evil)], max_turns=1)
         chat = [{"role": m.role, "content": m.content} for m in msgs]
-        text = tok.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
-        ids = tok(text, add_special_tokens=False)["input_ids"]
+        text = template.render(messages=chat, add_generation_prompt=True)
+        ids = tok.encode(text, add_special_tokens=False).ids
         # one <|im_start|> per message plus the generation prompt, whatever the player typed
         assert ids.count(start) == len(msgs) + 1, evil
+    # and the check is real: the raw injection would have added turns
+    raw = [{"role": "user", "content": INJECTIONS[0]}]
+    ids = tok.encode(template.render(messages=raw, add_generation_prompt=True)).ids
+    assert ids.count(start) > 2
 
 
 # ---------------------------------------------------------------------- in a session
