@@ -87,6 +87,26 @@ class Settings(BaseSettings):
     )
     threads: int = Field(0, ge=0, description="CPU threads per engine; 0 = all cores")
 
+    # --- llama.cpp engine (llm_engine = "llamacpp") and batching ("transformers-batched") ---
+    llamacpp_model: str | None = Field(
+        None, description="GGUF file for the llamacpp engine; None = the bundled SmolLM2 Q4_1"
+    )
+    llamacpp_threads: int = Field(
+        0,
+        ge=0,
+        description="llama.cpp threads; 0 = half the cores (on a busy 2-core CPU two "
+        "threads spin against each other and run several times slower than one)",
+    )
+    llamacpp_parallel: int = Field(
+        2, ge=1, le=64, description="Replies llama.cpp decodes at once (server slots)"
+    )
+    llm_batch_size: int = Field(
+        16,
+        ge=1,
+        le=256,
+        description="transformers-batched: most replies decoded together in one forward",
+    )
+
     # --- vLLM service engine (llm_engine = "vllm"; see docs/deploy.md) ---
     vllm_url: str = Field(
         "http://127.0.0.1:8000",

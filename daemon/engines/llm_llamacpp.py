@@ -1,0 +1,271 @@
+"""LLM on llama.cpp (the `xllamacpp` package, prebuilt): the bundled Q4_1 GGUF, on CPU.
+
+Per-character LoRA adapters are PEFT folders converted once to GGUF by the project's
+converter (gguf_lora.py) and cached by content. llama.cpp's server takes its adapter
+list when it starts and a per-request scale for each, so:
+
+- a request names its adapter by giving it scale 1 and every other one scale 0;
+- loading or unloading an adapter marks the list changed, and the server is rebuilt
+  with the new list before the next request (the base loads in about a second; a burst
+  of loads at start-up costs one rebuild). A rebuild waits for in-flight replies;
+- the prompt cache is off for every request: a slot's cached KV was computed under
+  whatever adapter its last request wore, and reusing it for another character would
+  leak that character into the reply.
+
+Streaming: xllamacpp calls back once per token from the request's thread; a producer
+thread feeds a queue that `generate` yields from, and the callback returns True (stop)
+as soon as `cancel` is set or the consumer went away, so cancellation lands within one
+token. Stop sequences go to llama.cpp, which never emits them.
+
+Threads: llama.cpp's threads synchronise at every layer; on a busy 2-core machine two
+threads spin against each other and run ~10x slower than one (measured: 2 vs 19 tok/s).
+`llamacpp_threads` 0 therefore means half the cores (1 on 2 cores), which also leaves a
+core for STT and TTS in the voice loop.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import secrets
+import threading
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from personae.daemon.characters import GenerationParams
+from personae.daemon.engines import gguf_lora
+from personae.daemon.engines.base import ChatMessage, GenerationRequest, LLMEngine
+from personae.daemon.errors import ConfigError, EngineError, missing_extra
+
+if TYPE_CHECKING:
+    from personae.daemon.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_DONE = object()
+
+
+class LlamaCppLLM(LLMEngine):
+    name = "llamacpp"
+    supports_adapters = True
+
+    def __init__(
+        self,
+        *,
+        gguf_file: str | Path,
+        lora_cache_dir: Path,
+        threads: int = 0,
+        parallel: int = 2,
+        ctx_per_slot: int = 2048,
+        busy_timeout_s: float = 60.0,
+    ) -> None:
+        try:
+            import xllamacpp  # noqa: F401
+        except ImportError:
+            raise missing_extra("xllamacpp", "llamacpp") from None
+        self._gguf = Path(gguf_file)
+        if not self._gguf.is_file():
+            raise ConfigError(f"GGUF model {self._gguf} does not exist")
+        self._base = gguf_lora.BaseInfo.read(self._gguf)
+        self._lora_cache = lora_cache_dir
+        self._threads = threads or max(1, (os.cpu_count() or 2) // 2)
+        self._parallel = parallel
+        self._ctx_per_slot = ctx_per_slot
+        self._busy_timeout_s = busy_timeout_s
+        self._adapters: dict[str, Path] = {}  # name -> converted GGUF
+        self._sources: dict[str, Path] = {}  # name -> PEFT folder
+        self._order: list[str] = []  # adapter ids in the running server
+        self._server: Any = None
+        self._dirty = True
+        self._in_flight = 0
+        self._users: Counter[str] = Counter()
+        self._cond = threading.Condition()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LlamaCppLLM:
+        from personae.daemon.models.smollm2 import gguf_path
+
+        gguf_file = Path(settings.llamacpp_model) if settings.llamacpp_model else gguf_path()
+        return cls(
+            gguf_file=gguf_file,
+            lora_cache_dir=settings.cache_dir / "gguf-lora",
+            threads=settings.llamacpp_threads,
+            parallel=settings.llamacpp_parallel,
+        )
+
+    @property
+    def adapters(self) -> dict[str, Path]:
+        """Resident adapters: name -> PEFT folder they were converted from."""
+        with self._cond:
+            return dict(self._sources)
+
+    # --- adapters ---
+
+    def load_adapter(self, name: str, path: str | Path) -> None:
+        source = Path(path)
+        if not source.is_dir():
+            raise ConfigError(f"adapter folder {source} does not exist")
+        converted = gguf_lora.converted(source, self._base, self._lora_cache)
+        with self._cond:
+            self._wait_unused(name)
+            self._adapters[name] = converted
+            self._sources[name] = source.resolve()
+            self._dirty = True
+
+    def unload_adapter(self, name: str) -> None:
+        with self._cond:
+            if name not in self._adapters:
+                raise EngineError(f"adapter {name!r} is not loaded", engine=self.name)
+            self._wait_unused(name)
+            del self._adapters[name], self._sources[name]
+            self._dirty = True
+
+    def _wait_unused(self, name: str) -> None:
+        if not self._cond.wait_for(lambda: self._users[name] == 0, self._busy_timeout_s):
+            raise EngineError(
+                f"adapter {name!r} is still in use after {self._busy_timeout_s:.0f} s",
+                engine=self.name,
+                retryable=True,
+            )
+
+    # --- the server ---
+
+    def _ensure_server(self) -> None:
+        """Rebuild the server if the adapter list changed (caller holds the condition)."""
+        if not self._dirty:
+            return
+        if not self._cond.wait_for(lambda: self._in_flight == 0, self._busy_timeout_s):
+            raise EngineError("replies still running; cannot change adapters", engine=self.name)
+        if not self._dirty:  # another thread rebuilt while we waited
+            return
+        self._server = None  # the old one frees its memory and threads first
+        order = sorted(self._adapters)
+        self._server = self._start(order)
+        self._order = order
+        self._dirty = False
+
+    def _start(self, order: Sequence[str]) -> Any:
+        import xllamacpp as xl
+
+        params = xl.CommonParams()
+        params.model.path = str(self._gguf)
+        params.n_parallel = self._parallel
+        params.n_ctx = self._ctx_per_slot * self._parallel
+        for cpu in (params.cpuparams, params.cpuparams_batch):
+            cpu.n_threads = self._threads
+            cpu.poll = 0  # no spinning between tokens: the CPU is shared with STT and TTS
+        params.cache_prompt = False
+        params.warmup = False
+        params.verbosity = 0
+        params.port = 0  # xllamacpp always listens; an ephemeral, keyed, local port
+        params.api_keys = [secrets.token_hex(16)]  # nothing outside this process can use it
+        params.lora_init_without_apply = True
+        params.lora_adapters = [
+            xl.CommonAdapterLoraInfo(str(self._adapters[n]), 0.0) for n in order
+        ]
+        try:
+            return xl.Server(params)
+        except RuntimeError as exc:
+            raise EngineError(f"llama.cpp could not start: {exc}", engine=self.name) from exc
+
+    # --- generation ---
+
+    def generate(self, request: GenerationRequest, cancel: threading.Event) -> Iterator[str]:
+        adapter = request.adapter
+        with self._cond:
+            if adapter is not None and adapter not in self._adapters:
+                raise EngineError(f"adapter {adapter!r} is not loaded", engine=self.name)
+            self._ensure_server()
+            server, body = self._server, self._body(request)
+            self._in_flight += 1
+            self._users[adapter or ""] += 1
+        try:
+            yield from self._stream(server, body, cancel)
+        finally:
+            with self._cond:
+                self._in_flight -= 1
+                self._users[adapter or ""] -= 1
+                self._cond.notify_all()
+
+    def _body(self, request: GenerationRequest) -> dict[str, Any]:
+        params = request.params
+        body: dict[str, Any] = {
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "stream": True,
+            "max_tokens": params.max_tokens,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            # transformers' sampling, spelled out: llama.cpp's own defaults differ
+            "top_k": 0,
+            "min_p": 0.0,
+            "repeat_penalty": params.repetition_penalty,
+            "repeat_last_n": self._ctx_per_slot,  # the whole reply and prompt, as transformers
+            "stop": list(params.stop),
+            "cache_prompt": False,
+            "lora": [
+                {"id": i, "scale": 1.0 if n == request.adapter else 0.0}
+                for i, n in enumerate(self._order)
+            ],
+        }
+        if request.seed is not None:
+            body["seed"] = request.seed & 0xFFFFFFFF
+        return body
+
+    def _stream(self, server: Any, body: dict[str, Any], cancel: threading.Event) -> Iterator[str]:
+        chunks: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        gone = threading.Event()  # the consumer stopped iterating
+
+        def on_chunk(data: Any) -> bool:
+            if cancel.is_set() or gone.is_set():
+                return True
+            chunks.put(data)
+            return False
+
+        def produce() -> None:
+            try:
+                server.handle_chat_completions(body, on_chunk)
+            except Exception as exc:  # handed to the consumer and raised there
+                chunks.put(exc)
+            finally:
+                chunks.put(_DONE)
+
+        worker = threading.Thread(target=produce, name="llamacpp-request", daemon=True)
+        worker.start()
+        try:
+            while True:
+                item = chunks.get()
+                if item is _DONE:
+                    return
+                if isinstance(item, Exception):
+                    raise EngineError(f"llama.cpp failed: {item}", engine=self.name) from item
+                if cancel.is_set():
+                    return
+                if text := _delta(item, self.name):
+                    yield text
+        finally:
+            gone.set()
+            worker.join()
+
+    def warmup(self) -> None:
+        request = GenerationRequest(
+            messages=[ChatMessage("user", "Hello.")],
+            params=GenerationParams(temperature=0.0, max_tokens=2),
+        )
+        for _ in self.generate(request, threading.Event()):
+            pass
+
+
+def _delta(chunk: Any, engine: str) -> str:
+    if isinstance(chunk, str | bytes):
+        chunk = json.loads(chunk)
+    if "error" in chunk:
+        message = chunk["error"].get("message", chunk["error"])
+        raise EngineError(f"llama.cpp refused the request: {message}", engine=engine)
+    choices = chunk.get("choices") or ()
+    if not choices:
+        return ""
+    return choices[0].get("delta", {}).get("content") or ""
