@@ -99,6 +99,7 @@ class FasterWhisperSTT(STTEngine):
         duration = audio.size / INPUT_SAMPLE_RATE
         if audio.size == 0:
             return Transcript(text="", language=self.language, duration_s=0.0)
+        names = [h.strip() for h in hotwords if h.strip()]
         try:
             segments, info = self._model.transcribe(
                 audio,
@@ -108,7 +109,7 @@ class FasterWhisperSTT(STTEngine):
                 condition_on_previous_text=False,
                 vad_filter=False,
                 without_timestamps=True,
-                hotwords=HOTWORDS_PROMPT.format(", ".join(hotwords)) if hotwords else None,
+                hotwords=HOTWORDS_PROMPT.format(", ".join(names)) if names else None,
             )
             text = " ".join(
                 s.text.strip() for s in segments if s.no_speech_prob <= NO_SPEECH_MAX
