@@ -142,6 +142,26 @@ async def run_config(
     }
 
 
+def config_env(config: str) -> dict[str, str]:
+    """"base:no-early:threads=1" -> the daemon's environment for that configuration.
+
+    The first part is the STT model; then `no-early` (no transcription at the pause),
+    `threads=N` (CPU threads per engine) or `llm=NAME` (LLM engine)."""
+    model, *flags = config.split(":")
+    env = {"PERSONAE_STT_MODEL": model, "PERSONAE_STT_EARLY": "true"}
+    for flag in flags:
+        key, _, value = flag.partition("=")
+        if flag == "no-early":
+            env["PERSONAE_STT_EARLY"] = "false"
+        elif key == "threads":
+            env["PERSONAE_THREADS"] = value
+        elif key == "llm":
+            env["PERSONAE_LLM_ENGINE"] = value
+        else:
+            raise SystemExit(f"unknown configuration flag {flag!r} in {config!r}")
+    return env
+
+
 def plot(results: dict[str, dict], path: Path) -> None:
     import matplotlib
 
@@ -186,9 +206,9 @@ def main() -> None:
     ap.add_argument("--vad-turns", type=int, default=10, help="server-VAD turns per configuration")
     ap.add_argument(
         "--configs",
-        default="base,base:no-early,tiny.en",
-        help="daemon configurations to compare: STT model, ':no-early' turns off "
-        "transcription at the pause",
+        default="base,base:no-early,base:threads=1,tiny.en",
+        help="daemon configurations to compare: STT model, then ':no-early' (no "
+        "transcription at the pause), ':threads=N', ':llm=ENGINE'",
     )
     ap.add_argument("--url", help="measure an already running daemon instead")
     args = ap.parse_args()
@@ -202,14 +222,10 @@ def main() -> None:
         )
     else:
         for config in args.configs.split(","):
-            model, _, flag = config.partition(":")
-            env = {
-                "PERSONAE_STT_MODEL": model,
-                "PERSONAE_STT_EARLY": str(flag != "no-early").lower(),
-            }
-            print(f"starting daemon: whisper {model}, {flag or 'early'} ...", file=sys.stderr)
+            env = config_env(config)
+            print(f"starting daemon: {config} ({env}) ...", file=sys.stderr)
             with tempfile.TemporaryDirectory() as tmp, live_daemon(Path(tmp), env=env) as d:
-                results[f"whisper {config}"] = asyncio.run(
+                results[config] = asyncio.run(
                     run_config(d.ws, d.process.pid, audio, args.turns, args.vad_turns)
                 )
     machine = (
