@@ -22,6 +22,8 @@ ENGINES: dict[Kind, dict[str, str]] = {
     "llm": {
         "transformers": "personae.daemon.engines.llm_transformers:TransformersLLM",
         "vllm": "personae.daemon.engines.llm_openai:OpenAIServerLLM",
+        "llamacpp": "personae.daemon.engines.llm_llamacpp:LlamaCppLLM",
+        "transformers-batched": "personae.daemon.engines.llm_batched:BatchedTransformersLLM",
     },
     "tts": {
         "piper": "personae.daemon.engines.tts_piper:PiperTTS",
