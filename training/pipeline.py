@@ -116,7 +116,7 @@ class Pipeline:
         fp = _digest(
             [
                 self.recipe.fingerprint("characters", "strategies", "teacher"),
-                self.run.state()["ingest"]["fingerprint"],
+                self.run.state().get("ingest", {}).get("fingerprint", ""),
             ]
         )
         if self._skip("extract", fp, force):
@@ -407,8 +407,7 @@ class Pipeline:
                 train=self.recipe.train,
                 show_progress=self.show_progress,
             )
-            mates = [p for p in installed.values()]
-            check = check_adapter(result.adapter_dir, probe, cast_mates=mates)
+            check = check_adapter(result.adapter_dir, probe, cast_mates=dict(installed))
             target = install_adapter(
                 adapter_dir=result.adapter_dir,
                 store=store,

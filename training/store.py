@@ -47,8 +47,8 @@ def check_recipe_against_base(lora: LoraConfigSection, base_model: Any) -> list[
 
 
 def check_adapter(
-    adapter_dir: Path, base_model: Any, *, cast_mates: list[Path] = ()
-) -> dict[str, Any]:  # type: ignore[assignment]
+    adapter_dir: Path, base_model: Any, *, cast_mates: dict[str, Path] | None = None
+) -> dict[str, Any]:
     """After training: the daemon's own validation, and hot-swap compatibility with cast mates.
 
     The daemon swaps adapters in place when shapes and PEFT settings agree (use_rslora,
@@ -61,22 +61,24 @@ def check_adapter(
     from personae.daemon.engines.llm_transformers import inspect_adapter
     from personae.daemon.errors import ConfigError
 
+    # layer names and linear shapes of the plain base, as the daemon's engine takes them
+    modules = tuple(n for n, _ in base_model.named_modules() if n)
     linears = {
         n: (m.in_features, m.out_features)
         for n, m in base_model.named_modules()
         if isinstance(m, torch.nn.Linear)
     }
     try:
-        info = inspect_adapter(adapter_dir, base_model, linears)
+        info = inspect_adapter(adapter_dir, modules, linears)
     except ConfigError as exc:
         raise AdapterCompatError(f"trained adapter would not load in the daemon: {exc}") from exc
     swappable_with = []
-    for mate in cast_mates:
+    for mate, path in (cast_mates or {}).items():
         try:
-            other = inspect_adapter(mate, base_model, linears)
+            other = inspect_adapter(path, modules, linears)
             check_hotswap_configs_compatible(other.config, info.config)
             if other.shapes == info.shapes:
-                swappable_with.append(str(mate))
+                swappable_with.append(mate)
         except (ConfigError, ValueError):
             continue
     ranks = sorted({r for r, _, _ in info.shapes.values()})
