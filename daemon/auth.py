@@ -24,6 +24,7 @@ import contextlib
 import fnmatch
 import hashlib
 import hmac
+import ipaddress
 import json
 import os
 import re
@@ -208,9 +209,7 @@ class KeyStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             payload = {
                 "version": 1,
-                "keys": [
-                    {**asdict(r), "characters": list(r.characters)} for r in records.values()
-                ],
+                "keys": [{**asdict(r), "characters": list(r.characters)} for r in records.values()],
             }
             fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".keys-", suffix=".json")
             try:
@@ -297,3 +296,11 @@ def startup_banner(auth: Authenticator) -> str:
         )
     n = sum(r.active for r in auth.store.records())
     return f"API keys required ({n} active in {auth.store.path})"
+
+
+def is_loopback(host: str) -> bool:
+    """A client on this machine (Starlette's TestClient calls itself "testclient")."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host in ("testclient", "localhost")

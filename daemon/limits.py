@@ -151,9 +151,7 @@ class Limits:
             if principal is LOCAL:
                 bucket = self._new_bucket()
             else:
-                bucket = self._buckets.get(key) or self._buckets.setdefault(
-                    key, self._new_bucket()
-                )
+                bucket = self._buckets.get(key) or self._buckets.setdefault(key, self._new_bucket())
         try:
             yield SessionGuard(principal, bucket, strikes=self.strikes)
         finally:
