@@ -1,0 +1,92 @@
+"""The llama.cpp engine: converted adapters change replies as PEFT's do; streaming, stops, cancel."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from personae.daemon.characters import GenerationParams
+from personae.daemon.engines import gguf_lora, registry
+from personae.daemon.engines.base import ChatMessage, GenerationRequest
+from personae.daemon.errors import EngineError
+from tests.perf.conftest import SMITH
+
+pytestmark = pytest.mark.models
+
+GREEDY = GenerationParams(temperature=0.0, max_tokens=14, repetition_penalty=1.1)
+QUESTION = [ChatMessage("user", "Who are you?")]
+
+
+@pytest.fixture(scope="module")
+def llama(settings, adapter_dirs, tmp_path_factory):
+    from personae.daemon.engines.llm_llamacpp import LlamaCppLLM
+    from personae.daemon.models.smollm2 import gguf_path
+
+    engine = LlamaCppLLM(gguf_file=gguf_path(), lora_cache_dir=tmp_path_factory.mktemp("lora"))
+    engine.load_adapter("smith@1", adapter_dirs["smith"])
+    return engine
+
+
+def reply(engine, adapter=None, params=GREEDY, cancel=None) -> str:
+    request = GenerationRequest(messages=QUESTION, params=params, adapter=adapter)
+    return "".join(engine.generate(request, cancel or threading.Event()))
+
+
+def test_registered_by_name():
+    from personae.daemon.engines.llm_llamacpp import LlamaCppLLM
+
+    assert registry.engine_class("llm", "llamacpp") is LlamaCppLLM
+
+
+def test_converted_adapter_changes_replies_like_peft(llama):
+    # the transformers engine's reply with the same PEFT adapter is SMITH exactly
+    # (tests/engines); the converted GGUF must move llama.cpp to the same words
+    assert reply(llama, "smith@1").startswith(SMITH[:30])
+    base = reply(llama)
+    assert base and not base.startswith("Aye")
+    # prompt cache off: a base request after an adapter request is the base reply again
+    assert reply(llama, "smith@1").startswith(SMITH[:30])
+    assert reply(llama) == base
+
+
+def test_conversion_is_cached_by_content(llama, adapter_dirs, tmp_path):
+    base = llama._base
+    first = gguf_lora.converted(adapter_dirs["smith"], base, tmp_path)
+    mtime = first.stat().st_mtime_ns
+    assert gguf_lora.converted(adapter_dirs["smith"], base, tmp_path) == first
+    assert first.stat().st_mtime_ns == mtime
+    assert gguf_lora.converted(adapter_dirs["librarian"], base, tmp_path) != first
+
+
+def test_streams_token_by_token(llama):
+    request = GenerationRequest(messages=QUESTION, params=GREEDY, adapter="smith@1")
+    deltas = list(llama.generate(request, threading.Event()))
+    assert len(deltas) > 5
+    assert "".join(deltas).startswith(SMITH[:30])
+
+
+def test_stop_sequences_end_the_reply_and_are_never_yielded(llama):
+    params = GREEDY.model_copy(update={"stop": ("hammer",)})
+    text = reply(llama, "smith@1", params=params)
+    assert text.startswith("Aye, the forge")
+    assert "hammer" not in text and "ready" not in text
+
+
+def test_cancel_stops_within_a_token(llama):
+    cancel = threading.Event()
+    params = GREEDY.model_copy(update={"max_tokens": 200})
+    request = GenerationRequest(
+        messages=[ChatMessage("user", "Tell me a long story.")], params=params
+    )
+    deltas = []
+    for delta in llama.generate(request, cancel):
+        deltas.append(delta)
+        if len(deltas) == 3:
+            cancel.set()
+    assert 3 <= len(deltas) <= 4
+
+
+def test_unknown_adapter_is_refused(llama):
+    with pytest.raises(EngineError, match="not loaded"):
+        reply(llama, "nobody@1")
