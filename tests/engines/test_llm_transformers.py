@@ -68,6 +68,18 @@ def _short(engine, adapter, refs, ref_name=None) -> bool:
 # --- fixtures: the model loads once per module, adapters are trained once ---
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Decode on one thread: on a shared 2-core box, two OpenMP threads competing with
+    other processes spin and ran these tests ~6x slower (10 min against 1m40)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def base_dir(settings):
     return smollm2.base_model_dir(settings)
