@@ -60,8 +60,12 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Interface (default 127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8765)")] = None,
     config: Annotated[Path | None, typer.Option(help="TOML settings file")] = None,
+    ssl_certfile: Annotated[Path | None, typer.Option(help="TLS certificate (PEM): serve wss://")] = None,
+    ssl_keyfile: Annotated[Path | None, typer.Option(help="TLS private key (PEM)")] = None,
 ) -> None:
     """Run the daemon on the embedded default models and the default cast."""
+    if (ssl_certfile is None) != (ssl_keyfile is None):
+        raise typer.BadParameter("give both --ssl-certfile and --ssl-keyfile")
     _need("personae.daemon.app", "daemon")
     if config is not None:
         os.environ["PERSONAE_CONFIG"] = str(config)
@@ -81,8 +85,9 @@ def serve(
         warm_up(service, progress=_progress_printer())
     names = ", ".join(f"{c.name} ({c.id})" for c in service.cast.values())
     typer.secho(f"personae: cast {names}", fg="cyan", err=True)
+    scheme = "wss" if ssl_certfile else "ws"
     typer.secho(
-        f"personae: listening on ws://{settings.host}:{settings.port}/v1/realtime",
+        f"personae: listening on {scheme}://{settings.host}:{settings.port}/v1/realtime",
         fg="green",
         err=True,
     )
@@ -92,6 +97,8 @@ def serve(
         port=settings.port,
         ws_max_size=settings.max_frame_bytes,
         log_level="warning",
+        ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
+        ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
     )
 
 

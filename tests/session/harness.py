@@ -32,6 +32,8 @@ def fake_service(
         "vad_silence_ms": 300,
         "vad_min_speech_ms": 64,
         "database_url": f"sqlite:///{db}",
+        # a developer's own keys file must not switch these tests into key mode
+        "keys_file": db.parent / "keys.json",
     }
     defaults.update(settings)
     cast = load_cast([default_cast_dir()])
