@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from personae.daemon.characters import Character
 from personae.daemon.engines.base import ChatMessage
 
-
 #: chat-template control tokens of the common model families: ChatML and Llama 3
 #: (<|im_start|>, <|eot_id|>), DeepSeek (<｜...｜>), Llama 2/Mistral ([INST], <<SYS>>),
 #: Gemma (<start_of_turn>), sentence markers (<s>, </s>, <bos>, <eos>, <pad>, <unk>)
