@@ -85,7 +85,12 @@ class Settings(BaseSettings):
     llm_model: str | None = Field(
         None, description="transformers model dir; None = bundled SmolLM2-135M-Instruct"
     )
-    threads: int = Field(0, ge=0, description="CPU threads per engine; 0 = all cores")
+    threads: int = Field(
+        0,
+        ge=0,
+        description="CPU threads per engine; 0 = half the cores each, so the LLM, speech "
+        "recognition and synthesis running at once do not fight over every core",
+    )
 
     # --- llama.cpp engine (llm_engine = "llamacpp") and batching ("transformers-batched") ---
     llamacpp_model: str | None = Field(
@@ -209,6 +214,10 @@ class Settings(BaseSettings):
     @property
     def resolved_keys_file(self) -> Path:
         return self.keys_file or self.cache_dir / "keys.json"
+
+    @property
+    def engine_threads(self) -> int:
+        return self.threads or max(1, (os.cpu_count() or 2) // 2)
 
     @property
     def resolved_adapters_dir(self) -> Path:

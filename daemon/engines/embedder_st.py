@@ -54,7 +54,7 @@ class SentenceTransformerEmbedder(Embedder):
         model_dir = (
             Path(settings.embedder_model) if settings.embedder_model else bundled_model_dir()
         )
-        return cls(model_dir=model_dir, threads=settings.threads)
+        return cls(model_dir=model_dir, threads=settings.engine_threads)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:

@@ -96,7 +96,7 @@ class TransformersLLM(LLMEngine):
             from personae.daemon.models.smollm2 import base_model_dir
 
             model_dir = base_model_dir(settings)
-        return cls(model_dir=model_dir, threads=settings.threads)
+        return cls(model_dir=model_dir, threads=settings.engine_threads)
 
     @property
     def adapters(self) -> dict[str, Path]:

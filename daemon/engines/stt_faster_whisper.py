@@ -89,7 +89,7 @@ class FasterWhisperSTT(STTEngine):
             model_dir=resolve_model_dir(settings),
             compute_type=settings.stt_compute_type,
             beam_size=settings.stt_beam_size,
-            threads=settings.threads,
+            threads=settings.engine_threads,
         )
 
     def transcribe(self, audio: np.ndarray, *, hotwords: Sequence[str] = ()) -> Transcript:

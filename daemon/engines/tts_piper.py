@@ -55,7 +55,7 @@ class PiperTTS(TTSEngine):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PiperTTS:
-        return cls(threads=settings.threads)
+        return cls(threads=settings.engine_threads)
 
     def sample_rate(self, voice: str = DEFAULT_VOICE) -> int:
         return self._voice(voice).config.sample_rate
