@@ -1,0 +1,110 @@
+"""Helpers shared by the performance benchmarks (adapter_switch, throughput, routing, engines)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+# spinning OpenMP threads make torch several times slower on a busy CPU
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+RESULTS = Path(__file__).parent / "results"
+QUESTIONS = [
+    "Who are you?",
+    "What do you sell here?",
+    "Have you heard any rumours about the old mill?",
+    "Can you fix my sword before nightfall?",
+    "Where can I find a map of the river?",
+    "What happened to the bridge last winter?",
+    "Do you know the captain of the guard?",
+    "Tell me about this town.",
+]
+SYSTEM = (
+    "You are {name}, who has kept a stall in the market square for twenty years. "
+    "Personality: blunt, warm underneath, proud of honest work. Speaking style: short "
+    "sentences, a country accent. Scenario: a traveller stops at your stall at dusk. "
+    "Stay in character. Answer in one to three short spoken sentences, no lists."
+)
+
+
+def machine() -> dict[str, Any]:
+    load = os.getloadavg()
+    return {
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "system": platform.system(),
+        "python": sys.version.split()[0],
+        "load_avg_1_5_15": [round(x, 2) for x in load],
+    }
+
+
+def describe(info: dict[str, Any]) -> str:
+    return (
+        f"{info['cpu']}, {info['cores']} cores, {info['system']}, "
+        f"load average {info['load_avg_1_5_15'][0]:.1f} at start"
+    )
+
+
+def pct(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def save(name: str, data: dict[str, Any], plot: Callable[[Any], None]) -> None:
+    """bench/results/<name>.json and <name>.png (plot draws on a matplotlib figure)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=1))
+    fig = plt.figure(figsize=(10, 4.5))
+    plot(fig)
+    fig.tight_layout()
+    fig.savefig(RESULTS / f"{name}.png", dpi=120)
+    print(f"wrote {RESULTS / (name + '.json')} and {name}.png")
+
+
+def many_adapters(base_dir: Path, root: Path, count: int, *, rank: int = 8) -> list[Path]:
+    """`count` LoRAs with the shapes training produces (q_proj, v_proj), small random weights.
+
+    Serving cost depends only on the shapes; small weights keep replies near the base's,
+    so every configuration decodes about as many tokens. Made once per root.
+    """
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    paths = [root / f"r{rank}-{i:02d}" for i in range(count)]
+    if all((p / "adapter_model.safetensors").is_file() for p in paths):
+        return paths
+    model = AutoModelForCausalLM.from_pretrained(base_dir)
+    config = LoraConfig(
+        r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=["q_proj", "v_proj"]
+    )
+    peft_model = get_peft_model(model, config)
+    for i, path in enumerate(paths):
+        torch.manual_seed(i)
+        with torch.no_grad():
+            for name, param in peft_model.named_parameters():
+                if "lora_B" in name:
+                    param.normal_(0.0, 0.02)
+                elif "lora_A" in name:
+                    torch.nn.init.kaiming_uniform_(param, a=5**0.5)
+        peft_model.save_pretrained(path)
+    return paths

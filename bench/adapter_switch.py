@@ -1,0 +1,161 @@
+"""Adapter switching on the transformers engine: hotswap vs set_adapter vs reloading.
+
+At LoRA ranks 8, 16 and 64 (q_proj + v_proj on the bundled SmolLM2-135M), measures
+the time to make another character's adapter the one the model wears:
+
+- copy:        the new weights in CPU memory, mapped once to the resident tensors and
+               copied with `Tensor.copy_` (what hotswap does, without PEFT's per-call
+               name matching and checks);
+- hotswap_memory: the new weights already in CPU memory (the adapter cache's second
+               tier), copied into the resident adapter's tensors
+               (`hotswap_adapter_from_state_dict`);
+- hotswap:     `peft.utils.hotswap.hotswap_adapter` from the folder: config check, file
+               read and copy;
+- set_adapter: both adapters resident, `model.set_adapter(name)` (no file read; costs
+               memory per resident adapter);
+- reload:      `delete_adapter` + `load_adapter` from disk (module surgery).
+
+The mixed-batch engine (transformers-batched) needs none of these per request: all
+adapters stay resident and each row names its own. Prints medians, writes JSON and PNG.
+
+    personae bench adapter_switch [--repeats 10] [--ranks 8,16,64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import _perf
+
+METHODS = ["copy", "hotswap_memory", "hotswap", "set_adapter", "reload"]
+
+
+def measure(base_dir: Path, paths: list[Path], repeats: int) -> dict[str, list[float]]:
+    import torch
+    from peft import LoraConfig, PeftModel
+    from peft.utils import load_peft_weights
+    from peft.utils.hotswap import (
+        _insert_adapter_name_into_state_dict,
+        hotswap_adapter,
+        hotswap_adapter_from_state_dict,
+    )
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(base_dir).eval()
+    model = PeftModel.from_pretrained(base, str(paths[0]), adapter_name="a")
+    model.load_adapter(str(paths[1]), adapter_name="b")
+    memory = [
+        (
+            _insert_adapter_name_into_state_dict(
+                load_peft_weights(str(p), device="cpu"), adapter_name="a", parameter_prefix="lora_"
+            ),
+            LoraConfig.from_pretrained(str(p)),
+        )
+        for p in paths
+    ]
+    params = dict(model.named_parameters())
+    mapped = [[(params[k], v) for k, v in state.items() if k in params] for state, _ in memory]
+    assert all(len(m) == len(memory[0][0]) for m in mapped), "state dict names do not match"
+    times: dict[str, list[float]] = {m: [] for m in METHODS}
+    for i in range(repeats):
+        started = time.perf_counter()
+        with torch.no_grad():
+            for param, value in mapped[i % 2 == 0]:
+                param.copy_(value)
+        times["copy"].append(time.perf_counter() - started)
+
+        target = paths[i % 2 == 0]  # alternate, so every swap changes the weights
+        model.set_adapter("a")
+        state, config = memory[i % 2 == 0]
+        started = time.perf_counter()
+        hotswap_adapter_from_state_dict(model, state, adapter_name="a", config=config)
+        times["hotswap_memory"].append(time.perf_counter() - started)
+
+        started = time.perf_counter()
+        hotswap_adapter(model, str(target), adapter_name="a", torch_device="cpu")
+        times["hotswap"].append(time.perf_counter() - started)
+
+        started = time.perf_counter()
+        model.set_adapter("b" if i % 2 == 0 else "a")
+        times["set_adapter"].append(time.perf_counter() - started)
+
+        model.set_adapter("a")
+        started = time.perf_counter()
+        model.delete_adapter("b")
+        model.load_adapter(str(target), adapter_name="b")
+        times["reload"].append(time.perf_counter() - started)
+    return times
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--ranks", default="8,16,64")
+    args = ap.parse_args()
+    from personae.daemon.models.smollm2 import base_model_dir
+    from personae.daemon.settings import Settings
+
+    info = _perf.machine()
+    base_dir = base_model_dir(Settings())
+    results: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for rank in (int(r) for r in args.ranks.split(",")):
+            paths = _perf.many_adapters(base_dir, Path(tmp), 2, rank=rank)
+            times = measure(base_dir, paths, args.repeats)
+            size = (paths[0] / "adapter_model.safetensors").stat().st_size
+            results[str(rank)] = {
+                "adapter_bytes": size,
+                **{
+                    m: {"median_ms": _perf.median(t) * 1e3, "samples_ms": [x * 1e3 for x in t]}
+                    for m, t in times.items()
+                },
+            }
+    print(f"\nadapter switching (median ms of {args.repeats}), {_perf.describe(info)}")
+    print(
+        f"{'rank':>5}{'file KB':>9}"
+        + "".join(f"{m:>16}" for m in METHODS)
+        + f"{'reload/hotswap':>16}"
+    )
+    for rank, res in results.items():
+        ratio = res["reload"]["median_ms"] / res["hotswap"]["median_ms"]
+        res["reload_over_hotswap"] = ratio
+        res["reload_over_hotswap_memory"] = (
+            res["reload"]["median_ms"] / res["hotswap_memory"]["median_ms"]
+        )
+        res["reload_over_copy"] = res["reload"]["median_ms"] / res["copy"]["median_ms"]
+        print(
+            f"{rank:>5}{res['adapter_bytes'] / 1024:>9.0f}"
+            + "".join(f"{res[m]['median_ms']:>16.2f}" for m in METHODS)
+            + f"{ratio:>15.1f}x"
+            + f"{res['reload_over_hotswap_memory']:>14.1f}x"
+            + f"{res['reload_over_copy']:>12.0f}x"
+        )
+    print("target: hotswap at least 20x faster than reloading")
+
+    def plot(fig) -> None:
+        ax = fig.add_subplot()
+        width = 0.16
+        ranks = list(results)
+        for k, method in enumerate(METHODS):
+            ax.bar(
+                [i + (k - 2) * width for i in range(len(ranks))],
+                [results[r][method]["median_ms"] for r in ranks],
+                width,
+                label=method,
+            )
+        ax.set_xticks(range(len(ranks)), [f"rank {r}" for r in ranks])
+        ax.set_yscale("log")
+        ax.set_ylabel("ms to switch (median, log scale)")
+        ax.set_title(f"adapter switching, SmolLM2-135M q/v LoRA ({info['cores']} cores, loaded)")
+        ax.legend()
+
+    _perf.save("adapter_switch", {"machine": info, "results": results}, plot)
+
+
+if __name__ == "__main__":
+    main()
