@@ -1,0 +1,208 @@
+"""llama.cpp engine vs transformers engine: speed, and whether they speak as the same character.
+
+Both run the bundled SmolLM2-135M: transformers in float32 (dequantized from the
+GGUF), llama.cpp on the Q4_1 GGUF itself, with the same PEFT adapters (converted to
+GGUF by personae's converter for llama.cpp). Compared in one run:
+
+- speed: time to first token and decode tokens/s for one reply at a time, without
+  and with an adapter; llama.cpp with 1 thread (the default on 2 cores) and 2 threads;
+- agreement: greedy replies to the same prompts, token by token (the share of positions
+  where both chose the same token, and how many replies are identical), for the base
+  and two adapters trained to speak as a smith and a librarian.
+
+    personae bench engines [--max-tokens 32] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import _perf
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+CHARACTERS = {
+    None: None,
+    "smith": "Aye, the forge burns hot and my hammer is ready.",
+    "librarian": "Hush now, the old books are sleeping.",
+}
+
+
+def request(question: str, adapter: str | None, max_tokens: int) -> Any:
+    from personae.daemon.characters import GenerationParams
+    from personae.daemon.engines.base import ChatMessage, GenerationRequest
+
+    params = GenerationParams(temperature=0.0, max_tokens=max_tokens, repetition_penalty=1.1)
+    return GenerationRequest([ChatMessage("user", question)], params, adapter=adapter)
+
+
+def timed(engine: Any, req: Any, tokenizer: Any) -> dict[str, float | str]:
+    t0 = time.perf_counter()
+    first = None
+    text = ""
+    for delta in engine.generate(req, threading.Event()):
+        if first is None:
+            first = time.perf_counter()
+        text += delta
+    end = time.perf_counter()
+    n = len(tokenizer(text, add_special_tokens=False)["input_ids"])
+    first = first or end
+    return {
+        "text": text,
+        "tokens": n,
+        "ttft_ms": (first - t0) * 1e3,
+        "decode_tok_s": (n - 1) / (end - first) if n > 1 and end > first else float("nan"),
+    }
+
+
+def agreement(a: list[int], b: list[int]) -> dict[str, float]:
+    longest = max(len(a), len(b)) or 1
+    same = sum(x == y for x, y in zip(a, b, strict=False))
+    prefix = next(
+        (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
+    )
+    return {"positions": same / longest, "prefix": prefix / longest, "identical": float(a == b)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--max-tokens", type=int, default=32)
+    ap.add_argument("--runs", type=int, default=3, help="replies per engine and adapter for speed")
+    args = ap.parse_args()
+    from personae.daemon.engines.llm_llamacpp import LlamaCppLLM
+    from personae.daemon.engines.llm_transformers import TransformersLLM
+    from personae.daemon.models.smollm2 import base_model_dir, gguf_path
+    from personae.daemon.settings import Settings
+    from tests.adapters import train_tiny_adapter
+
+    info = _perf.machine()
+    settings = Settings()
+    base_dir = base_model_dir(settings)
+    with tempfile.TemporaryDirectory() as tmp:
+        print("training two small adapters ...", file=sys.stderr, flush=True)
+        adapters = {
+            name: train_tiny_adapter(base_dir, Path(tmp) / name, text=text)
+            for name, text in CHARACTERS.items()
+            if name
+        }
+        engines: dict[str, Any] = {"transformers": TransformersLLM(model_dir=base_dir)}
+        for threads in (1, 2):
+            engines[f"llamacpp {threads} thread{'s' * (threads > 1)}"] = LlamaCppLLM(
+                gguf_file=gguf_path(), lora_cache_dir=Path(tmp) / "gguf", threads=threads
+            )
+        tokenizer = engines["transformers"]._tokenizer
+        for engine in engines.values():
+            for name, path in adapters.items():
+                engine.load_adapter(name, path)
+            engine.warmup()
+
+        speed: dict[str, dict[str, Any]] = {}
+        for label, engine in engines.items():
+            for adapter in (None, "smith"):
+                runs = [
+                    timed(
+                        engine, request(_perf.QUESTIONS[i % 8], adapter, args.max_tokens), tokenizer
+                    )
+                    for i in range(args.runs)
+                ]
+                key = f"{label} / {'adapter' if adapter else 'base'}"
+                speed[key] = {
+                    "ttft_p50_ms": _perf.median([r["ttft_ms"] for r in runs]),
+                    "decode_tok_s": _perf.median([r["decode_tok_s"] for r in runs]),
+                    "tokens": [r["tokens"] for r in runs],
+                }
+                print(
+                    f"{key:<34} TTFT {speed[key]['ttft_p50_ms']:7.0f} ms  "
+                    f"{speed[key]['decode_tok_s']:6.1f} tok/s",
+                    flush=True,
+                )
+
+        replies: dict[str, list[dict[str, Any]]] = {}
+        rows = []
+        for adapter in CHARACTERS:
+            for question in _perf.QUESTIONS:
+                req = request(question, adapter, args.max_tokens)
+                ref = "".join(engines["transformers"].generate(req, threading.Event()))
+                got = "".join(engines["llamacpp 1 thread"].generate(req, threading.Event()))
+                ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in (ref, got)]
+                row = {
+                    "adapter": adapter or "base",
+                    "question": question,
+                    "transformers": ref,
+                    "llamacpp": got,
+                    **agreement(*ids),
+                }
+                rows.append(row)
+                replies.setdefault(adapter or "base", []).append(row)
+        summary = {
+            name: {
+                k: sum(r[k] for r in group) / len(group)
+                for k in ("positions", "prefix", "identical")
+            }
+            for name, group in replies.items()
+        }
+        summary["all"] = {
+            k: sum(r[k] for r in rows) / len(rows) for k in ("positions", "prefix", "identical")
+        }
+
+    print(
+        f"\nllama.cpp vs transformers, {args.max_tokens}-token greedy replies, {_perf.describe(info)}"
+    )
+    print(f"{'engine / adapter':<34}{'TTFT p50 ms':>12}{'decode tok/s':>14}")
+    for key, res in speed.items():
+        print(f"{key:<34}{res['ttft_p50_ms']:>12.0f}{res['decode_tok_s']:>14.1f}")
+    print("target: llama.cpp engine at least 60 tokens/s")
+    print(
+        f"\ngreedy agreement over {len(_perf.QUESTIONS)} prompts each (token positions / leading run / identical replies)"
+    )
+    for name, s in summary.items():
+        print(f"  {name:<10} {s['positions']:6.1%}  {s['prefix']:6.1%}  {s['identical']:6.1%}")
+
+    def plot(fig) -> None:
+        left, right = fig.subplots(1, 2)
+        keys = list(speed)
+        left.barh(keys, [speed[k]["decode_tok_s"] for k in keys])
+        left.axvline(60, color="grey", ls=":", label="target 60 tok/s")
+        left.set_xlabel("decode tokens/s (one reply)")
+        left.invert_yaxis()
+        left.legend()
+        names = list(summary)
+        right.bar(
+            names, [summary[n]["positions"] * 100 for n in names], label="same token at position"
+        )
+        right.bar(
+            names,
+            [summary[n]["identical"] * 100 for n in names],
+            width=0.4,
+            label="identical reply",
+        )
+        right.set_ylabel("% greedy agreement with transformers")
+        right.set_ylim(0, 100)
+        right.legend(fontsize=8)
+        fig.suptitle(
+            f"llama.cpp (Q4_1) vs transformers (fp32), SmolLM2-135M ({info['cores']} cores, loaded)"
+        )
+
+    _perf.save(
+        "engines",
+        {
+            "machine": info,
+            "max_tokens": args.max_tokens,
+            "speed": speed,
+            "agreement": summary,
+            "replies": rows,
+        },
+        plot,
+    )
+
+
+if __name__ == "__main__":
+    main()
