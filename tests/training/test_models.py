@@ -185,3 +185,23 @@ def test_qlora_on_cpu_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(RecipeError, match=r"lora.quantization = 'nf4'.*CUDA"):
         _load_model(resolve_base(None), "nf4")
     assert TrainConfig().max_length == 256
+
+
+def test_bundled_cast_adapters_load_in_the_daemon() -> None:
+    """The adapters trained on the story for the default cast, as the daemon serves them."""
+    from personae.daemon.characters import default_cast_dir
+    from personae.daemon.engines.llm_transformers import TransformersLLM
+    from personae.training.base import base_fingerprint, resolve_base
+
+    root = default_cast_dir() / "adapters"
+    found = sorted(p.parent.name for p in root.glob("*/v1/adapter_config.json"))
+    assert found == ["bram", "mara", "wren"]
+    base_dir = resolve_base(None)
+    llm = TransformersLLM(model_dir=base_dir)
+    replies = {}
+    for cid in found:
+        manifest = json.loads((root / cid / "v1" / "manifest.json").read_text())
+        assert manifest["base"] == base_fingerprint(base_dir)  # trained for this very base
+        llm.load_adapter(cid, root / cid / "v1")
+        replies[cid] = _reply(llm, cid)
+    assert all(replies.values())
