@@ -194,7 +194,7 @@ def test_bundled_cast_adapters_load_in_the_daemon() -> None:
     from personae.training.base import base_fingerprint, resolve_base
 
     root = default_cast_dir() / "adapters"
-    found = sorted(p.parent.name for p in root.glob("*/v1/adapter_config.json"))
+    found = sorted(p.parent.parent.name for p in root.glob("*/v1/adapter_config.json"))
     assert found == ["bram", "mara", "wren"]
     base_dir = resolve_base(None)
     llm = TransformersLLM(model_dir=base_dir)
