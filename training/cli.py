@@ -131,7 +131,7 @@ def export(
 
     def go() -> None:
         from personae.training import export as ex
-        from personae.training.base import base_model_id, resolve_base
+        from personae.training.base import base_model_ref, resolve_base
         from personae.training.errors import TrainingError
 
         p = _pipeline(recipe, quiet)
@@ -143,7 +143,7 @@ def export(
             if format is ExportFormat.axolotl:
                 path = ex.export_axolotl(
                     out,
-                    base_model=base_model_id(resolve_base(p.recipe.base_model)),
+                    base_model=base_model_ref(resolve_base(p.recipe.base_model)),
                     train_file=data / "train.jsonl",
                     val_file=data / "val.jsonl",
                     lora=p.recipe.lora,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import shutil
 from pathlib import Path
 from typing import Any
@@ -36,8 +37,10 @@ def export_axolotl(
     config: dict[str, Any] = {
         "base_model": base_model,
         "chat_template": "chatml",
-        "datasets": [{"path": "train.jsonl", "ds_type": "json", **dataset}],
-        "test_datasets": [{"path": "val.jsonl", "ds_type": "json", "split": "train", **dataset}],
+        "datasets": [{"path": "train.jsonl", "ds_type": "json", **copy.deepcopy(dataset)}],
+        "test_datasets": [
+            {"path": "val.jsonl", "ds_type": "json", "split": "train", **copy.deepcopy(dataset)}
+        ],
         "dataset_prepared_path": "prepared",
         "output_dir": "adapter",
         "adapter": "qlora" if lora.quantization == "nf4" else "lora",

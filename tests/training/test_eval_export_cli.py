@@ -96,6 +96,7 @@ def test_axolotl_export(tmp_path: Path) -> None:
         lora=LoraConfigSection(),
         train=TrainConfig(),
     )
+    assert "&id" not in config.read_text()  # plain YAML, no anchors
     data = yaml.safe_load(config.read_text())
     assert data["adapter"] == "lora" and data["lora_r"] == 16 and data["lora_alpha"] == 32
     assert data["lora_target_modules"] == ["q_proj", "k_proj", "v_proj", "o_proj"]
