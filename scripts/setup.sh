@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 VENV=${PERSONAE_VENV:-.venv}
-EXTRAS="daemon,piper,models"
+EXTRAS="daemon,piper,models,llamacpp"
 DEV=0
 if [[ "${1:-}" == "--dev" ]]; then
   EXTRAS="$EXTRAS,training,dev"

@@ -12,7 +12,6 @@ import pytest
 from personae.daemon.characters import AdapterRef, GenerationParams, default_cast_dir, load_cast
 from personae.daemon.engines.base import ChatMessage
 from personae.daemon.service import Engines, Service
-from personae.daemon.session.prompt import Turn, build_messages
 from personae.daemon.settings import Settings
 from personae.daemon.testing import FakeEmbedder, FakeSTT, FakeTTS, FakeVAD
 from personae.sdk import protocol as p
@@ -58,6 +57,16 @@ def service(store, settings):
         tts={"piper": tts, "espeak": tts},
     )
     svc = Service.create(test_settings, engines=engines, cast=cast)
+    # record what the daemon actually asks the model, to replay it on a fresh load
+    llm = engines.llm
+    generate = llm.generate
+    llm.requests = []
+
+    def recording(request, cancel):
+        llm.requests.append(request)
+        return generate(request, cancel)
+
+    llm.generate = recording
     yield svc
     svc.close()
 
@@ -99,10 +108,11 @@ async def test_daemon_reply_with_adapter_equals_fresh_peft_load_and_differs_from
     service, store, base_dir
 ) -> None:
     question = "Who are you?"
-    bram = service.cast["bram"]
-    messages = build_messages(bram, [Turn("player", question)])
-
     with_adapter = await ask(service, "bram", question)
+    request = service.engines.llm.requests[-1]
+    messages = list(request.messages)
+    assert request.adapter == "bram-voice@v1"
+    assert messages[-1].content == question and "You are Bram." in messages[0].content
     expected = reference_reply(base_dir, store / "bram-voice" / "v1", messages)
     base = reference_reply(base_dir, None, messages)
 
@@ -113,7 +123,8 @@ async def test_daemon_reply_with_adapter_equals_fresh_peft_load_and_differs_from
 
 async def test_characters_without_adapter_speak_with_the_base_model(service, base_dir) -> None:
     question = "Who are you?"
-    mara = service.cast["mara"]
     reply = await ask(service, "mara", question)
-    expected = reference_reply(base_dir, None, build_messages(mara, [Turn("player", question)]))
+    request = service.engines.llm.requests[-1]
+    assert request.adapter is None
+    expected = reference_reply(base_dir, None, list(request.messages))
     assert norm(reply) == norm(expected)
