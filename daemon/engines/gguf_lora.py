@@ -36,6 +36,9 @@ from personae.daemon.errors import ConfigError
 VERSION = 1
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
+#: architectures whose GGUF q/k rows llama.cpp's converter permutes (Llama-style RoPE);
+#: NeoX-style models (Qwen, Phi, ...) keep HF's row order
+PERMUTED_QK = frozenset({"llama"})
 _KEY = re.compile(
     r"^base_model\.model\.(?P<module>.+)\.(?P<part>lora_A|lora_B)(?:\.[^.]+)?\.weight$"
 )
@@ -150,9 +153,9 @@ def convert(adapter_dir: Path, base: BaseInfo, out: Path) -> None:
         if gguf_name is None:
             raise ConfigError(f"adapter {adapter_dir}: no {base.arch} tensor for {module!r}")
         a, b = ab["lora_A"], ab["lora_B"] * _scaling(config, module, ab["lora_A"].shape[0])
-        if module.endswith("q_proj"):
+        if base.arch in PERMUTED_QK and module.endswith("q_proj"):
             b = _rope_permute(b, base.n_head)
-        elif module.endswith("k_proj"):
+        elif base.arch in PERMUTED_QK and module.endswith("k_proj"):
             b = _rope_permute(b, base.n_head_kv)
         # numpy (r, in) and (out, r) are ggml's ne [in, r] and [r, out]: what llama.cpp wants
         writer.add_tensor(f"{gguf_name}.weight.lora_a", np.ascontiguousarray(a))
