@@ -197,8 +197,14 @@ class BatchedTransformersLLM(TransformersLLM):
             else:
                 joining.append(row)
         if joining:
-            logits, new_cache, new_mask = self._prefill(joining)
-            self._emit(joining, logits)
+            try:
+                logits, new_cache, new_mask = self._prefill(joining)
+                self._emit(joining, logits)
+            except Exception as exc:  # the newcomers fail; the running rows carry on
+                log.exception("batched prefill failed")
+                for row in joining:
+                    self._finish(row, EngineError(f"prefill failed: {exc}", engine=self.name))
+                return rows, cache, mask
             rows, cache, mask = self._merge(rows, cache, mask, joining, new_cache, new_mask)
             rows, cache, mask = self._drop_finished(rows, cache, mask)
             return rows, cache, mask
