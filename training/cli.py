@@ -125,6 +125,7 @@ def export(
     recipe: RecipeArg,
     format: Annotated[ExportFormat, typer.Option("--format", "-f")] = ExportFormat.hosted,
     character: Annotated[list[str] | None, typer.Option("--character", "-c")] = None,
+    adapters_dir: AdaptersOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Axolotl config + dataset, hosted fine-tuning JSONL, or a merged standalone model."""
@@ -134,7 +135,7 @@ def export(
         from personae.training.base import base_model_ref, resolve_base
         from personae.training.errors import TrainingError
 
-        p = _pipeline(recipe, quiet)
+        p = _pipeline(recipe, quiet, adapters_dir)
         for cid in character or [t.id for t in p.recipe.characters]:
             data = p.run / f"dataset/{cid}"
             if not (data / "train.jsonl").is_file():

@@ -130,10 +130,13 @@ def attribution_report(
     prompts: dict[str, list[list[dict[str, str]]]],
     generate: Generate,
     adapters: dict[str, str],
+    *,
+    on_reply: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Accuracy of the classifier on replies generated with each adapter vs prompt only.
 
-    `prompts[cid]` are [system, user] message lists; `adapters[cid]` the resident name.
+    `prompts[cid]` are [system, user] message lists; `adapters[cid]` the resident name;
+    `on_reply` is called after each generated reply (progress).
     """
     clf = StyleClassifier(train_lines)
     result: dict[str, Any] = {"per_character": {}, "samples": []}
@@ -143,7 +146,11 @@ def attribution_report(
         for cond, adapter in (("adapter", adapters.get(cid)), ("prompt_only", None)):
             if cond == "adapter" and adapter is None:
                 continue
-            replies = [generate(adapter, msgs) for msgs in plist]
+            replies = []
+            for msgs in plist:
+                replies.append(generate(adapter, msgs))
+                if on_reply is not None:
+                    on_reply()
             guesses = clf.predict([r or "…" for r in replies])
             hits = sum(g == cid for g in guesses)
             row[cond] = round(hits / max(1, len(replies)), 3)

@@ -480,12 +480,15 @@ class Pipeline:
         llm = TransformersLLM(model_dir=base_dir)
         for cid, path in adapters.items():
             llm.load_adapter(cid, path)
-        attribution = attribution_report(
-            train_lines,
-            prompts,
-            engine_generator(llm, max_new_tokens=cfg.max_new_tokens),
-            {cid: cid for cid in adapters},
-        )
+        with self.progress() as bar:
+            task = bar.add_task("attribution replies", total=2 * sum(map(len, prompts.values())))
+            attribution = attribution_report(
+                train_lines,
+                prompts,
+                engine_generator(llm, max_new_tokens=cfg.max_new_tokens),
+                {cid: cid for cid in adapters},
+                on_reply=lambda: bar.advance(task),
+            )
         report = {
             "perplexity": ppl,
             "attribution": attribution,
