@@ -15,7 +15,9 @@ the time to make another character's adapter the one the model wears:
                memory per resident adapter);
 - reload:      `delete_adapter` + `load_adapter` from disk (module surgery).
 
-The mixed-batch engine (transformers-batched) needs none of these per request: all
+Then the engines' own `swap_adapter` (validation included): the transformers engine
+(PEFT's hotswap) and transformers-batched (the mapped copy), against the engine's
+unload + load. The mixed-batch engine (transformers-batched) needs no switch per request: all
 adapters stay resident and each row names its own. Prints medians, writes JSON and PNG.
 
     personae bench adapter_switch [--repeats 10] [--ranks 8,16,64]
@@ -31,6 +33,8 @@ from pathlib import Path
 import _perf
 
 METHODS = ["copy", "hotswap_memory", "hotswap", "set_adapter", "reload"]
+#: the same switch through the engines' own API (folder in, validation included)
+ENGINE_METHODS = ["engine swap (transformers)", "engine swap (batched)", "engine reload"]
 
 
 def measure(base_dir: Path, paths: list[Path], repeats: int) -> dict[str, list[float]]:
@@ -90,6 +94,32 @@ def measure(base_dir: Path, paths: list[Path], repeats: int) -> dict[str, list[f
     return times
 
 
+def measure_engines(base_dir: Path, paths: list[Path], repeats: int) -> dict[str, list[float]]:
+    from personae.daemon.engines.llm_batched import BatchedTransformersLLM
+    from personae.daemon.engines.llm_transformers import TransformersLLM
+
+    times: dict[str, list[float]] = {m: [] for m in ENGINE_METHODS}
+    plain = TransformersLLM(model_dir=base_dir)
+    batched = BatchedTransformersLLM(model_dir=base_dir)
+    try:
+        for engine in (plain, batched):
+            engine.load_adapter("a", paths[0])
+            engine.load_adapter("keep", paths[1])  # unloading "a" then leaves a PeftModel
+        for i in range(repeats):
+            target = paths[i % 2 == 0]
+            for engine, method in ((plain, ENGINE_METHODS[0]), (batched, ENGINE_METHODS[1])):
+                started = time.perf_counter()
+                engine.swap_adapter("a", target)
+                times[method].append(time.perf_counter() - started)
+            started = time.perf_counter()
+            plain.unload_adapter("a")
+            plain.load_adapter("a", target)
+            times["engine reload"].append(time.perf_counter() - started)
+    finally:
+        batched.close()
+    return times
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -107,6 +137,7 @@ def main() -> None:
         for rank in (int(r) for r in args.ranks.split(",")):
             paths = _perf.many_adapters(base_dir, Path(tmp), 2, rank=rank)
             times = measure(base_dir, paths, args.repeats)
+            times.update(measure_engines(base_dir, paths, args.repeats))
             size = (paths[0] / "adapter_model.safetensors").stat().st_size
             results[str(rank)] = {
                 "adapter_bytes": size,
@@ -115,35 +146,41 @@ def main() -> None:
                     for m, t in times.items()
                 },
             }
+    columns = [*METHODS, *ENGINE_METHODS]
     print(f"\nadapter switching (median ms of {args.repeats}), {_perf.describe(info)}")
-    print(
-        f"{'rank':>5}{'file KB':>9}"
-        + "".join(f"{m:>16}" for m in METHODS)
-        + f"{'reload/hotswap':>16}"
-    )
+    print(f"{'rank':>5}{'file KB':>9}" + "".join(f"{m[:26]:>28}" for m in columns))
     for rank, res in results.items():
-        ratio = res["reload"]["median_ms"] / res["hotswap"]["median_ms"]
-        res["reload_over_hotswap"] = ratio
-        res["reload_over_hotswap_memory"] = (
-            res["reload"]["median_ms"] / res["hotswap_memory"]["median_ms"]
-        )
-        res["reload_over_copy"] = res["reload"]["median_ms"] / res["copy"]["median_ms"]
         print(
             f"{rank:>5}{res['adapter_bytes'] / 1024:>9.0f}"
-            + "".join(f"{res[m]['median_ms']:>16.2f}" for m in METHODS)
-            + f"{ratio:>15.1f}x"
-            + f"{res['reload_over_hotswap_memory']:>14.1f}x"
-            + f"{res['reload_over_copy']:>12.0f}x"
+            + "".join(f"{res[m]['median_ms']:>28.2f}" for m in columns)
+        )
+    print("\nreload over each switch (how many times faster the switch is than reloading)")
+    pairs = {
+        "PEFT hotswap": ("reload", "hotswap"),
+        "PEFT hotswap, weights in memory": ("reload", "hotswap_memory"),
+        "copy": ("reload", "copy"),
+        "engine swap (transformers)": ("engine reload", "engine swap (transformers)"),
+        "engine swap (batched)": ("engine reload", "engine swap (batched)"),
+    }
+    for rank, res in results.items():
+        res["speedups"] = {
+            label: res[slow]["median_ms"] / res[fast]["median_ms"]
+            for label, (slow, fast) in pairs.items()
+        }
+        print(
+            f"  rank {rank:>3}: "
+            + ", ".join(f"{label} {x:.1f}x" for label, x in res["speedups"].items())
         )
     print("target: hotswap at least 20x faster than reloading")
 
     def plot(fig) -> None:
         ax = fig.add_subplot()
-        width = 0.16
+        columns = [*METHODS, *ENGINE_METHODS]
+        width = 0.8 / len(columns)
         ranks = list(results)
-        for k, method in enumerate(METHODS):
+        for k, method in enumerate(columns):
             ax.bar(
-                [i + (k - 2) * width for i in range(len(ranks))],
+                [i + (k - (len(columns) - 1) / 2) * width for i in range(len(ranks))],
                 [results[r][method]["median_ms"] for r in ranks],
                 width,
                 label=method,
@@ -152,7 +189,7 @@ def main() -> None:
         ax.set_yscale("log")
         ax.set_ylabel("ms to switch (median, log scale)")
         ax.set_title(f"adapter switching, SmolLM2-135M q/v LoRA ({info['cores']} cores, loaded)")
-        ax.legend()
+        ax.legend(fontsize=7, ncol=2)
 
     _perf.save("adapter_switch", {"machine": info, "results": results}, plot)
 

@@ -82,3 +82,17 @@ def test_cancelled_row_leaves_and_the_others_finish(engines):
         kept = pool.submit(run, batched, keep)
         assert stopped.result() <= 3
         assert kept.result() == run(single, keep)
+
+
+def test_hotswap_by_copy_equals_a_fresh_load(engines, adapter_dirs):
+    single, batched = engines
+    question = request(QUESTIONS[0], "live", 10)
+    batched.load_adapter("live", adapter_dirs["smith"])
+    try:
+        batched.swap_adapter("live", adapter_dirs["librarian"])
+        assert run(batched, question) == run(single, request(QUESTIONS[0], "librarian", 10))
+        batched.swap_adapter("live", adapter_dirs["smith"])
+        assert run(batched, question) == run(single, request(QUESTIONS[0], "smith", 10))
+        assert batched.adapters["live"] == adapter_dirs["smith"].resolve()
+    finally:
+        batched.unload_adapter("live")
