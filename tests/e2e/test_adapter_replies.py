@@ -46,7 +46,7 @@ def service(store, settings):
     cast["bram"] = cast["bram"].model_copy(
         update={"adapter": AdapterRef(name="bram-voice", version="v1"), "generation": GREEDY}
     )
-    cast["mara"] = cast["mara"].model_copy(update={"generation": GREEDY})
+    cast["mara"] = cast["mara"].model_copy(update={"generation": GREEDY, "adapter": None})
     test_settings = Settings(adapters_dir=store, audio_lead_ms=0, cache_dir=settings.cache_dir)
     tts = FakeTTS()
     engines = Engines(

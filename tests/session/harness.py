@@ -36,7 +36,12 @@ def fake_service(
         "keys_file": db.parent / "keys.json",
     }
     defaults.update(settings)
-    cast = load_cast([default_cast_dir()])
+    # the default cast without its adapters: fake LLMs ignore weights, and tests that
+    # are about adapters give their characters the ones they need
+    cast = {
+        cid: ch.model_copy(update={"adapter": None})
+        for cid, ch in load_cast([default_cast_dir()]).items()
+    }
     tts = tts or FakeTTS()
     engines = Engines(
         vad=FakeVAD(),
