@@ -66,6 +66,9 @@ def serve(
     """Run the daemon on the embedded default models and the default cast."""
     if (ssl_certfile is None) != (ssl_keyfile is None):
         raise typer.BadParameter("give both --ssl-certfile and --ssl-keyfile")
+    # OpenMP threads that spin while idle steal the cores the other engines need
+    # (measured: a training step 8x slower on a busy 2-core machine); set before torch loads
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     _need("personae.daemon.app", "daemon")
     if config is not None:
         os.environ["PERSONAE_CONFIG"] = str(config)
