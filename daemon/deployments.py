@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from personae.daemon.characters import Character, GenerationParams
+from personae.daemon.characters import Character, GenerationParams, default_cast_dir
 from personae.daemon.engines.base import ChatMessage, GenerationRequest
 from personae.daemon.errors import ClientError
 from personae.daemon.runtime import Deployment, DeploymentWatcher, Gate, Registry, VersionInfo
@@ -46,7 +46,7 @@ class Deployments:
         self.environment = s.environment
         self.registry = Registry(
             service.database,
-            adapters_dir=s.resolved_adapters_dir,
+            adapters_dir=(default_cast_dir() / "adapters", s.resolved_adapters_dir),
             gate=Gate(thresholds=dict(s.deploy_min_metrics), smoke=self.smoke),
         )
         self._watcher = DeploymentWatcher(self.registry, environment=self.environment)

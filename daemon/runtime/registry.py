@@ -27,7 +27,7 @@ import math
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,12 +136,18 @@ class Registry:
         engine: Engine,
         *,
         gate: Gate | None = None,
-        adapters_dir: Path | None = None,
+        adapters_dir: Path | Sequence[Path] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._sessions = Sessions(engine)
         self._gate = gate or Gate()
-        self._adapters_dir = adapters_dir
+        # several roots are searched in order (the bundled cast's adapters, then the store)
+        if adapters_dir is None:
+            self._adapter_roots: tuple[Path, ...] = ()
+        elif isinstance(adapters_dir, Path):
+            self._adapter_roots = (adapters_dir,)
+        else:
+            self._adapter_roots = tuple(adapters_dir)
         self._clock = clock
         self._listeners: list[Callable[[Deployment], None]] = []
         self._lock = threading.Lock()
@@ -477,14 +483,19 @@ class Registry:
         return deployment
 
     def _adapter_path(self, name: str, version: str) -> Path | None:
-        if self._adapters_dir is None:
+        """The folder of adapter name/version: the first root that holds it, else where
+        the last root (the store) would hold it, so a missing adapter is reported there."""
+        if not self._adapter_roots:
             return None
-        root = self._adapters_dir.resolve()
-        path = (root / name / version).resolve()
-        if root not in path.parents:
-            raise AdapterIntegrityError(
-                f"adapter {name}/{version} resolves outside the adapter store"
-            )
+        path = None
+        for root in (r.resolve() for r in self._adapter_roots):
+            path = (root / name / version).resolve()
+            if root not in path.parents:
+                raise AdapterIntegrityError(
+                    f"adapter {name}/{version} resolves outside the adapter store"
+                )
+            if (path / "adapter_config.json").is_file():
+                return path
         return path
 
     def _row(self, s: Session, character_id: str, version: str) -> CharacterVersionRow:

@@ -47,9 +47,20 @@ class EchoLLM(_FromSettings, LLMEngine):
     """Answers with the system prompt: what the character was told, memory included."""
 
     name = "echo"
+    # the default cast wears adapters: accept them (the echo reads no weights)
+    supports_adapters = True
+
+    def __init__(self) -> None:
+        self.adapters: dict[str, str] = {}
 
     def generate(self, request: GenerationRequest, cancel: threading.Event) -> Iterator[str]:
         yield request.messages[0].content
+
+    def load_adapter(self, name: str, path: str) -> None:
+        self.adapters[name] = path
+
+    def unload_adapter(self, name: str) -> None:
+        self.adapters.pop(name)
 
 
 def main() -> None:
