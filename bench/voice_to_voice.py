@@ -193,7 +193,8 @@ def plot(results: dict[str, dict], path: Path) -> None:
     ax.invert_yaxis()
     ax.set_xlabel("ms after the player's last byte (p50, cumulative by stage)")
     ax.set_title("personae voice-to-voice latency")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.set_xlim(0, ax.get_xlim()[1] * 1.12)  # room for the labels
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=len(STAGES))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
