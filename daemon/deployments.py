@@ -46,7 +46,7 @@ class Deployments:
         self.environment = s.environment
         self.registry = Registry(
             service.database,
-            adapters_dir=(default_cast_dir() / "adapters", s.resolved_adapters_dir),
+            adapters_dir=(s.resolved_adapters_dir, default_cast_dir() / "adapters"),
             gate=Gate(thresholds=dict(s.deploy_min_metrics), smoke=self.smoke),
         )
         self._watcher = DeploymentWatcher(self.registry, environment=self.environment)

@@ -239,14 +239,16 @@ def open_runtime(settings: Settings, embedder: Embedder) -> tuple[Engine, Charac
 
 
 def resolve_adapter(settings: Settings, character: Character) -> Path:
-    """Adapter folder for a character: bundled cast adapters first, then the store.
+    """Adapter folder for a character: the adapter store first, then the bundled cast's.
 
     Names and versions are validated identifiers, and the resolved path must stay
     under its root, so a character file cannot point the daemon at arbitrary files.
     """
     ref = character.adapter
     assert ref is not None
-    roots = [default_cast_dir() / "adapters", settings.resolved_adapters_dir]
+    # the store first: an adapter installed there (a shared volume a vLLM host also
+    # sees, a retrained version) takes precedence over the one bundled with the cast
+    roots = [settings.resolved_adapters_dir, default_cast_dir() / "adapters"]
     for root in roots:
         candidate = (root / ref.name / ref.version).resolve()
         if not candidate.is_relative_to(root.resolve()):
