@@ -25,5 +25,7 @@ def daemon(tmp_path_factory):
     """One real daemon for the whole run: embedded models, default cast, real socket."""
     from personae.daemon.process import live_daemon
 
-    with live_daemon(tmp_path_factory.mktemp("daemon")) as d:
+    # reply audio paced close to real time, so even a short reply is still playing
+    # when a barge-in test talks over it
+    with live_daemon(tmp_path_factory.mktemp("daemon"), env={"PERSONAE_AUDIO_LEAD_MS": "300"}) as d:
         yield d

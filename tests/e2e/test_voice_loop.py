@@ -50,7 +50,7 @@ async def test_spoken_question_over_sdk_is_heard_routed_answered_and_spoken(
         len(reply.audio) / 2 / reply.sample_rate * 1000, abs=5
     )
     back = heard_back(whisper, reply.audio, reply.sample_rate)
-    assert len(words(back)) >= 2, f"reply audio did not transcribe as speech: {back!r}"
+    assert words(back), f"reply audio did not transcribe as speech: {back!r}"
     # what was said back overlaps what was written
     assert words(back) & words(reply.text), (back, reply.text)
 
@@ -96,7 +96,9 @@ async def test_raw_json_frames_text_turn_with_other_output_rate(daemon, whisper)
     done = events[-1]["response"]
     assert done["status"] == "completed" and done["character"] == "bram"
     assert done["output_text"] == text.strip() and done["output_sample_rate"] == 16000
-    assert len(words(heard_back(whisper, audio, 16000))) >= 2
+    back = heard_back(whisper, audio, 16000)
+    # the reply may be as short as "No." (Bram is blunt): what is heard is what was written
+    assert words(back) & words(text), f"reply audio {back!r} does not say {text!r}"
 
 
 async def test_barge_in_cancels_the_reply_and_no_more_of_its_audio_arrives(daemon) -> None:
