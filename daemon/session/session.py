@@ -204,7 +204,7 @@ class RealtimeSession:
                 await self._audio_in.put(pcm.pcm16_to_float32(data))
             case p.InputAudioBufferCommit():
                 await self._drain_audio()
-                self._commit(respond=False, event=event)
+                self._commit(respond=False)
             case p.InputAudioBufferClear():
                 await self._drain_audio()
                 self._buffer, self._buffer_samples = [], 0
@@ -444,7 +444,7 @@ class RealtimeSession:
             self._early[1].cancel()
             self._early = None
 
-    def _commit(self, *, respond: bool, event: p.ClientEvent) -> None:
+    def _commit(self, *, respond: bool) -> None:
         td = self.config.turn_detection
         if td is not None:
             # With server VAD a commit ends the player's turn now ("done talking" button).
