@@ -85,6 +85,13 @@ class Settings(BaseSettings):
     llm_model: str | None = Field(
         None, description="transformers model dir; None = bundled SmolLM2-135M-Instruct"
     )
+    llm_prefix_cache_tokens: int = Field(
+        4096,
+        ge=0,
+        description="transformers engines: prompt tokens whose KV state is kept so later "
+        "prompts that begin the same way (a character's system prompt, a conversation's "
+        "history) skip their prefill; ~46 KB per token with SmolLM2-135M; 0 = off",
+    )
     threads: int = Field(
         0,
         ge=0,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from personae.daemon.engines.base import INPUT_SAMPLE_RATE
+from personae.daemon.engines.base import INPUT_SAMPLE_RATE, GenerationRequest
 from personae.daemon.models import Progress, no_progress
 from personae.daemon.service import Service
+from personae.daemon.session.prompt import build_messages
 
 
 def warm_up(service: Service, progress: Progress = no_progress) -> None:
@@ -22,9 +23,23 @@ def warm_up(service: Service, progress: Progress = no_progress) -> None:
     e.embedder.embed(["hello"])
     progress("warm-up", 3, steps)
     e.llm.warmup()
+    prime_characters(service)
     progress("warm-up", 4, steps)
     for i, (name, tts) in enumerate(e.tts.items()):
         voice = next(c.voice for c in service.cast.values() if c.voice.engine == name)
         for _ in tts.synthesize("Hello.", voice):
             pass
         progress("warm-up", 5 + i, steps)
+
+
+def prime_characters(service: Service) -> None:
+    """Prefill each character's static prompt with its adapter, for the LLM to reuse."""
+    for ch in service.cast.values():
+        adapter = service.adapters.acquire(ch)
+        try:
+            messages = build_messages(ch, [])
+            service.engines.llm.prime(
+                GenerationRequest(messages=messages, params=ch.generation, adapter=adapter)
+            )
+        finally:
+            service.adapters.release(adapter)

@@ -103,6 +103,13 @@ class LLMEngine(ABC):
     def warmup(self) -> None:  # noqa: B027 - optional hook
         """Run one tiny generation so the first player does not pay for lazy init."""
 
+    def prime(self, request: GenerationRequest) -> None:  # noqa: B027 - optional hook
+        """Prefill `request`'s prompt ahead of time, for engines that reuse prompt state.
+
+        Replies whose prompts begin the same way (the character's system prompt) then
+        skip that part of their prefill.
+        """
+
 
 @dataclass(slots=True)
 class AudioChunk:

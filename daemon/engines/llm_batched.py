@@ -41,10 +41,7 @@ import torch
 
 from personae.daemon.engines.base import GenerationRequest
 from personae.daemon.engines.llm_transformers import (
-    _LORA_KEY,
     BASE_ADAPTER,
-    WEIGHTS_FILE,
-    AdapterInfo,
     StopScanner,
     TransformersLLM,
     _logits_processors,
@@ -113,36 +110,13 @@ class BatchedTransformersLLM(TransformersLLM):
             from personae.daemon.models.smollm2 import base_model_dir
 
             model_dir = base_model_dir(settings)
-        return cls(model_dir=model_dir, threads=settings.threads, max_batch=settings.llm_batch_size)
-
-    def _hotswap(self, name: str, info: AdapterInfo) -> None:
-        """Copy a new version's weights into resident adapter `name`'s tensors.
-
-        What PEFT's `hotswap_adapter` does, without its per-call name matching and checks
-        (~30 ms whatever the rank, against ~1 ms for the copy: bench/adapter_switch.py).
-        The base engine has already validated the folder and checked that shapes and
-        configs match, and waited for replies wearing `name`. Per-module alpha or rank
-        patterns go through PEFT's own hotswap.
-        """
-        import math
-
-        from safetensors.torch import load_file
-
-        config = info.config
-        if config.alpha_pattern or config.rank_pattern:
-            super()._hotswap(name, info)
-            return
-        tensors = load_file(str(info.path / WEIGHTS_FILE))
-        with torch.no_grad():
-            for key, tensor in tensors.items():
-                match = _LORA_KEY.match(key)
-                assert match is not None  # inspect_adapter refused anything else
-                layer = self._model.get_submodule(f"base_model.model.{match['module']}")
-                getattr(layer, match["part"])[name].weight.copy_(tensor)
-                rank = layer.r[name]
-                root = math.sqrt(rank) if config.use_rslora else rank
-                layer.scaling[name] = config.lora_alpha / root
-        self._adapters[name] = info
+        # rows share one left-padded cache built by the scheduler: no per-prompt reuse yet
+        return cls(
+            model_dir=model_dir,
+            threads=settings.threads,
+            max_batch=settings.llm_batch_size,
+            prefix_cache_tokens=0,
+        )
 
     def close(self) -> None:
         self._closed = True

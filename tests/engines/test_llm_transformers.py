@@ -315,6 +315,76 @@ def test_seed_reproduces_a_sampled_reply(loaded):
     assert reply(loaded, params=params, seed=1) != reply(loaded, params=params, seed=2)
 
 
+# a system prompt long enough for its KV state to be cached and reused
+LONG_SYSTEM = ChatMessage(
+    "system",
+    "You are Hale, the smith of Hollowmere. You speak plainly, you love your forge, and "
+    "you distrust strangers who ask about the old mine. Answer in one or two sentences.",
+)
+
+
+def _long(question: str) -> list[ChatMessage]:
+    return [LONG_SYSTEM, ChatMessage("user", question)]
+
+
+def _uncached(engine, adapter, messages) -> str:
+    saved, engine.prefix_cache.max_tokens = engine.prefix_cache.max_tokens, 0
+    try:
+        return reply(engine, adapter, messages=messages)
+    finally:
+        engine.prefix_cache.max_tokens = saved
+
+
+@pytest.mark.models
+def test_primed_prefix_is_reused_and_replies_stay_exact(loaded, base_dir, adapter_dirs):
+    loaded.prefix_cache.clear()
+    loaded.prime(GenerationRequest(messages=[LONG_SYSTEM], params=GREEDY, adapter="smith"))
+    system_tokens = len(loaded._encode([LONG_SYSTEM]))
+    before = loaded.prefix_cache.stats()
+    first = reply(loaded, "smith", messages=_long("Who are you?"))
+    assert first == reference(base_dir, adapter_dirs["smith"], messages=_long("Who are you?"))
+    second = reply(loaded, "smith", messages=_long("What do you sell?"))
+    assert second == _uncached(loaded, "smith", _long("What do you sell?"))
+    after = loaded.prefix_cache.stats()
+    assert after.hits - before.hits == 2
+    # each reply skipped at least the system prompt's prefill (less the generation prompt)
+    assert after.reused_tokens - before.reused_tokens >= 2 * (system_tokens - 4)
+    # the same prompt under another adapter or the base is never served from smith's KV
+    assert reply(loaded, "librarian", messages=_long("Who are you?")) == _uncached(
+        loaded, "librarian", _long("Who are you?")
+    )
+
+
+@pytest.mark.models
+def test_a_swapped_adapter_never_reuses_a_prefix_computed_with_its_old_weights(
+    loaded, adapter_dirs
+):
+    messages = _long("Who are you?")
+    loaded.load_adapter("smith-live", adapter_dirs["smith"])
+    try:
+        old = reply(loaded, "smith-live", messages=messages)  # cached with v1 weights
+        assert loaded.prefix_cache.lookup("smith-live", loaded._encode(messages))[0] > 0
+        loaded.swap_adapter("smith-live", adapter_dirs["smith_v2"])
+        assert loaded.prefix_cache.lookup("smith-live", loaded._encode(messages)) == (0, None)
+        new = reply(loaded, "smith-live", messages=messages)
+        assert new == _uncached(loaded, "smith-live", messages) != old
+    finally:
+        loaded.unload_adapter("smith-live")
+    assert loaded.prefix_cache.lookup("smith-live", loaded._encode(messages)) == (0, None)
+
+
+@pytest.mark.models
+def test_revalidation_is_skipped_only_for_unchanged_files(loaded, adapter_dirs, tmp_path):
+    copy = tmp_path / "smith"
+    shutil.copytree(adapter_dirs["smith"], copy)
+    first = loaded.inspect_adapter(copy)
+    assert loaded.inspect_adapter(copy) is first  # cached
+    weights = copy / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(ConfigError, match="corrupt"):
+        loaded.inspect_adapter(copy)  # changed on disk: validated again, and refused
+
+
 @pytest.mark.models
 def test_warmup_and_from_settings(settings):
     engine = TransformersLLM.from_settings(settings)
