@@ -173,6 +173,12 @@ class Settings(BaseSettings):
 
     # --- audio out ---
     audio_chunk_ms: int = Field(100, ge=10, le=1000)
+    tts_first_clause_chars: int = Field(
+        16,
+        ge=0,
+        description="a reply's first piece goes to TTS at a clause boundary (comma, "
+        "semicolon, dash) once it is this long, not at the end of its sentence; 0 = off",
+    )
     audio_lead_ms: int = Field(
         1000, ge=0, description="how far ahead of real time reply audio may be sent"
     )

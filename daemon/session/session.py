@@ -632,7 +632,7 @@ class RealtimeSession:
         request = GenerationRequest(messages=messages, params=ch.generation, adapter=adapter)
         part = {"response_id": r.info.id, "item_id": r.item_id, "character": ch.id}
         sentences: asyncio.Queue[str | None] = asyncio.Queue(8)
-        splitter = SentenceSplitter()
+        splitter = SentenceSplitter(first_clause_chars=svc.settings.tts_first_clause_chars)
 
         async def think() -> None:
             stream = svc.stream("llm", lambda cancel: svc.engines.llm.generate(request, cancel))
@@ -642,7 +642,9 @@ class RealtimeSession:
                         "".join(r.text) + delta, source="character", character=ch.id
                     )
                     if not verdict.allowed:
-                        raise ContentBlockedError(f"reply stopped by moderation ({verdict.category})")
+                        raise ContentBlockedError(
+                            f"reply stopped by moderation ({verdict.category})"
+                        )
                     if not r.text:
                         svc.metrics.stage("first_token", time.monotonic() - r.started)
                     r.text.append(delta)
@@ -750,9 +752,15 @@ class RealtimeSession:
         write.add_done_callback(self._writes.discard)
         observation = await asyncio.shield(write)
         for alert in observation.alerts if observation else ():
-            self.outbox.control(p.NpcAlert(
-                character=alert.character, signal=alert.signal, rolling=round(alert.rolling, 4),
-                threshold=alert.threshold, replies=alert.replies))
+            self.outbox.control(
+                p.NpcAlert(
+                    character=alert.character,
+                    signal=alert.signal,
+                    rolling=round(alert.rolling, 4),
+                    threshold=alert.threshold,
+                    replies=alert.replies,
+                )
+            )
 
     def _log_reply(self, r: ActiveResponse, text: str) -> Observation | None:
         """Log the reply, score its consistency, feed the A/B metrics (blocking)."""
@@ -781,7 +789,10 @@ class RealtimeSession:
             )
             if observation is not None:
                 svc.experiments.record(
-                    casting.experiment, casting.variant, "consistency", observation.score,
+                    casting.experiment,
+                    casting.variant,
+                    "consistency",
+                    observation.score,
                     player_id=self.player_id,
                 )
             svc.experiments.record(
@@ -801,9 +812,7 @@ class RealtimeSession:
     def _moderate(self, text: str) -> None:
         verdict = self.moderator.check(text, source="player")
         if not verdict.allowed:
-            raise ClientError(
-                f"refused by moderation ({verdict.category})", code="content_blocked"
-            )
+            raise ClientError(f"refused by moderation ({verdict.category})", code="content_blocked")
 
     # ------------------------------------------------------------------ errors
 

@@ -165,3 +165,40 @@ def test_bad_character_files_are_refused_with_their_path(tmp_path) -> None:
     (tmp_path / "z").mkdir()
     with pytest.raises(ConfigError, match="no characters"):
         load_cast([tmp_path / "z"])
+
+
+def split_first(text: str, step: int = 2, first: int = 16) -> list[str]:
+    s = SentenceSplitter(first_clause_chars=first)
+    out = []
+    for i in range(0, len(text), step):
+        out += s.push(text[i : i + step])
+    return out + s.flush()
+
+
+def test_splitter_can_release_the_first_clause_early() -> None:
+    text = "Aye, the forge burns hot, and my hammer is ready. Come back, friend, at dawn."
+    assert split_first(text) == [
+        "Aye, the forge burns hot,",  # "Aye," alone is too short to be worth it
+        "and my hammer is ready.",
+        "Come back, friend, at dawn.",  # only the first piece is cut at a clause
+    ]
+    assert split_first(text, first=0) == [
+        "Aye, the forge burns hot, and my hammer is ready.",
+        "Come back, friend, at dawn.",
+    ]
+    # a short first sentence still ends at its terminator
+    assert split_first("Hello there. Yes, of course, my friend, anything.") == [
+        "Hello there.",
+        "Yes, of course, my friend, anything.",
+    ]
+
+
+def test_splitter_never_cuts_the_first_clause_inside_a_stage_direction() -> None:
+    for text in (
+        "*wipes her hands on the apron, then smiles* Welcome in. Sit.",
+        "<action>wipes her hands on the apron, smiles</action> Welcome in. Sit.",
+        "(wipes her hands on the apron, smiling) Welcome in. Sit.",
+    ):
+        parts = split_first(text)
+        assert parts[0].endswith("Welcome in."), parts
+        assert spoken_text(parts[0]) == "Welcome in."
