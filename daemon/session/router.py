@@ -1,9 +1,17 @@
-"""Who answers: pinned, requested, addressed by name, or the closest profile."""
+"""Who answers: pinned, requested, addressed by name, or the closest profile.
+
+A turn costs one utterance embedding, one matrix-vector product over the profiles and a
+name scan that depends on the utterance, not on the scene: every name token is indexed
+under its one-deletion variants, so a word finds the names within one edit of it by
+looking up its own variants. What a turn reads lives in one immutable `_Index` that
+`update()` replaces whole, so a concurrent turn sees the old cast or the new one.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +22,10 @@ from personae.daemon.errors import UnknownCharacterError
 
 #: similarity bonus for the character who spoke last: conversations have continuity
 CONTINUITY_BONUS = 0.05
+#: a decision reports the scores of this many closest characters, not of the whole scene
+TOP_SCORES = 8
+#: name tokens this long also match at edit distance one
+FUZZY_MIN_LETTERS = 4
 _WORD = re.compile(r"[a-z0-9']+")
 
 
@@ -21,7 +33,33 @@ _WORD = re.compile(r"[a-z0-9']+")
 class RouteDecision:
     character: str
     reason: str  # "pinned" | "requested" | "addressed" | "similarity" | "only"
+    #: similarity to the utterance of the closest scene characters (at most
+    #: TOP_SCORES), best first; {} when pinned or requested
     scores: dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class _Name:
+    character: str
+    tokens: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Index:
+    characters: Mapping[str, Character]
+    rows: Mapping[str, int]  # character -> row of `profiles`
+    profiles: np.ndarray  # (characters, dims), L2-normalised
+    names: Mapping[str, tuple[_Name, ...]]  # deletion variant -> names whose first token has it
+
+
+@dataclass(frozen=True, slots=True)
+class _Scene:
+    """A scene resolved against one index; kept while the next turn has the same scene."""
+
+    index: _Index
+    ids: tuple[str, ...]
+    members: frozenset[str]
+    rows: np.ndarray  # profile row of each scene character, in scene order
 
 
 def _edit_distance_at_most_one(a: str, b: str) -> bool:
@@ -35,62 +73,88 @@ def _edit_distance_at_most_one(a: str, b: str) -> bool:
     return any(long_[:i] + long_[i + 1 :] == short for i in range(len(long_)))
 
 
+def _word_matches(word: str, token: str) -> bool:
+    return word == token or (
+        len(token) >= FUZZY_MIN_LETTERS and _edit_distance_at_most_one(word, token)
+    )
+
+
+def _variants(word: str) -> set[str]:
+    """The word and every string one deletion away from it.
+
+    Two words within one edit of each other always share a variant (a substitution at
+    `i` disappears when both lose letter `i`), so looking up a word's variants finds
+    every token within one edit; `_word_matches` then drops the false hits ("ab"/"ba").
+    """
+    return {word, *(word[:i] + word[i + 1 :] for i in range(len(word)))}
+
+
+def _token_keys(token: str) -> set[str]:
+    return _variants(token) if len(token) >= FUZZY_MIN_LETTERS else {token}
+
+
 class Router:
     """Embeds every character's profile once; routing a turn embeds only the utterance."""
 
     def __init__(self, *, embedder: Embedder, characters: Mapping[str, Character]) -> None:
         self._embedder = embedder
-        self._characters = dict(characters)
-        ids = list(self._characters)
-        profiles = embedder.embed([c.profile_text() for c in self._characters.values()])
-        # swapped as one tuple so a concurrent update never shows a half-built index
-        self._index = ({cid: i for i, cid in enumerate(ids)}, profiles)
-        self._names = {cid: _name_tokens(ch) for cid, ch in self._characters.items()}
+        chars = dict(characters)
+        profiles = embedder.embed([c.profile_text() for c in chars.values()])
+        names: dict[str, tuple[_Name, ...]] = {}
+        for ch in chars.values():
+            _add_names(names, ch)
+        self._index = _Index(
+            characters=chars,
+            rows={cid: i for i, cid in enumerate(chars)},
+            profiles=np.ascontiguousarray(profiles, dtype=np.float32),
+            names=names,
+        )
+        self._last_scene: _Scene | None = None
+        self._write = threading.Lock()  # updates build on the index they replace
 
     def update(self, character: Character) -> None:
-        """Add a character or replace its profile (a new version was deployed)."""
+        """Add a character or replace its profile and names (a new version was deployed)."""
         vec = self._embedder.embed([character.profile_text()])
-        rows, profiles = self._index
-        if character.id in rows:
-            profiles = profiles.copy()
-            profiles[rows[character.id]] = vec[0]
-        else:
-            rows = {**rows, character.id: len(rows)}
-            profiles = np.vstack([profiles, vec])
-        self._names[character.id] = _name_tokens(character)
-        self._characters[character.id] = character
-        self._index = (rows, profiles)
+        with self._write:
+            old = self._index
+            cid = character.id
+            names = dict(old.names)
+            if cid in old.rows:
+                _remove_names(names, old.characters[cid])
+                rows = old.rows
+                profiles = old.profiles.copy()
+                profiles[rows[cid]] = vec[0]
+            else:
+                rows = {**old.rows, cid: len(old.rows)}
+                profiles = np.vstack([old.profiles, vec.astype(np.float32)])
+            _add_names(names, character)
+            self._index = _Index(
+                characters={**old.characters, cid: character},
+                rows=rows,
+                profiles=profiles,
+                names=names,
+            )
 
     def addressed(self, text: str, scene: Sequence[str]) -> str | None:
         """The character named first in `text`, among those in the scene.
 
         Names of four letters or more also match at edit distance one, because speech
-        recognition spells unfamiliar names freely ("Brahm", "Marra").
+        recognition spells unfamiliar names freely ("Brahm", "Marra"). Two characters
+        named by the same words: the one earlier in `scene` wins.
         """
-        words = _WORD.findall(text.lower())
-        candidates = [(tokens, cid) for cid in scene for tokens in self._names.get(cid, ())]
-        for i in range(len(words)):
-            for tokens, cid in candidates:
-                if i + len(tokens) > len(words):
-                    continue
-                window = words[i : i + len(tokens)]
-                if all(
-                    w == t or (len(t) >= 4 and _edit_distance_at_most_one(w, t))
-                    for w, t in zip(window, tokens, strict=True)
-                ):
-                    return cid
-        return None
+        return _find_name(self._index, text, set(scene), scene)
 
     def scores(
-        self, text: str, scene: Sequence[str], *, last_speaker: str | None = None
+        self,
+        text: str,
+        scene: Sequence[str],
+        *,
+        last_speaker: str | None = None,
+        top: int = TOP_SCORES,
     ) -> dict[str, float]:
-        vec = self._embedder.embed([text])[0]
-        index, profiles = self._index
-        sims = profiles[[index[c] for c in scene]] @ vec
-        out = {cid: float(s) for cid, s in zip(scene, sims, strict=True)}
-        if last_speaker in out:
-            out[last_speaker] += CONTINUITY_BONUS
-        return {cid: round(s, 4) for cid, s in out.items()}
+        """Similarity of `text` to the `top` closest scene characters, best first."""
+        view = self._scene(self._index, scene)
+        return _top_scores(view.ids, self._similarities(view, text, last_speaker), top)
 
     def route(
         self,
@@ -101,27 +165,86 @@ class Router:
         requested: str | None = None,
         last_speaker: str | None = None,
     ) -> RouteDecision:
-        for cid in (pinned, requested, *scene):
-            if cid is not None and cid not in self._characters:
+        index = self._index
+        for cid in (pinned, requested):
+            if cid is not None and cid not in index.characters:
                 raise UnknownCharacterError(f"unknown character {cid!r}")
-        if not scene:
+        view = self._scene(index, scene)
+        if not view.ids:
             raise UnknownCharacterError("the scene has no characters")
         if requested is not None:
             return RouteDecision(requested, "requested", {})
         if pinned is not None:
             return RouteDecision(pinned, "pinned", {})
-        if len(scene) == 1:
-            return RouteDecision(scene[0], "only", {scene[0]: 1.0})
-        scores = (
-            self.scores(text, scene, last_speaker=last_speaker)
-            if text.strip()
-            else {cid: 0.0 for cid in scene}
-        )
-        named = self.addressed(text, scene)
+        if len(view.ids) == 1:
+            return RouteDecision(view.ids[0], "only", {view.ids[0]: 1.0})
+        if text.strip():
+            sims = self._similarities(view, text, last_speaker)
+        else:
+            sims = np.zeros(len(view.ids), dtype=np.float32)
+        scores = _top_scores(view.ids, sims, TOP_SCORES)
+        named = _find_name(index, text, view.members, view.ids)
         if named is not None:
             return RouteDecision(named, "addressed", scores)
-        best = max(scene, key=lambda cid: scores[cid])
-        return RouteDecision(best, "similarity", scores)
+        return RouteDecision(view.ids[int(np.argmax(sims))], "similarity", scores)
+
+    def _scene(self, index: _Index, scene: Sequence[str]) -> _Scene:
+        """The scene checked and resolved to profile rows; reused while it repeats."""
+        ids = tuple(scene)
+        last = self._last_scene
+        if last is not None and last.index is index and last.ids == ids:
+            return last
+        members = frozenset(ids)
+        unknown = members - index.characters.keys()
+        if unknown:
+            raise UnknownCharacterError(f"unknown character {min(unknown)!r}")
+        rows = np.fromiter((index.rows[c] for c in ids), dtype=np.intp, count=len(ids))
+        view = _Scene(index=index, ids=ids, members=members, rows=rows)
+        self._last_scene = view
+        return view
+
+    def _similarities(self, view: _Scene, text: str, last_speaker: str | None) -> np.ndarray:
+        """Cosine of the utterance to each scene character, in scene order."""
+        vec = self._embedder.embed([text])[0]
+        profiles = view.index.profiles
+        if 4 * len(view.rows) < len(profiles):  # a small scene in a large cast: gather first
+            sims = profiles[view.rows] @ vec
+        else:  # one pass over every profile beats copying most of them
+            sims = (profiles @ vec)[view.rows]
+        if last_speaker is not None and last_speaker in view.members:
+            sims[view.rows == view.index.rows[last_speaker]] += CONTINUITY_BONUS
+        return sims
+
+
+def _find_name(
+    index: _Index, text: str, members: Container[str], order: Sequence[str]
+) -> str | None:
+    words = _WORD.findall(text.lower())
+    for i, word in enumerate(words):
+        hits: set[str] = set()
+        for key in _variants(word):
+            for name in index.names.get(key, ()):
+                if name.character in hits or name.character not in members:
+                    continue
+                end = i + len(name.tokens)
+                if end <= len(words) and all(
+                    _word_matches(w, t) for w, t in zip(words[i:end], name.tokens, strict=True)
+                ):
+                    hits.add(name.character)
+        if len(hits) == 1:
+            return hits.pop()
+        if hits:  # several characters answer to these words: the first in the scene
+            return next(cid for cid in order if cid in hits)
+    return None
+
+
+def _top_scores(ids: Sequence[str], sims: np.ndarray, top: int) -> dict[str, float]:
+    if len(sims) > top:
+        picked = np.argpartition(-sims, top - 1)[:top]
+        order = picked[np.argsort(-sims[picked], kind="stable")]
+    else:
+        order = np.argsort(-sims, kind="stable")
+    return {ids[i]: round(float(sims[i]), 4) for i in order}
 
 
 def _name_tokens(character: Character) -> list[tuple[str, ...]]:
@@ -135,3 +258,20 @@ def _name_tokens(character: Character) -> list[tuple[str, ...]]:
             if len(tokens) > 1 and len(tokens[0]) >= 3:
                 out.append(tokens[:1])
     return out
+
+
+def _add_names(names: dict[str, tuple[_Name, ...]], character: Character) -> None:
+    for tokens in _name_tokens(character):
+        entry = _Name(character.id, tokens)
+        for key in _token_keys(tokens[0]):
+            names[key] = (*names.get(key, ()), entry)
+
+
+def _remove_names(names: dict[str, tuple[_Name, ...]], character: Character) -> None:
+    for tokens in _name_tokens(character):
+        for key in _token_keys(tokens[0]):
+            kept = tuple(n for n in names.get(key, ()) if n.character != character.id)
+            if kept:
+                names[key] = kept
+            else:
+                names.pop(key, None)
