@@ -107,8 +107,10 @@ def serve(
 
 @app.command()
 def prepare() -> None:
-    """Prepare the embedded models once (join whisper, cache the float32 base)."""
+    """Prepare the embedded models once (join whisper, cache the float32 base, export the
+    router's embedder to ONNX)."""
     _need("personae.daemon.models.whisper", "daemon")
+    from personae.daemon.models.embedder_onnx import onnx_embedder_dir
     from personae.daemon.models.smollm2 import base_model_dir
     from personae.daemon.models.whisper import whisper_dir
     from personae.daemon.settings import Settings
@@ -118,6 +120,8 @@ def prepare() -> None:
     typer.echo(f"cache: {settings.cache_dir}", err=True)
     whisper_dir(settings, progress)
     base_model_dir(settings, progress)
+    if settings.embedder_engine == "onnx":
+        onnx_embedder_dir(settings, progress)
     typer.secho("models ready", fg="green", err=True)
 
 

@@ -17,7 +17,8 @@ ENGINES: dict[Kind, dict[str, str]] = {
     "vad": {"silero": "personae.daemon.engines.vad_silero:SileroVAD"},
     "stt": {"faster-whisper": "personae.daemon.engines.stt_faster_whisper:FasterWhisperSTT"},
     "embedder": {
-        "sentence-transformers": "personae.daemon.engines.embedder_st:SentenceTransformerEmbedder"
+        "onnx": "personae.daemon.engines.embedder_onnx:OnnxEmbedder",
+        "sentence-transformers": "personae.daemon.engines.embedder_st:SentenceTransformerEmbedder",
     },
     "llm": {
         "transformers": "personae.daemon.engines.llm_transformers:TransformersLLM",

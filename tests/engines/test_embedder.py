@@ -1,10 +1,11 @@
-"""The router's embedder on the bundled all-MiniLM-L6-v2."""
+"""The router's embedders on the bundled all-MiniLM-L6-v2: ONNX (default) and torch."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from personae.daemon.engines import registry
 from personae.daemon.engines.embedder_st import SentenceTransformerEmbedder, bundled_model_dir
 from personae.daemon.errors import ConfigError
 
@@ -18,9 +19,9 @@ LIBRARIAN = (
 )
 
 
-@pytest.fixture(scope="module")
-def embedder(settings):
-    return SentenceTransformerEmbedder.from_settings(settings)
+@pytest.fixture(scope="module", params=["onnx", "sentence-transformers"])
+def embedder(request, settings):
+    return registry.create("embedder", request.param, settings)
 
 
 def test_bundled_model_found_without_importing_its_package():
@@ -55,3 +56,75 @@ def test_embedding_is_deterministic(embedder):
 def test_missing_model_folder_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="not a sentence-transformers model"):
         SentenceTransformerEmbedder(model_dir=tmp_path / "nowhere")
+
+
+@pytest.mark.models
+def test_onnx_agrees_with_sentence_transformers(settings):
+    from personae.daemon.models.embedder_onnx import MIN_COSINE, PROBES
+
+    onnx = registry.create("embedder", "onnx", settings)
+    torch_ = SentenceTransformerEmbedder.from_settings(settings)
+    texts = [*PROBES, "Could you repair the blade of my sword?", BLACKSMITH, LIBRARIAN, ""]
+    cosines = (onnx.embed(texts) * torch_.embed(texts)).sum(axis=1)
+    assert cosines.min() >= MIN_COSINE, cosines
+    assert settings.embedder_engine == "onnx"  # the default
+
+
+@pytest.mark.models
+def test_export_is_kept_and_redone_when_stale(settings, tmp_path, monkeypatch):
+    from personae.daemon.models import embedder_onnx
+
+    first = embedder_onnx.onnx_embedder_dir(settings)  # exported once per cache
+    steps: list[tuple[str, float, float]] = []
+    assert embedder_onnx.onnx_embedder_dir(settings, lambda *a: steps.append(a)) == first
+    assert steps == []  # already there: nothing exported
+
+    copy = settings.model_copy(update={"cache_dir": tmp_path})
+    exported = []
+    monkeypatch.setattr(
+        embedder_onnx, "export", lambda src, out, progress: exported.append(out) or _fake(out)
+    )
+    target = embedder_onnx.onnx_embedder_dir(copy)
+    assert len(exported) == 1 and (target / embedder_onnx.MODEL_FILE).is_file()
+    embedder_onnx.onnx_embedder_dir(copy)
+    assert len(exported) == 1  # reused
+    marker = target / embedder_onnx.MARKER
+    marker.write_text(marker.read_text().replace('"format": 1', '"format": 0'))
+    embedder_onnx.onnx_embedder_dir(copy)
+    assert len(exported) == 2  # a stale export is replaced
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]  # no temporary left
+
+
+def _fake(out):
+    (out / "model.onnx").write_bytes(b"graph")
+    return {"min_cosine": 1.0}
+
+
+def test_unfaithful_export_is_refused(tmp_path, monkeypatch):
+    from personae.daemon.engines import embedder_onnx as engine
+    from personae.daemon.models import embedder_onnx
+
+    class Wrong:
+        def __init__(self, **kwargs):
+            pass
+
+        def embed(self, texts):
+            v = np.zeros((len(texts), 2), dtype=np.float32)
+            v[:, 0] = 1.0
+            return v
+
+    class Reference(Wrong):
+        def embed(self, texts):
+            return super().embed(texts)[:, ::-1].copy()
+
+    monkeypatch.setattr(engine, "OnnxEmbedder", Wrong)
+    monkeypatch.setattr(
+        "personae.daemon.engines.embedder_st.SentenceTransformerEmbedder", Reference
+    )
+    with pytest.raises(ConfigError, match="agrees with sentence-transformers only"):
+        embedder_onnx.check(tmp_path, tmp_path)
+
+
+def test_unknown_embedder_lists_both():
+    with pytest.raises(ConfigError, match="available: onnx, sentence-transformers"):
+        registry.engine_class("embedder", "nope")

@@ -1,0 +1,231 @@
+"""The sentence embedder as an ONNX graph, exported once into the cache.
+
+Routing embeds one utterance per turn, and on a small CPU sentence-transformers spends
+most of that time around the model rather than in it (18 ms against 4-5 ms for the same
+float32 graph in ONNX Runtime, one thread). `onnx_embedder_dir` exports the
+sentence-transformers folder (the bundled all-MiniLM-L6-v2 unless
+`embedder_model` names another) with the mean pooling and normalisation inside the
+graph, and keeps it only if it agrees with sentence-transformers on a set of probe
+sentences (cosine >= MIN_COSINE each). The folder is complete or absent: built in a
+temporary folder, checked, then renamed into place; its marker names the weights it
+came from, so a changed model is exported again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from personae.daemon.errors import ConfigError, missing_extra
+from personae.daemon.models import Progress, no_progress
+
+if TYPE_CHECKING:
+    from personae.daemon.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MARKER = "personae-onnx.json"
+MODEL_FILE = "model.onnx"
+#: bump when the exported graph or folder layout changes, so old exports are redone
+FORMAT = 1
+#: the export must agree with sentence-transformers at least this well on every probe
+MIN_COSINE = 0.99
+OPSET = 17
+#: what the check embeds: short and long, named and not, padded together in one batch
+PROBES = (
+    "Hey Mara, where can I find an old map of the river?",
+    "Where is everyone?",
+    "Bram, fix this.",
+    "ok",
+    "Can you brew me something for a headache, and quickly please, my head is splitting?",
+    "The town archivist keeps the records of the river trade, the old charters and maps.",
+    "Tell me a story about the dragons and the war in the north.",
+    "I need my sword sharpened before the tournament tomorrow morning.",
+)
+
+
+def source_model_dir(settings: Settings) -> Path:
+    from personae.daemon.engines.embedder_st import bundled_model_dir
+
+    return Path(settings.embedder_model) if settings.embedder_model else bundled_model_dir()
+
+
+def onnx_embedder_dir(settings: Settings, progress: Progress = no_progress) -> Path:
+    """The exported graph's folder for the configured embedder, exported on first use."""
+    source = source_model_dir(settings)
+    expected = _fingerprint(source)
+    digest = hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:10]
+    target = settings.cache_dir / f"embedder-onnx-{source.name}-{digest}"
+    if _is_prepared(target, expected):
+        return target
+
+    settings.cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=settings.cache_dir))
+    try:
+        report = export(source, tmp, progress)
+        (tmp / MARKER).write_text(json.dumps({**expected, "check": report}, indent=2))
+        _install(tmp, target, expected)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return target
+
+
+def export(source: Path, out: Path, progress: Progress = no_progress) -> dict[str, Any]:
+    """Export `source` (a sentence-transformers folder) to `out` and check it.
+
+    Returns the check's figures; raises ConfigError if the export disagrees with
+    sentence-transformers, so an unfaithful graph is never installed.
+    """
+    try:
+        import onnx  # noqa: F401  # torch's exporter needs it to write the file
+    except ImportError:
+        raise missing_extra("onnx", "daemon") from None
+    import torch
+    from transformers import AutoModel
+
+    step = "export embedder to ONNX"
+    progress(step, 0, 3)
+    config = _pooling_config(source)
+    model = AutoModel.from_pretrained(source, attn_implementation="eager").eval()
+    progress(step, 1, 3)
+    shutil.copy(source / "tokenizer.json", out / "tokenizer.json")
+    (out / "embedder.json").write_text(
+        json.dumps({"max_seq_length": config["max_seq_length"], "dims": config["dims"]})
+    )
+    # traced on a padded batch of two, so the attention mask is a real input of the graph
+    from personae.daemon.engines.embedder_onnx import Tokens
+
+    ids, mask = Tokens(out).batch(list(PROBES[:2]))
+    with warnings.catch_warnings():
+        # the TorchScript exporter is deprecated in favour of one that needs onnxscript
+        # (not installed); its tracer warnings are about shapes the graph keeps dynamic
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            _pooled(model),
+            (torch.from_numpy(ids), torch.from_numpy(mask)),
+            str(out / MODEL_FILE),
+            input_names=["input_ids", "attention_mask"],
+            output_names=["embedding"],
+            dynamic_axes={
+                "input_ids": {0: "batch", 1: "tokens"},
+                "attention_mask": {0: "batch", 1: "tokens"},
+                "embedding": {0: "batch"},
+            },
+            opset_version=OPSET,
+            dynamo=False,
+        )
+    progress(step, 2, 3)
+    report = check(source, out)
+    progress(step, 3, 3)
+    return report
+
+
+def check(source: Path, exported: Path) -> dict[str, Any]:
+    """Cosine of the exported graph's embeddings to sentence-transformers' on PROBES."""
+    from personae.daemon.engines.embedder_onnx import OnnxEmbedder
+    from personae.daemon.engines.embedder_st import SentenceTransformerEmbedder
+
+    reference = SentenceTransformerEmbedder(model_dir=source).embed(PROBES)
+    ours = OnnxEmbedder(model_dir=exported, threads=1)
+    cosines = [
+        *(reference * ours.embed(PROBES)).sum(axis=1),  # padded, as profiles are embedded
+        *(float(ours.embed([p])[0] @ r) for p, r in zip(PROBES, reference, strict=True)),
+    ]
+    worst = float(min(cosines))
+    if worst < MIN_COSINE:
+        raise ConfigError(
+            f"the ONNX export of {source} agrees with sentence-transformers only to cosine "
+            f"{worst:.4f} (< {MIN_COSINE}); use embedder_engine = 'sentence-transformers'"
+        )
+    return {"min_cosine": round(worst, 6), "probes": len(PROBES)}
+
+
+def _pooled(model: Any) -> Any:
+    """The transformer plus mean pooling and L2 normalisation, as one traceable module."""
+    import torch
+
+    class Pooled(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Any:
+            hidden = self.model(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                token_type_ids=torch.zeros_like(input_ids),
+            ).last_hidden_state
+            weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            mean = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(mean, p=2.0, dim=1)
+
+    return Pooled()
+
+
+def _pooling_config(source: Path) -> dict[str, Any]:
+    """Mean pooling and the sequence limit, read from the sentence-transformers folder."""
+    try:
+        pooling = json.loads((source / "1_Pooling" / "config.json").read_text())
+        bert = json.loads((source / "sentence_bert_config.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{source} is not a sentence-transformers model folder: {exc}") from exc
+    modes = [k for k, v in pooling.items() if k.startswith("pooling_mode_") and v]
+    if modes != ["pooling_mode_mean_tokens"]:
+        raise ConfigError(
+            f"{source} pools by {modes}; the ONNX embedder exports mean pooling only "
+            "(use embedder_engine = 'sentence-transformers')"
+        )
+    return {
+        "max_seq_length": int(bert.get("max_seq_length") or 256),
+        "dims": int(pooling["word_embedding_dimension"]),
+    }
+
+
+def _fingerprint(source: Path) -> dict[str, Any]:
+    """What the export depends on: its format and the source weights and configuration."""
+    files = sorted(
+        p
+        for p in source.rglob("*")
+        if p.is_file() and p.suffix in {".json", ".safetensors", ".bin", ".txt"}
+    )
+    if not any(p.suffix in {".safetensors", ".bin"} for p in files):
+        raise ConfigError(f"embedder model folder {source} has no weights")
+    return {
+        "format": FORMAT,
+        "opset": OPSET,
+        "files": [
+            [str(p.relative_to(source)), p.stat().st_size, p.stat().st_mtime_ns] for p in files
+        ],
+    }
+
+
+def _is_prepared(target: Path, expected: dict[str, Any]) -> bool:
+    try:
+        found = json.loads((target / MARKER).read_text())
+    except (OSError, ValueError):
+        return False
+    found.pop("check", None)
+    return bool(found == expected) and (target / MODEL_FILE).is_file()
+
+
+def _install(tmp: Path, target: Path, expected: dict[str, Any]) -> None:
+    """Rename the finished export into place; a concurrent preparer may have won."""
+    if target.exists():
+        if _is_prepared(target, expected):
+            return  # another process finished first; ours is discarded
+        stale = target.with_name(f".{target.name}.stale-{tmp.name}")
+        target.rename(stale)
+        shutil.rmtree(stale)
+    try:
+        tmp.rename(target)
+    except OSError:
+        if not _is_prepared(target, expected):
+            raise
+    log.info("exported the embedder to %s", target)
