@@ -77,6 +77,15 @@ class Settings(BaseSettings):
     )
     stt_compute_type: str = "int8"
     stt_beam_size: int = Field(1, ge=1, le=10)
+    stt_window_s: float = Field(
+        10.0,
+        ge=0.0,
+        le=30.0,
+        description="Shortest audio window whisper's encoder sees: a turn is padded with "
+        "silence to this length instead of whisper's 30 s (about 5x faster for a short "
+        "turn, same accuracy in our trials; below 7.5 s whisper starts to loop). "
+        "0 = the full 30 s",
+    )
     embedder_engine: str = Field(
         "onnx",
         description="'onnx' (the model below exported once into cache_dir, run by ONNX "

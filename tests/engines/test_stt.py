@@ -130,3 +130,57 @@ def test_whisper_dir_joins_once_reports_progress_and_repairs(tmp_path):
 
     stt = FasterWhisperSTT(model_dir=path, threads=1)  # the repaired copy loads and works
     assert "sword" in words(stt.transcribe(speak(SENTENCE)).text)
+
+
+# --- the short encoder window (stt_window_s) ---
+
+
+@pytest.fixture(scope="module")
+def base_full(settings) -> FasterWhisperSTT:
+    return FasterWhisperSTT.from_settings(settings.model_copy(update={"stt_window_s": 0}))
+
+
+QUESTIONS = {
+    "Bram, can you fix my sword before nightfall?": {"bram", "fix", "sword"},
+    "Wren, meet me at the old well at midnight and bring the key.": {"midnight", "key"},
+    "Varek, I found the missing shipment in the warehouse by the docks.": {
+        "varek",
+        "shipment",
+        "warehouse",
+    },
+}
+CAST = ["Mara", "Bram", "Wren", "Varek"]
+
+
+def test_the_encoder_sees_the_clip_not_thirty_seconds(base):
+    from faster_whisper.audio import pad_or_trim
+
+    features = base._model.feature_extractor(np.zeros(10 * 16_000, dtype=np.float32) + 0.001)
+    encoded = base._model.encode(pad_or_trim(features))  # padded to 3000 frames like a window
+    assert encoded.shape[1] == (features.shape[-1] + 1) // 2  # not 1500
+
+
+@pytest.mark.parametrize("text", list(QUESTIONS))
+def test_short_window_keeps_key_words_and_names(base, base_full, text):
+    audio = speak(text, pad_s=0.3)
+    short = base.transcribe(audio, hotwords=CAST).text
+    assert QUESTIONS[text] <= words(short), short
+    assert QUESTIONS[text] <= words(base_full.transcribe(audio, hotwords=CAST).text)
+
+
+def test_a_window_too_short_to_trust_falls_back_to_the_full_one(settings):
+    """Whisper loops ("Yes. Yes. Yes. ...") on a short window; such a decode is redone."""
+    stt = FasterWhisperSTT.from_settings(settings.model_copy(update={"stt_window_s": 2.0}))
+    text = stt.transcribe(speak("Yes.", pad_s=0.3), hotwords=CAST).text
+    assert words(text) == {"yes"}, text
+
+
+def test_previous_text_carries_the_turn_across_pieces(base):
+    """The second part of a turn, transcribed with the first part's text as context."""
+    first = base.transcribe(speak("Bram, listen to me.", pad_s=0.2), hotwords=CAST).text
+    assert "bram" in words(first)
+    rest = base.transcribe(
+        speak("Can you fix my sword before nightfall?", pad_s=0.2), hotwords=CAST, previous=first
+    ).text
+    assert {"fix", "sword"} <= words(rest), rest
+    assert "bram" not in words(rest)  # context, not output
