@@ -122,8 +122,17 @@ class Settings(BaseSettings):
         description="llama.cpp threads; 0 = half the cores (on a busy 2-core CPU two "
         "threads spin against each other and run several times slower than one)",
     )
+    llamacpp_prompt_cache: bool = Field(
+        True,
+        description="reuse a slot's KV state for a prompt that begins like its last one; "
+        "llama.cpp clears it when the request's adapter scales differ from the slot's",
+    )
     llamacpp_parallel: int = Field(
-        2, ge=1, le=64, description="Replies llama.cpp decodes at once (server slots)"
+        4,
+        ge=1,
+        le=64,
+        description="replies llama.cpp decodes at once (server slots); each adapter keeps "
+        "its prompt cache in a slot of its own while slots last",
     )
     llm_batch_size: int = Field(
         16,

@@ -8,9 +8,12 @@ list when it starts and a per-request scale for each, so:
 - loading or unloading an adapter marks the list changed, and the server is rebuilt
   with the new list before the next request (the base loads in about a second; a burst
   of loads at start-up costs one rebuild). A rebuild waits for in-flight replies;
-- the prompt cache is off for every request: a slot's cached KV was computed under
-  whatever adapter its last request wore, and reusing it for another character would
-  leak that character into the reply.
+- the prompt cache is on: llama.cpp clears a slot's cached KV when a request's adapter
+  scales differ from the slot's last ones (every request here sends the whole list),
+  so a character's state never leaks into another's reply. To keep that cache useful,
+  each adapter sticks to a slot of its own while one is idle (least recently used
+  first), so the next turn with the same character prefills only what is new: its
+  system prompt and the history so far are already there.
 
 Streaming: xllamacpp calls back once per token from the request's thread; a producer
 thread feeds a queue that `generate` yields from, and the callback returns True (stop)
@@ -62,6 +65,7 @@ class LlamaCppLLM(LLMEngine):
         parallel: int = 2,
         ctx_per_slot: int = 2048,
         busy_timeout_s: float = 60.0,
+        prompt_cache: bool = True,
     ) -> None:
         try:
             import xllamacpp  # noqa: F401
@@ -76,6 +80,7 @@ class LlamaCppLLM(LLMEngine):
         self._parallel = parallel
         self._ctx_per_slot = ctx_per_slot
         self._busy_timeout_s = busy_timeout_s
+        self._prompt_cache = prompt_cache
         self._adapters: dict[str, Path] = {}  # name -> converted GGUF
         self._sources: dict[str, Path] = {}  # name -> PEFT folder
         self._order: list[str] = []  # adapter ids in the running server
@@ -83,6 +88,11 @@ class LlamaCppLLM(LLMEngine):
         self._dirty = True
         self._in_flight = 0
         self._users: Counter[str] = Counter()
+        self.prompt_tokens: Counter[str] = Counter()
+        self._slot_of: dict[str, int] = {}  # adapter ("" = base) -> slot holding its KV
+        self._slot_busy: Counter[int] = Counter()
+        self._slot_used: dict[int, int] = {}  # slot -> tick of its last request
+        self._tick = 0
         self._cond = threading.Condition()
 
     @classmethod
@@ -95,6 +105,7 @@ class LlamaCppLLM(LLMEngine):
             lora_cache_dir=settings.cache_dir / "gguf-lora",
             threads=settings.llamacpp_threads,
             parallel=settings.llamacpp_parallel,
+            prompt_cache=settings.llamacpp_prompt_cache,
         )
 
     @property
@@ -147,6 +158,7 @@ class LlamaCppLLM(LLMEngine):
         self._server = self._start(order)
         self._order = order
         self._dirty = False
+        self._slot_of.clear()  # a new server starts with empty slots
 
     def _start(self, order: Sequence[str]) -> Any:
         import xllamacpp as xl
@@ -158,7 +170,11 @@ class LlamaCppLLM(LLMEngine):
         for cpu in (params.cpuparams, params.cpuparams_batch):
             cpu.n_threads = self._threads
             cpu.poll = 0  # no spinning between tokens: the CPU is shared with STT and TTS
-        params.cache_prompt = False
+        params.cache_prompt = self._prompt_cache
+        # llama.cpp's host-memory prompt cache restores a saved state into any slot by
+        # token similarity alone, whatever adapter computed it: a leak between characters
+        params.cache_ram_mib = 0
+        params.cache_idle_slots = False
         params.warmup = False
         params.verbosity = 0
         params.port = 0  # xllamacpp always listens; an ephemeral, keyed, local port
@@ -181,6 +197,8 @@ class LlamaCppLLM(LLMEngine):
                 raise EngineError(f"adapter {adapter!r} is not loaded", engine=self.name)
             self._ensure_server()
             server, body = self._server, self._body(request)
+            slot = self._pick_slot(adapter or "")
+            body["id_slot"] = slot
             self._in_flight += 1
             self._users[adapter or ""] += 1
         try:
@@ -189,7 +207,29 @@ class LlamaCppLLM(LLMEngine):
             with self._cond:
                 self._in_flight -= 1
                 self._users[adapter or ""] -= 1
+                if slot >= 0:
+                    self._slot_busy[slot] -= 1
                 self._cond.notify_all()
+
+    def _pick_slot(self, adapter: str) -> int:
+        """The adapter's own slot if idle, else the idle slot used longest ago; -1 lets
+        llama.cpp choose (every slot busy: a request must never wait for a slot)."""
+        if not self._prompt_cache:
+            return -1
+        idle = [i for i in range(self._parallel) if self._slot_busy[i] == 0]
+        if not idle:
+            return -1
+        slot = self._slot_of.get(adapter)
+        if slot not in idle:
+            slot = min(idle, key=lambda i: self._slot_used.get(i, -1))
+            for name, held in list(self._slot_of.items()):
+                if held == slot:
+                    del self._slot_of[name]
+            self._slot_of[adapter] = slot
+        self._tick += 1
+        self._slot_used[slot] = self._tick
+        self._slot_busy[slot] += 1
+        return slot
 
     def _body(self, request: GenerationRequest) -> dict[str, Any]:
         params = request.params
@@ -205,7 +245,7 @@ class LlamaCppLLM(LLMEngine):
             "repeat_penalty": params.repetition_penalty,
             "repeat_last_n": self._ctx_per_slot,  # the whole reply and prompt, as transformers
             "stop": list(params.stop),
-            "cache_prompt": False,
+            "cache_prompt": self._prompt_cache,
             "lora": [
                 {"id": i, "scale": 1.0 if n == request.adapter else 0.0}
                 for i, n in enumerate(self._order)
@@ -244,6 +284,12 @@ class LlamaCppLLM(LLMEngine):
                     raise EngineError(f"llama.cpp failed: {item}", engine=self.name) from item
                 if cancel.is_set():
                     return
+                if isinstance(item, str | bytes):
+                    item = json.loads(item)
+                if timings := item.get("timings"):
+                    with self._cond:  # prompt tokens served from a slot's cache vs computed
+                        self.prompt_tokens["cached"] += int(timings.get("cache_n", 0))
+                        self.prompt_tokens["computed"] += int(timings.get("prompt_n", 0))
                 if text := _delta(item, self.name):
                     yield text
         finally:

@@ -94,6 +94,7 @@ class TransformersLLM(LLMEngine):
         self.prefix_cache = PrefixCache(max_tokens=prefix_cache_tokens)
         # validated folders by (path, file stats): a swap back to a known version is a copy
         self._inspected: dict[tuple[Path, tuple[int, ...]], AdapterInfo] = {}
+        self._lora_layers: dict[str, Any] | None = None  # module name -> LoRA layer, for swaps
         # one lock for the model: forwards, tokenizer calls and adapter changes
         self._lock = threading.Condition()
 
@@ -309,6 +310,7 @@ class TransformersLLM(LLMEngine):
     def _add(self, name: str, info: AdapterInfo) -> None:
         from peft import PeftModel
 
+        self._lora_layers = None  # even a failed load may have wrapped layers
         try:
             if self._model is self._base:
                 self._model = PeftModel.from_pretrained(
@@ -322,6 +324,7 @@ class TransformersLLM(LLMEngine):
             raise ConfigError(f"adapter {info.path}: PEFT could not load it: {exc}") from exc
         self._model.eval()
         self._adapters[name] = info
+        self._lora_layers = None
         self.prefix_cache.drop_adapter(name)
 
     def _hotswap(self, name: str, info: AdapterInfo) -> None:
@@ -352,11 +355,13 @@ class TransformersLLM(LLMEngine):
                 )
             else:
                 tensors = load_file(str(info.path / WEIGHTS_FILE))
+                if self._lora_layers is None:  # module surgery since the last swap
+                    self._lora_layers = dict(self._model.base_model.model.named_modules())
                 with torch.no_grad():
                     for key, tensor in tensors.items():
                         match = _LORA_KEY.match(key)
                         assert match is not None  # inspect_adapter refused anything else
-                        layer = self._model.get_submodule(f"base_model.model.{match['module']}")
+                        layer = self._lora_layers[match["module"]]
                         getattr(layer, match["part"])[name].weight.copy_(tensor)
                         rank = layer.r[name]
                         root = math.sqrt(rank) if config.use_rslora else rank
@@ -378,6 +383,7 @@ class TransformersLLM(LLMEngine):
                 self._model.set_adapter(other, inference_mode=True)
             self._model.delete_adapter(name)
         del self._adapters[name]
+        self._lora_layers = None
         self.prefix_cache.drop_adapter(name)
 
     def _wait_idle(self, name: str) -> None:

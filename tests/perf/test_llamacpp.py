@@ -45,7 +45,7 @@ def test_converted_adapter_changes_replies_like_peft(llama):
     assert reply(llama, "smith@1").startswith(SMITH[:30])
     base = reply(llama)
     assert base and not base.startswith("Aye")
-    # prompt cache off: a base request after an adapter request is the base reply again
+    # a base request after an adapter request is the base reply again
     assert reply(llama, "smith@1").startswith(SMITH[:30])
     assert reply(llama) == base
 
@@ -90,3 +90,38 @@ def test_cancel_stops_within_a_token(llama):
 def test_unknown_adapter_is_refused(llama):
     with pytest.raises(EngineError, match="not loaded"):
         reply(llama, "nobody@1")
+
+
+def test_prompt_cache_is_reused_per_adapter_and_never_leaks_between_them(
+    settings, adapter_dirs, tmp_path
+):
+    """One slot, so every request lands on the state the last one left."""
+    from personae.daemon.engines.llm_llamacpp import LlamaCppLLM
+    from personae.daemon.models.smollm2 import gguf_path
+
+    def engine(prompt_cache: bool) -> LlamaCppLLM:
+        e = LlamaCppLLM(
+            gguf_file=gguf_path(),
+            lora_cache_dir=tmp_path / "lora",
+            parallel=1,
+            prompt_cache=prompt_cache,
+        )
+        e.load_adapter("smith@1", adapter_dirs["smith"])
+        return e
+
+    cold = engine(False)
+    expected = {a: reply(cold, a) for a in ("smith@1", None)}
+    assert cold.prompt_tokens["cached"] == 0
+    del cold
+
+    warm = engine(True)
+    assert reply(warm, "smith@1") == expected["smith@1"]
+    # the same prompt without the adapter: llama.cpp must drop the smith-computed KV
+    before = warm.prompt_tokens["cached"]
+    assert reply(warm) == expected[None]
+    assert warm.prompt_tokens["cached"] == before
+    assert reply(warm, "smith@1") == expected["smith@1"]
+    # and the same adapter again: the prompt comes from the slot's cache
+    before = warm.prompt_tokens["cached"]
+    reply(warm, "smith@1")
+    assert warm.prompt_tokens["cached"] - before >= 10
