@@ -15,10 +15,13 @@ the time to make another character's adapter the one the model wears:
                memory per resident adapter);
 - reload:      `delete_adapter` + `load_adapter` from disk (module surgery).
 
-Then the engines' own `swap_adapter` (validation included): the transformers engine
-(PEFT's hotswap) and transformers-batched (the mapped copy), against the engine's
-unload + load. The mixed-batch engine (transformers-batched) needs no switch per request: all
-adapters stay resident and each row names its own. Prints medians, writes JSON and PNG.
+Then the engines' own `swap_adapter` (validation included): both transformers engines
+copy into the mapped tensors, validate a folder once while its files are unchanged and
+keep the weights read by the last few validations, so a swap to a version already
+checked is a copy. "engine swap (new folder)" swaps to a folder the engine has never
+seen: it pays the file read and the validation (~15 ms) every time. All against the
+engine's own unload + load. The mixed-batch engine (transformers-batched) needs no
+switch per request: all adapters stay resident and each row names its own. Prints medians, writes JSON and PNG.
 
     personae bench adapter_switch [--repeats 10] [--ranks 8,16,64]
 """
@@ -26,6 +29,7 @@ adapters stay resident and each row names its own. Prints medians, writes JSON a
 from __future__ import annotations
 
 import argparse
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -34,7 +38,12 @@ import _perf
 
 METHODS = ["copy", "hotswap_memory", "hotswap", "set_adapter", "reload"]
 #: the same switch through the engines' own API (folder in, validation included)
-ENGINE_METHODS = ["engine swap (transformers)", "engine swap (batched)", "engine reload"]
+ENGINE_METHODS = [
+    "engine swap (transformers)",
+    "engine swap (batched)",
+    "engine swap (new folder)",
+    "engine reload",
+]
 
 
 def measure(base_dir: Path, paths: list[Path], repeats: int) -> dict[str, list[float]]:
@@ -101,8 +110,10 @@ def measure_engines(base_dir: Path, paths: list[Path], repeats: int) -> dict[str
     times: dict[str, list[float]] = {m: [] for m in ENGINE_METHODS}
     plain = TransformersLLM(model_dir=base_dir)
     batched = BatchedTransformersLLM(model_dir=base_dir)
+    # its own engine: swapping to new folders pushes the others out of its staged weights
+    cold = TransformersLLM(model_dir=base_dir)
     try:
-        for engine in (plain, batched):
+        for engine in (plain, batched, cold):
             engine.load_adapter("a", paths[0])
             engine.load_adapter("keep", paths[1])  # unloading "a" then leaves a PeftModel
         for i in range(repeats):
@@ -111,6 +122,11 @@ def measure_engines(base_dir: Path, paths: list[Path], repeats: int) -> dict[str
                 started = time.perf_counter()
                 engine.swap_adapter("a", target)
                 times[method].append(time.perf_counter() - started)
+            fresh = Path(tempfile.mkdtemp(dir=target.parent))
+            shutil.copytree(target, fresh, dirs_exist_ok=True)
+            started = time.perf_counter()
+            cold.swap_adapter("a", fresh)
+            times["engine swap (new folder)"].append(time.perf_counter() - started)
             started = time.perf_counter()
             plain.unload_adapter("a")
             plain.load_adapter("a", target)
@@ -161,6 +177,7 @@ def main() -> None:
         "copy": ("reload", "copy"),
         "engine swap (transformers)": ("engine reload", "engine swap (transformers)"),
         "engine swap (batched)": ("engine reload", "engine swap (batched)"),
+        "engine swap (new folder)": ("engine reload", "engine swap (new folder)"),
     }
     for rank, res in results.items():
         res["speedups"] = {

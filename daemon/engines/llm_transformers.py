@@ -18,7 +18,7 @@ import logging
 import random
 import re
 import threading
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +41,8 @@ CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
 # becomes a key of torch ModuleDicts: no dots
 _ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_@+-]{0,127}$")
+#: validated folders whose weights stay in memory for a swap that follows
+STAGED_ADAPTERS = 4
 _LORA_KEY = re.compile(r"^base_model\.model\.(?P<module>.+)\.(?P<part>lora_A|lora_B)\.weight$")
 
 
@@ -95,6 +97,8 @@ class TransformersLLM(LLMEngine):
         # validated folders by (path, file stats): a swap back to a known version is a copy
         self._inspected: dict[tuple[Path, tuple[int, ...]], AdapterInfo] = {}
         self._lora_layers: dict[str, Any] | None = None  # module name -> LoRA layer, for swaps
+        # folder -> (its file stamp, weights read when it was validated), newest last
+        self._staged: OrderedDict[Path, tuple[Any, dict[str, torch.Tensor]]] = OrderedDict()
         # one lock for the model: forwards, tokenizer calls and adapter changes
         self._lock = threading.Condition()
 
@@ -290,7 +294,9 @@ class TransformersLLM(LLMEngine):
         """Validate a PEFT LoRA folder against this model without touching the model.
 
         A folder whose files are unchanged (same size, mtime and inode) is validated once:
-        the checks cost ~15 ms, ten times the weight copy of a swap.
+        the checks cost ~15 ms, ten times the weight copy of a swap. The weights read
+        for the check stay in memory for the few most recent folders, so swapping to a
+        version just validated (a deployment's gate, then its swap) is only a copy.
         """
         path = Path(path)
         try:
@@ -300,11 +306,15 @@ class TransformersLLM(LLMEngine):
         with self._lock:
             info = self._inspected.get(key)
         if info is None:
-            info = inspect_adapter(path, self._modules, self._linears)
+            info, tensors = read_adapter(path, self._modules, self._linears)
             with self._lock:
                 if len(self._inspected) >= 256:
                     self._inspected.clear()
                 self._inspected[key] = info
+                self._staged[info.path] = (key, tensors)
+                self._staged.move_to_end(info.path)
+                while len(self._staged) > STAGED_ADAPTERS:
+                    self._staged.popitem(last=False)
         return info
 
     def _add(self, name: str, info: AdapterInfo) -> None:
@@ -354,7 +364,11 @@ class TransformersLLM(LLMEngine):
                     torch_device=str(self._base.device),
                 )
             else:
-                tensors = load_file(str(info.path / WEIGHTS_FILE))
+                staged = self._staged.get(info.path)
+                if staged is not None and staged[0] == (info.path, _file_stamp(info.path)):
+                    tensors = staged[1]
+                else:
+                    tensors = load_file(str(info.path / WEIGHTS_FILE))
                 if self._lora_layers is None:  # module surgery since the last swap
                     self._lora_layers = dict(self._model.base_model.model.named_modules())
                 with torch.no_grad():
@@ -425,6 +439,13 @@ def inspect_adapter(
     path: Path, modules: Sequence[str], linears: dict[str, tuple[int, int]]
 ) -> AdapterInfo:
     """Check a LoRA folder against a model's layer names and linear shapes."""
+    return read_adapter(path, modules, linears)[0]
+
+
+def read_adapter(
+    path: Path, modules: Sequence[str], linears: dict[str, tuple[int, int]]
+) -> tuple[AdapterInfo, dict[str, torch.Tensor]]:
+    """inspect_adapter, also handing back the weights it read."""
     from peft import LoraConfig
     from peft.tuners.tuners_utils import check_target_module_exists
     from safetensors import SafetensorError
@@ -501,7 +522,7 @@ def inspect_adapter(
         )
     if extra := sorted(shapes.keys() - targeted):
         raise ConfigError(f"adapter {path}: weights for {extra[0]}, which target_modules excludes")
-    return AdapterInfo(path=path.resolve(), config=config, shapes=shapes)
+    return AdapterInfo(path=path.resolve(), config=config, shapes=shapes), tensors
 
 
 class StopScanner:
