@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -19,9 +21,12 @@ LIBRARIAN = (
 )
 
 
-@pytest.fixture(scope="module", params=["onnx", "sentence-transformers"])
+@pytest.fixture(scope="module", params=["onnx", "onnx float32", "sentence-transformers"])
 def embedder(request, settings):
-    return registry.create("embedder", request.param, settings)
+    name, _, variant = request.param.partition(" ")
+    if variant == "float32":
+        settings = settings.model_copy(update={"embedder_int8": False})
+    return registry.create("embedder", name, settings)
 
 
 def test_bundled_model_found_without_importing_its_package():
@@ -62,12 +67,17 @@ def test_missing_model_folder_is_a_config_error(tmp_path):
 def test_onnx_agrees_with_sentence_transformers(settings):
     from personae.daemon.models.embedder_onnx import MIN_COSINE, PROBES
 
-    onnx = registry.create("embedder", "onnx", settings)
+    assert settings.embedder_engine == "onnx" and settings.embedder_int8  # the defaults
     torch_ = SentenceTransformerEmbedder.from_settings(settings)
     texts = [*PROBES, "Could you repair the blade of my sword?", BLACKSMITH, LIBRARIAN, ""]
-    cosines = (onnx.embed(texts) * torch_.embed(texts)).sum(axis=1)
-    assert cosines.min() >= MIN_COSINE, cosines
-    assert settings.embedder_engine == "onnx"  # the default
+    reference = torch_.embed(texts)
+    for int8 in (True, False):
+        copy = settings.model_copy(update={"embedder_int8": int8})
+        onnx = registry.create("embedder", "onnx", copy)
+        cosines = (onnx.embed(texts) * reference).sum(axis=1)
+        assert cosines.min() >= MIN_COSINE, (int8, cosines)
+        single = np.stack([onnx.embed([t])[0] for t in texts])
+        assert (single * reference).sum(axis=1).min() >= MIN_COSINE, int8
 
 
 @pytest.mark.models
@@ -89,7 +99,9 @@ def test_export_is_kept_and_redone_when_stale(settings, tmp_path, monkeypatch):
     embedder_onnx.onnx_embedder_dir(copy)
     assert len(exported) == 1  # reused
     marker = target / embedder_onnx.MARKER
-    marker.write_text(marker.read_text().replace('"format": 1', '"format": 0'))
+    stale = json.loads(marker.read_text())
+    stale["format"] -= 1  # made by an older personae
+    marker.write_text(json.dumps(stale))
     embedder_onnx.onnx_embedder_dir(copy)
     assert len(exported) == 2  # a stale export is replaced
     assert [p.name for p in tmp_path.iterdir()] == [target.name]  # no temporary left
@@ -118,11 +130,9 @@ def test_unfaithful_export_is_refused(tmp_path, monkeypatch):
             return super().embed(texts)[:, ::-1].copy()
 
     monkeypatch.setattr(engine, "OnnxEmbedder", Wrong)
-    monkeypatch.setattr(
-        "personae.daemon.engines.embedder_st.SentenceTransformerEmbedder", Reference
-    )
+    reference = Reference().embed(embedder_onnx.PROBES)
     with pytest.raises(ConfigError, match="agrees with sentence-transformers only"):
-        embedder_onnx.check(tmp_path, tmp_path)
+        embedder_onnx.check(tmp_path, "model.onnx", reference, source=tmp_path)
 
 
 def test_unknown_embedder_lists_both():
