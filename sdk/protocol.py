@@ -285,7 +285,8 @@ class NpcRoute(_Event):
     character: CharacterId
     #: "pinned", "requested", "addressed" (named in the utterance) or "similarity"
     reason: Literal["pinned", "requested", "addressed", "similarity", "only"]
-    #: similarity of the utterance to each character in the scene, higher is closer
+    #: similarity of the utterance to the closest scene characters (at most 8, best
+    #: first), higher is closer; empty when pinned or requested
     scores: dict[str, float]
 
 
