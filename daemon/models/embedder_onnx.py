@@ -1,9 +1,9 @@
 """The sentence embedder as ONNX graphs, exported once into the cache.
 
-Routing embeds one utterance per turn, and on a small CPU sentence-transformers spends
-most of that time around the model rather than in it: one thread, the same MiniLM takes
-~19 ms through sentence-transformers, ~9 ms as a float32 graph in ONNX Runtime and ~6 ms
-with 8-bit weights (bench/routing.py; docs/benchmarks.md). `onnx_embedder_dir` exports
+Routing embeds one utterance per turn, and on one thread of a small CPU the same MiniLM
+takes ~20 ms p50 through sentence-transformers (~18 ms calling the transformer directly:
+torch's eager execution is most of it), ~10 ms as a float32 graph in ONNX Runtime and
+~6 ms with 8-bit weights (bench/routing.py; docs/benchmarks.md). `onnx_embedder_dir` exports
 the sentence-transformers folder (the bundled all-MiniLM-L6-v2 unless `embedder_model`
 names another) with the mean pooling and normalisation inside the graph, then an 8-bit
 copy, and keeps each only if it agrees with sentence-transformers on every probe
