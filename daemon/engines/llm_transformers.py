@@ -1,11 +1,11 @@
 """LLM on transformers + PEFT: one shared base model, each character's LoRA resident by name.
 
-Per request the adapter is chosen with PEFT's `adapter_names` (one per batch row,
-"__base__" for none), so no global "active adapter" is switched and concurrent
-requests cannot wear each other's adapter. Decoding is a manual loop with a KV cache:
-one forward per token under the model lock, so requests interleave token by token,
-cancellation lands within one token, and sampling uses a per-request RNG (a seed
-reproduces a reply whatever else runs in the process).
+Decoding is a manual loop with a KV cache: one forward per token under the model
+lock, so requests interleave token by token, cancellation lands within one token, and
+sampling uses a per-request RNG (a seed reproduces a reply whatever else runs in the
+process). Each forward sets the adapter its request wears on the LoRA layers (`_wear`),
+inside the lock, so concurrent requests cannot wear each other's adapter. Prompt
+prefixes already computed with the same adapter are reused (prefix_cache.py).
 
 Adapters are validated against this model before any weight is written, so a corrupt
 or foreign adapter is refused with a clear message and the resident ones keep working.
@@ -97,6 +97,7 @@ class TransformersLLM(LLMEngine):
         # validated folders by (path, file stats): a swap back to a known version is a copy
         self._inspected: dict[tuple[Path, tuple[int, ...]], AdapterInfo] = {}
         self._lora_layers: dict[str, Any] | None = None  # module name -> LoRA layer, for swaps
+        self._lora_modules: list[Any] | None = None  # every LoRA layer, for _wear
         # folder -> (its file stamp, weights read when it was validated), newest last
         self._staged: OrderedDict[Path, tuple[Any, dict[str, torch.Tensor]]] = OrderedDict()
         # one lock for the model: forwards, tokenizer calls and adapter changes
@@ -190,9 +191,8 @@ class TransformersLLM(LLMEngine):
     def _forward(
         self, step_ids: torch.Tensor, total_len: int, past: Any, adapter: str | None
     ) -> tuple[torch.Tensor, Any]:
-        kwargs: dict[str, Any] = {}
         if self._model is not self._base:
-            kwargs["adapter_names"] = [adapter or BASE_ADAPTER]
+            self._wear(adapter)
         out = self._model(
             input_ids=step_ids,
             # all ones, as generate() passes it, so replies match generate() exactly
@@ -200,9 +200,23 @@ class TransformersLLM(LLMEngine):
             past_key_values=past,
             use_cache=True,
             logits_to_keep=1,
-            **kwargs,
         )
         return out.logits[:, -1, :].float(), out.past_key_values
+
+    def _wear(self, adapter: str | None) -> None:
+        """Make `adapter` (None: none) the one every LoRA layer applies, for one forward.
+
+        Called under the model lock, so no other request's forward can see it. PEFT's
+        per-call `adapter_names` does the same with hooks it registers on every module
+        each forward, ~30 ms per token on this model (bench/engines.py).
+        """
+        if self._lora_modules is None:
+            from peft.tuners.lora import LoraLayer
+
+            self._lora_modules = [m for m in self._model.modules() if isinstance(m, LoraLayer)]
+        active = [adapter] if adapter is not None else []
+        for module in self._lora_modules:
+            module._active_adapter = active
 
     def _encode(self, messages: Sequence[ChatMessage]) -> list[int]:
         chat = [{"role": m.role, "content": m.content} for m in messages]
@@ -320,7 +334,7 @@ class TransformersLLM(LLMEngine):
     def _add(self, name: str, info: AdapterInfo) -> None:
         from peft import PeftModel
 
-        self._lora_layers = None  # even a failed load may have wrapped layers
+        self._lora_layers = self._lora_modules = None  # a failed load may have wrapped some
         try:
             if self._model is self._base:
                 self._model = PeftModel.from_pretrained(
@@ -334,7 +348,7 @@ class TransformersLLM(LLMEngine):
             raise ConfigError(f"adapter {info.path}: PEFT could not load it: {exc}") from exc
         self._model.eval()
         self._adapters[name] = info
-        self._lora_layers = None
+        self._lora_layers = self._lora_modules = None
         self.prefix_cache.drop_adapter(name)
 
     def _hotswap(self, name: str, info: AdapterInfo) -> None:
@@ -391,13 +405,12 @@ class TransformersLLM(LLMEngine):
             # the last one: strip the LoRA layers so base requests run the plain model
             self._model = self._model.unload()
         else:
-            if name in self._model.active_adapters:
-                # PEFT warns when the active adapter is deleted; nothing relies on it
-                other = next(n for n in self._adapters if n != name)
-                self._model.set_adapter(other, inference_mode=True)
+            # PEFT warns when the active adapter is deleted; nothing relies on it
+            other = next(n for n in self._adapters if n != name)
+            self._model.set_adapter(other, inference_mode=True)  # the model's and each layer's
             self._model.delete_adapter(name)
         del self._adapters[name]
-        self._lora_layers = None
+        self._lora_layers = self._lora_modules = None
         self.prefix_cache.drop_adapter(name)
 
     def _wait_idle(self, name: str) -> None:
