@@ -187,8 +187,24 @@ class Settings(BaseSettings):
     warmup: bool = Field(True, description="Run each engine once at start-up")
     stt_early: bool = Field(
         True,
-        description="Transcribe as soon as the player pauses, so the text is ready when "
-        "the pause turns out to end the turn",
+        description="Transcribe while the player speaks: the turn so far at each pause, "
+        "so its text is ready when the pause turns out to end the turn; a long turn piece "
+        "by piece (stt_piece_min_s), so only its last piece is left when the player stops",
+    )
+    stt_piece_pause_ms: int = Field(
+        250,
+        ge=0,
+        description="A pause at least this long closes a piece of the turn that is "
+        "transcribed on its own while the player goes on (stt_early); shorter pauses "
+        "are breaths inside a phrase",
+    )
+    stt_piece_min_s: float = Field(
+        15.0,
+        ge=0.0,
+        description="Shortest piece of a turn transcribed on its own (stt_early). "
+        "Shorter turns are transcribed whole at the pause that ends them (fast enough "
+        "with a 10 s window, and pieces mishear names more often); longer ones piece by "
+        "piece, so only the last piece is left when the player stops",
     )
 
     # --- turn taking ---

@@ -70,13 +70,9 @@ class FakeSTT(STTEngine):
         self.delay_s = delay_s
         self.text_for = text_for
         self.calls: list[tuple[float, tuple[str, ...]]] = []  # (seconds of audio, hotwords)
-        self.previous: list[str] = []  # the `previous` text of each call
 
-    def transcribe(
-        self, audio: np.ndarray, *, hotwords: Sequence[str] = (), previous: str = ""
-    ) -> Transcript:
+    def transcribe(self, audio: np.ndarray, *, hotwords: Sequence[str] = ()) -> Transcript:
         self.calls.append((len(audio) / INPUT_SAMPLE_RATE, tuple(hotwords)))
-        self.previous.append(previous)
         time.sleep(self.delay_s)
         if self.text_for is not None:
             text = self.text_for(audio)

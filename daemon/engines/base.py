@@ -53,11 +53,8 @@ class STTEngine(ABC):
     name: str = "stt"
 
     @abstractmethod
-    def transcribe(
-        self, audio: np.ndarray, *, hotwords: Sequence[str] = (), previous: str = ""
-    ) -> Transcript:
-        """Transcribe float32 mono audio at 16 kHz. `hotwords` biases towards names;
-        `previous` is what the speaker said just before `audio` (context, not output)."""
+    def transcribe(self, audio: np.ndarray, *, hotwords: Sequence[str] = ()) -> Transcript:
+        """Transcribe float32 mono audio at 16 kHz. `hotwords` biases towards names."""
 
 
 class Embedder(ABC):

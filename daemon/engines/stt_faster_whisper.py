@@ -2,9 +2,7 @@
 
 The daemon endpoints turns itself (VAD), so whisper's own VAD filter stays off, and
 each turn is decoded on its own: no conditioning on earlier turns, greedy or beam at
-temperature 0 only, so a turn costs one decode and the result is reproducible. The
-session may pass the text of the turn's earlier part (`previous`) when it transcribes a
-turn piece by piece while the player speaks.
+temperature 0 only, so a turn costs one decode and the result is reproducible.
 
 Whisper's encoder normally sees 30 s of audio whatever the clip's length: a 3 s
 question pays for 30 s. CTranslate2 accepts shorter inputs, so by default a clip is
@@ -138,9 +136,7 @@ class FasterWhisperSTT(STTEngine):
             window_s=settings.stt_window_s,
         )
 
-    def transcribe(
-        self, audio: np.ndarray, *, hotwords: Sequence[str] = (), previous: str = ""
-    ) -> Transcript:
+    def transcribe(self, audio: np.ndarray, *, hotwords: Sequence[str] = ()) -> Transcript:
         audio = np.asarray(audio, dtype=np.float32)
         if audio.ndim != 1:
             raise ValueError(f"expected mono audio (1-D), got shape {audio.shape}")
@@ -152,18 +148,16 @@ class FasterWhisperSTT(STTEngine):
         try:
             if self.window_s:
                 window = max(self.window_s, duration + WINDOW_TAIL_S)
-                text, looped, language = self._decode(_pad_to(audio, window), prompt, previous)
+                text, looped, language = self._decode(_pad_to(audio, window), prompt)
                 if looped and window < FULL_WINDOW_S:
-                    text, _, language = self._decode(
-                        _pad_to(audio, FULL_WINDOW_S), prompt, previous
-                    )
+                    text, _, language = self._decode(_pad_to(audio, FULL_WINDOW_S), prompt)
             else:
-                text, _, language = self._decode(audio, prompt, previous)
+                text, _, language = self._decode(audio, prompt)
         except RuntimeError as exc:
             raise EngineError(str(exc), engine=self.name) from exc
         return Transcript(text=text, language=language, duration_s=duration)
 
-    def _decode(self, audio: np.ndarray, prompt: str | None, previous: str):
+    def _decode(self, audio: np.ndarray, prompt: str | None):
         """-> (text, whether a segment looks like a loop, language)."""
         segments, info = self._model.transcribe(
             audio,
@@ -174,7 +168,6 @@ class FasterWhisperSTT(STTEngine):
             vad_filter=False,
             without_timestamps=True,
             hotwords=prompt,
-            initial_prompt=previous.strip() or None,
         )
         kept = []
         looped = False

@@ -24,16 +24,26 @@ class PauseStarted:
 
 
 @dataclass(frozen=True, slots=True)
+class PauseEnded:
+    """The player spoke again after a pause that did not end the turn."""
+
+    at_ms: int
+    pause: int  # the PauseStarted.pause it ends
+    silent_ms: int  # how long the pause lasted
+
+
+@dataclass(frozen=True, slots=True)
 class SpeechEnded:
     at_ms: int
     audio: np.ndarray  # float32 16 kHz, the turn with its prefix padding
     #: True when the turn hit the length limit rather than a pause
     truncated: bool = False
-    #: the pause that ended the turn (-1 when it did not end on a pause)
+    #: the pause that ended the turn (-1 when it did not end on a pause); a turn the
+    #: client ends during a pause names that pause too
     pause: int = -1
 
 
-Event = SpeechStarted | PauseStarted | SpeechEnded
+Event = SpeechStarted | PauseStarted | PauseEnded | SpeechEnded
 
 
 class Endpointer:
@@ -104,6 +114,11 @@ class Endpointer:
                 return SpeechStarted(self._ms(self._frames_seen - self._min_speech))
             return None
         self._turn.append(frame)
+        if prob >= self._off and self._run:
+            silent = self._run
+            self._run = 0
+            if len(self._turn) < self._max_frames:
+                return PauseEnded(self._ms(self._frames_seen - 1), self._pauses, self._ms(silent))
         self._run = self._run + 1 if prob < self._off else 0
         if self._run >= self._silence or len(self._turn) >= self._max_frames:
             truncated = self._run < self._silence
@@ -128,9 +143,10 @@ class Endpointer:
             return None
         audio = np.concatenate([*self._turn, self._pending])
         at = self._ms(self._frames_seen)
+        pause = self._pauses if self._run else -1
         self._pending = np.zeros(0, dtype=np.float32)
         self._turn, self._run, self.speaking = [], 0, False
-        return SpeechEnded(at, audio)
+        return SpeechEnded(at, audio, pause=pause)
 
     def reset(self) -> None:
         self._pending = np.zeros(0, dtype=np.float32)

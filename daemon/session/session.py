@@ -40,7 +40,14 @@ from personae.daemon.moderation import ContentBlockedError, moderator_for
 from personae.daemon.monitoring import Observation
 from personae.daemon.runtime import CharacterState
 from personae.daemon.service import Service
-from personae.daemon.session.endpointing import Endpointer, Event, PauseStarted, SpeechStarted
+from personae.daemon.session.endpointing import (
+    Endpointer,
+    Event,
+    PauseEnded,
+    PauseStarted,
+    SpeechStarted,
+)
+from personae.daemon.session.incremental import IncrementalTranscript
 from personae.daemon.session.outbox import Outbox, SlowClientError, audio_ms
 from personae.daemon.session.prompt import Turn, build_messages
 from personae.daemon.session.splitter import SentenceSplitter, spoken_text, stage_directions
@@ -64,7 +71,7 @@ class TranscribeJob:
     item_id: str
     audio: np.ndarray
     respond: bool
-    #: a transcription of this turn started at the pause that ended it
+    #: the turn's transcription, begun while the player spoke (settings.stt_early)
     early: asyncio.Task[Transcript] | None = None
 
 
@@ -119,7 +126,8 @@ class RealtimeSession:
         self._resampler = pcm.StreamResampler(self.config.input_sample_rate, INPUT_SAMPLE_RATE)
         self._endpointer = self._new_endpointer()
         self._turn_item: str | None = None
-        self._early: tuple[int, asyncio.Task[Transcript]] | None = None
+        #: the turn in progress, transcribed piece by piece (settings.stt_early)
+        self._pieces: IncrementalTranscript | None = None
         self.response: ActiveResponse | None = None
         self._last_speaker: str | None = None
         #: item id -> (sentence, audio start ms) of recent replies, for truncation
@@ -209,6 +217,7 @@ class RealtimeSession:
                 await self._drain_audio()
                 self._buffer, self._buffer_samples = [], 0
                 self._endpointer.reset()
+                self._drop_early()
                 self.outbox.control(p.InputAudioBufferCleared())
             case p.SessionUpdate(session=update):
                 self._update_session(update)
@@ -278,6 +287,8 @@ class RealtimeSession:
         try:
             self._jobs.put_nowait(job)
         except asyncio.QueueFull:
+            if isinstance(job, TranscribeJob) and job.early is not None:
+                job.early.cancel()
             raise LimitExceededError(
                 "too many pending turns; wait for replies to finish", code="too_many_pending_turns"
             ) from None
@@ -412,15 +423,22 @@ class RealtimeSession:
     async def _on_vad(self, ev: Event) -> None:
         td = self.config.turn_detection
         if isinstance(ev, PauseStarted):
-            if self.service.settings.stt_early:
-                self._drop_early()
-                task = asyncio.create_task(
-                    self.service.run("stt", self._stt, ev.audio, self._hotwords()),
-                    name=f"early stt {ev.pause}",
-                )
-                self._early = (ev.pause, task)
+            if self._pieces is not None:
+                self._pieces.pause_started(ev.pause, ev.audio)
+            return
+        if isinstance(ev, PauseEnded):
+            if self._pieces is not None:
+                self._pieces.pause_ended(ev.pause, ev.silent_ms)
             return
         if isinstance(ev, SpeechStarted):
+            self._drop_early()
+            s = self.service.settings
+            if s.stt_early:
+                self._pieces = IncrementalTranscript(
+                    self._stt_piece,
+                    min_pause_ms=s.stt_piece_pause_ms,
+                    min_piece_s=s.stt_piece_min_s,
+                )
             self._turn_item = p.new_id("item")
             self.outbox.control(p.SpeechStarted(audio_start_ms=ev.at_ms, item_id=self._turn_item))
             if td is not None and td.interrupt_response:
@@ -428,21 +446,24 @@ class RealtimeSession:
             return
         item_id = self._turn_item or p.new_id("item")
         self._turn_item = None
-        early = None
-        if self._early is not None and self._early[0] == ev.pause:
-            early = self._early[1]  # no speech since that pause: its transcript stands
-            self._early = None
-        self._drop_early()
+        early = self._finish_pieces(ev.audio, ev.pause)
         self.outbox.control(p.SpeechStopped(audio_end_ms=ev.at_ms, item_id=item_id))
         self.outbox.control(p.InputAudioBufferCommitted(item_id=item_id))
         self._enqueue(
             TranscribeJob(item_id, ev.audio, respond=bool(td and td.create_response), early=early)
         )
 
+    def _finish_pieces(self, audio: np.ndarray, pause: int) -> asyncio.Task[Transcript] | None:
+        """The ended turn's transcription: what is left after the pieces already done."""
+        pieces, self._pieces = self._pieces, None
+        if pieces is None:
+            return None
+        return asyncio.create_task(pieces.finish(audio, pause), name="stt turn")
+
     def _drop_early(self) -> None:
-        if self._early is not None:
-            self._early[1].cancel()
-            self._early = None
+        if self._pieces is not None:
+            self._pieces.cancel()
+            self._pieces = None
 
     def _commit(self, *, respond: bool) -> None:
         td = self.config.turn_detection
@@ -455,8 +476,11 @@ class RealtimeSession:
                 )
             item_id = self._turn_item or p.new_id("item")
             self._turn_item = None
+            early = self._finish_pieces(ended.audio, ended.pause)
             self.outbox.control(p.InputAudioBufferCommitted(item_id=item_id))
-            self._enqueue(TranscribeJob(item_id, ended.audio, respond=td.create_response))
+            self._enqueue(
+                TranscribeJob(item_id, ended.audio, respond=td.create_response, early=early)
+            )
             return
         if not self._buffer:
             raise ClientError("input audio buffer is empty", code="input_audio_buffer_commit_empty")
@@ -510,6 +534,9 @@ class RealtimeSession:
 
     def _stt(self, audio: np.ndarray, hotwords: list[str]):
         return self.service.engines.stt.transcribe(audio, hotwords=hotwords)
+
+    async def _stt_piece(self, audio: np.ndarray) -> Transcript:
+        return await self.service.run("stt", self._stt, audio, self._hotwords())
 
     def _scene(self) -> list[str]:
         scene = self.config.characters or self.service.cast

@@ -175,12 +175,23 @@ def test_a_window_too_short_to_trust_falls_back_to_the_full_one(settings):
     assert words(text) == {"yes"}, text
 
 
-def test_previous_text_carries_the_turn_across_pieces(base):
-    """The second part of a turn, transcribed with the first part's text as context."""
-    first = base.transcribe(speak("Bram, listen to me.", pad_s=0.2), hotwords=CAST).text
-    assert "bram" in words(first)
-    rest = base.transcribe(
-        speak("Can you fix my sword before nightfall?", pad_s=0.2), hotwords=CAST, previous=first
-    ).text
-    assert {"fix", "sword"} <= words(rest), rest
-    assert "bram" not in words(rest)  # context, not output
+async def test_a_turn_transcribed_piece_by_piece_keeps_its_key_words(base):
+    """The session's incremental transcription, on a real voice and real whisper."""
+    import asyncio
+
+    from personae.daemon.session.incremental import IncrementalTranscript
+
+    first = speak("Bram, can you fix my sword before nightfall?", pad_s=0.3)
+    turn = np.concatenate([first, speak("I need a lantern for the mines.", pad_s=0.2)])
+    heard: list[float] = []
+
+    async def transcribe(audio: np.ndarray):
+        heard.append(len(audio) / 16_000)
+        return await asyncio.to_thread(base.transcribe, audio, hotwords=CAST)
+
+    pieces = IncrementalTranscript(transcribe, min_piece_s=1.0)
+    pieces.pause_started(1, first)
+    pieces.pause_ended(1, 400)
+    result = await pieces.finish(turn)
+    assert heard == [len(first) / 16_000, (len(turn) - len(first)) / 16_000]
+    assert {"bram", "fix", "sword", "lantern", "mines"} <= words(result.text), result.text

@@ -323,6 +323,81 @@ async def test_without_early_transcription_the_whole_turn_is_transcribed_once() 
     assert len(stt.calls) == 1 and stt.calls[0][0] >= 1.25  # includes the silence tail
 
 
+async def test_a_long_turn_is_transcribed_piece_by_piece_and_only_the_tail_remains() -> None:
+    stt = FakeSTT(text_for=seconds_heard)
+    service = fake_service(stt=stt, vad_prefix_ms=0, vad_silence_ms=600, stt_piece_min_s=1.0)
+    async with running(service) as h:
+        for chunk in (tone(1.5), silence(0.4), tone(1.2), silence(0.4), tone(1.0), silence(0.8)):
+            h.send(p.InputAudioBufferAppend(audio=chunk))
+        done = await h.wait_type("conversation.item.input_audio_transcription.completed")
+        await h.wait_type("response.done")
+    seconds = [round(c[0], 1) for c in stt.calls]
+    # three pieces, each decoded once
+    assert len(stt.calls) == 3, seconds
+    assert 1.4 <= seconds[0] <= 1.6 and 1.5 <= seconds[1] <= 1.7 and 1.3 <= seconds[2] <= 1.5
+    assert done.transcript == " ".join(f"Bram, {s:.1f} seconds" for s, _ in stt.calls)
+    assert h.session.history[-2].text == done.transcript
+
+
+async def test_a_turn_shorter_than_a_piece_is_transcribed_whole_at_its_last_pause() -> None:
+    stt = FakeSTT(text_for=seconds_heard)
+    async with running(fake_service(stt=stt, vad_prefix_ms=0, vad_silence_ms=600)) as h:
+        for chunk in (tone(1.5), silence(0.4), tone(1.2), silence(0.8)):
+            h.send(p.InputAudioBufferAppend(audio=chunk))
+        done = await h.wait_type("conversation.item.input_audio_transcription.completed")
+    assert done.transcript.count("Bram") == 1 and float(done.transcript.split()[1]) >= 3.0
+
+
+async def test_clearing_the_buffer_mid_turn_stops_its_transcription() -> None:
+    stt = FakeSTT(text_for=seconds_heard, delay_s=0.3)
+    service = fake_service(stt=stt, vad_prefix_ms=0, vad_silence_ms=600, stt_piece_min_s=1.0)
+    async with running(service) as h:
+        for chunk in (tone(1.5), silence(0.4), tone(1.0), silence(0.2)):
+            h.send(p.InputAudioBufferAppend(audio=chunk))
+        h.send(p.InputAudioBufferClear())
+        await h.wait_type("input_audio_buffer.cleared")
+        assert h.session._pieces is None
+        await asyncio.sleep(0.7)  # what was running finishes; nothing else starts
+        assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("stt ")]
+        assert not h.of_type("conversation.item.input_audio_transcription.completed")
+    assert len(stt.calls) <= 2
+
+
+async def test_barge_in_during_a_piece_keeps_the_new_turn_whole() -> None:
+    stt = FakeSTT(text_for=seconds_heard, delay_s=0.05)
+    llm = FakeLLM(reply=lambda req: "A long answer. " * 20)
+    service = fake_service(
+        stt=stt, llm=llm, vad_prefix_ms=0, vad_silence_ms=600, stt_piece_min_s=1.0
+    )
+    async with running(service) as h:
+        h.send(p.InputAudioBufferAppend(audio=tone(1.0)))
+        h.send(p.InputAudioBufferAppend(audio=silence(0.8)))
+        await h.wait_type("response.output_audio.delta")
+        # the player talks over the reply, with a pause in the middle
+        for chunk in (tone(1.5), silence(0.4), tone(1.0), silence(0.8)):
+            h.send(p.InputAudioBufferAppend(audio=chunk))
+        await h.wait_for(
+            lambda e: (
+                e.type == "conversation.item.input_audio_transcription.completed"
+                and e.transcript.count("Bram") == 2
+            )
+        )
+        done = [e for e in h.of_type("response.done")]
+        assert done and done[0].response.status == "cancelled"
+    assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("stt ")]
+
+
+async def test_the_commit_button_during_a_pause_reuses_that_pause_s_transcript() -> None:
+    stt = FakeSTT(text_for=seconds_heard)
+    async with running(fake_service(stt=stt, vad_prefix_ms=0, vad_silence_ms=600)) as h:
+        h.send(p.InputAudioBufferAppend(audio=tone(1.0)))
+        h.send(p.InputAudioBufferAppend(audio=silence(0.2)))
+        await asyncio.sleep(0.1)
+        h.send(p.InputAudioBufferCommit())
+        done = await h.wait_type("conversation.item.input_audio_transcription.completed")
+    assert len(stt.calls) == 1 and done.transcript.startswith("Bram, 1.0")
+
+
 async def test_game_event_moves_perceivers_feelings_and_reaches_the_prompt() -> None:
     llm = FakeLLM(reply=lambda req: "Oh no.")
     async with running(fake_service(llm=llm)) as h:
