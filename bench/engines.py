@@ -6,6 +6,11 @@ GGUF by personae's converter for llama.cpp). Compared in one run:
 
 - speed: time to first token and decode tokens/s for one reply at a time, without
   and with an adapter; llama.cpp with 1 thread (the default on 2 cores) and 2 threads;
+- prompt reuse: time to first token for a real character prompt (the bundled Bram:
+  system prompt, examples, ~200 tokens) with an adapter, "cold" (a prompt no earlier
+  request began with) and "warm" (the character's prompt already computed once, as
+  after the daemon's start-up priming or an earlier turn): the transformers engine's
+  prefix cache against llama.cpp's slot cache;
 - agreement: greedy replies to the same prompts, token by token (the share of positions
   where both chose the same token, and how many replies are identical), for the base
   and two adapters trained to speak as a smith and a librarian.
@@ -40,6 +45,21 @@ def request(question: str, adapter: str | None, max_tokens: int) -> Any:
 
     params = GenerationParams(temperature=0.0, max_tokens=max_tokens, repetition_penalty=1.1)
     return GenerationRequest([ChatMessage("user", question)], params, adapter=adapter)
+
+
+def character_request(question: str, adapter: str, max_tokens: int, salt: str = "") -> Any:
+    """A real character's prompt; a salt at its very start makes it share no prefix."""
+    from personae.daemon.characters import GenerationParams
+    from personae.daemon.characters.loader import default_cast_dir, load_cast
+    from personae.daemon.engines.base import ChatMessage, GenerationRequest
+    from personae.daemon.session.prompt import Turn, build_messages
+
+    bram = load_cast([default_cast_dir()])["bram"]
+    messages = build_messages(bram, [Turn("player", question)])
+    if salt:
+        messages[0] = ChatMessage("system", f"({salt}) {messages[0].content}")
+    params = GenerationParams(temperature=0.0, max_tokens=max_tokens, repetition_penalty=1.1)
+    return GenerationRequest(messages, params, adapter=adapter)
 
 
 def timed(engine: Any, req: Any, tokenizer: Any) -> dict[str, float | str]:
@@ -125,6 +145,27 @@ def main() -> None:
                     flush=True,
                 )
 
+        reuse: dict[str, dict[str, float]] = {}
+        for label, engine in engines.items():
+            cold = [
+                timed(engine, character_request(q, "smith", 4, salt=f"{label} {i}"), tokenizer)
+                for i, q in enumerate(_perf.QUESTIONS[: args.runs])
+            ]
+            timed(engine, character_request("Hello.", "smith", 1), tokenizer)  # the priming
+            warm = [
+                timed(engine, character_request(q, "smith", 4), tokenizer)
+                for q in _perf.QUESTIONS[: args.runs]
+            ]
+            reuse[label] = {
+                "cold_ttft_p50_ms": _perf.median([r["ttft_ms"] for r in cold]),
+                "warm_ttft_p50_ms": _perf.median([r["ttft_ms"] for r in warm]),
+            }
+            print(
+                f"{label:<22} character prompt TTFT cold {reuse[label]['cold_ttft_p50_ms']:6.0f} "
+                f"ms, warm {reuse[label]['warm_ttft_p50_ms']:6.0f} ms",
+                flush=True,
+            )
+
         replies: dict[str, list[dict[str, Any]]] = {}
         rows = []
         for adapter in CHARACTERS:
@@ -160,6 +201,9 @@ def main() -> None:
     for key, res in speed.items():
         print(f"{key:<34}{res['ttft_p50_ms']:>12.0f}{res['decode_tok_s']:>14.1f}")
     print("target: llama.cpp engine at least 60 tokens/s")
+    print("\ncharacter prompt (~200 tokens) with an adapter, TTFT p50: cold / warm (prefix reused)")
+    for label, res in reuse.items():
+        print(f"  {label:<22}{res['cold_ttft_p50_ms']:>8.0f} ms {res['warm_ttft_p50_ms']:>8.0f} ms")
     print(
         f"\ngreedy agreement over {len(_perf.QUESTIONS)} prompts each (token positions / leading run / identical replies)"
     )
@@ -197,6 +241,7 @@ def main() -> None:
             "machine": info,
             "max_tokens": args.max_tokens,
             "speed": speed,
+            "prompt_reuse": reuse,
             "agreement": summary,
             "replies": rows,
         },
