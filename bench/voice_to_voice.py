@@ -1,14 +1,15 @@
 """Voice-to-voice latency: from the player's last byte of audio to the first byte of reply audio.
 
 Starts one daemon per configuration (by default whisper base, the embedded default,
-with and without transcription at the pause, beside whisper tiny.en) and runs the
+with its encoder on a 10 s window and on whisper's full 30 s, without transcription
+at the pause, on one thread, beside whisper tiny.en) and runs the
 same spoken questions through each, in
 push-to-talk mode (the turn ends at the commit, so the figure is the pipeline's own)
 and with server VAD (the turn ends after the configured silence, as a player hears it).
 Prints p50/p95 with a per-stage breakdown, the daemon's resident memory, and writes
 JSON and a PNG plot to bench/results/.
 
-    personae bench voice_to_voice [--turns 20] [--configs base,base:no-early,tiny.en] [--url ws://...]
+    personae bench voice_to_voice [--turns 20] [--configs base,base:window=0,tiny.en] [--url ws://...]
 """
 
 from __future__ import annotations
@@ -143,9 +144,10 @@ async def run_config(
 
 
 def config_env(config: str) -> dict[str, str]:
-    """"base:no-early:threads=1" -> the daemon's environment for that configuration.
+    """ "base:no-early:threads=1" -> the daemon's environment for that configuration.
 
-    The first part is the STT model; then `no-early` (no transcription at the pause),
+    The first part is the STT model; then `no-early` (no transcription while the player
+    speaks), `window=S` (whisper's encoder window in seconds, 0 = the full 30 s),
     `threads=N` (CPU threads per engine) or `llm=NAME` (LLM engine)."""
     model, *flags = config.split(":")
     env = {"PERSONAE_STT_MODEL": model, "PERSONAE_STT_EARLY": "true"}
@@ -153,6 +155,8 @@ def config_env(config: str) -> dict[str, str]:
         key, _, value = flag.partition("=")
         if flag == "no-early":
             env["PERSONAE_STT_EARLY"] = "false"
+        elif key == "window":
+            env["PERSONAE_STT_WINDOW_S"] = value
         elif key == "threads":
             env["PERSONAE_THREADS"] = value
         elif key == "llm":
@@ -207,14 +211,21 @@ def main() -> None:
     ap.add_argument("--vad-turns", type=int, default=10, help="server-VAD turns per configuration")
     ap.add_argument(
         "--configs",
-        default="base,base:no-early,base:threads=1,tiny.en",
+        default="base,base:window=0,base:no-early,base:threads=1,tiny.en",
         help="daemon configurations to compare: STT model, then ':no-early' (no "
-        "transcription at the pause), ':threads=N', ':llm=ENGINE'",
+        "transcription while the player speaks), ':window=S' (encoder window, 0 = 30 s), "
+        "':threads=N', ':llm=ENGINE'",
+    )
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=RESULTS / "voice_to_voice",
+        help="where the results go: OUT.json and OUT.png",
     )
     ap.add_argument("--url", help="measure an already running daemon instead")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    RESULTS.mkdir(exist_ok=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     audio = synthesize(QUESTIONS)
     results: dict[str, dict] = {}
     if args.url:
@@ -250,9 +261,10 @@ def main() -> None:
             print(f"{name:<22}{mode:<14}{cells}{rss}")
     print("(each cell: p50/p95 of the time from the player's last byte to that stage)")
     out = {"machine": machine, "python": sys.version.split()[0], "results": results}
-    (RESULTS / "voice_to_voice.json").write_text(json.dumps(out, indent=1))
-    plot(results, RESULTS / "voice_to_voice.png")
-    print(f"wrote {RESULTS / 'voice_to_voice.json'} and voice_to_voice.png")
+    json_path, png_path = args.out.with_suffix(".json"), args.out.with_suffix(".png")
+    json_path.write_text(json.dumps(out, indent=1))
+    plot(results, png_path)
+    print(f"wrote {json_path} and {png_path}")
 
 
 if __name__ == "__main__":
