@@ -93,7 +93,7 @@ class BatchedTransformersLLM(TransformersLLM):
         super().__init__(**kwargs)
         self._max_batch = max_batch
         self._row_hooks: list[Any] = []
-        self._row_names: list[str] = []
+        self._row_names: list[str] | None = None
         self._pending: queue.SimpleQueue[_Row] = queue.SimpleQueue()
         self._wake = threading.Event()
         self._closed = False
@@ -266,9 +266,18 @@ class BatchedTransformersLLM(TransformersLLM):
                 m.register_forward_pre_hook(self._inject_rows, with_kwargs=True)
                 for m in self._lora_modules
             ]
-        self._row_names = names
+        if len(set(names)) == 1:
+            # one adapter for every row: the layers' plain path, no per-adapter sub-batches
+            self._row_names = None
+            active = [] if names[0] == BASE_ADAPTER else [names[0]]
+            for module in self._lora_modules:
+                module._active_adapter = active
+        else:
+            self._row_names = names
 
     def _inject_rows(self, module: Any, args: Any, kwargs: dict[str, Any]) -> Any:
+        if self._row_names is None:
+            return None
         return args, {**kwargs, "adapter_names": self._row_names}
 
     def _prefill(self, joining: list[_Row]) -> tuple[torch.Tensor, Any, torch.Tensor]:
