@@ -47,7 +47,8 @@ Transcribe = Callable[[np.ndarray], Awaitable[Transcript]]
 class _Piece:
     pause: int
     end: int  # turn sample where the piece ends
-    task: asyncio.Task[str]  # text of the turn up to `end`
+    audio: np.ndarray  # the piece's own audio
+    task: asyncio.Task[str] | None = None  # text of the turn up to `end`, once started
 
 
 class IncrementalTranscript:
@@ -68,34 +69,45 @@ class IncrementalTranscript:
     def committed_samples(self) -> int:
         return self._offset
 
-    def pause_started(self, pause: int, audio: np.ndarray) -> None:
-        """The player went quiet; `audio` is the turn so far."""
+    def pause_started(self, pause: int, audio: np.ndarray, *, start: bool = True) -> None:
+        """The player went quiet; `audio` is the turn so far. `start=False` holds the
+        piece back until `start_pending` (the caller has more audio queued: a pause
+        that is already over would only waste a decode)."""
         self._drop_pending()
         if len(audio) <= self._offset:
             return
-        task = self._start(self._committed, audio[self._offset :], f"stt piece {pause}")
-        self._pending = _Piece(pause, len(audio), task)
+        self._pending = _Piece(pause, len(audio), audio[self._offset :])
+        if start:
+            self.start_pending()
+
+    def start_pending(self) -> None:
+        """Start transcribing the piece the latest pause closed, if not yet started."""
+        piece = self._pending
+        if piece is not None and piece.task is None:
+            piece.task = self._start(self._committed, piece.audio, f"stt piece {piece.pause}")
 
     def pause_ended(self, pause: int, silent_ms: int) -> None:
         """The player spoke again: commit the piece the pause closed, or drop it."""
         piece = self._pending
         if piece is None or piece.pause != pause:
             return
-        self._pending = None
         if silent_ms >= self.min_pause_ms and piece.end - self._offset >= self._min_piece:
+            self.start_pending()
             self._committed, self._offset = piece.task, piece.end
             self.committed_pieces += 1
+            self._pending = None
         else:
-            piece.task.cancel()
+            self._drop_pending()
 
     async def finish(self, audio: np.ndarray, pause: int = -1) -> Transcript:
         """The turn's transcript. `pause`: the pause that ended it (-1: none)."""
         piece = self._pending
         self._pending = None
         if piece is not None and pause >= 0 and piece.pause == pause:
-            task = piece.task  # nothing was said after that pause: its text stands
+            # nothing was said after that pause: its text stands
+            task = piece.task or self._start(self._committed, piece.audio, "stt tail")
         else:
-            if piece is not None:
+            if piece is not None and piece.task is not None:
                 piece.task.cancel()
             task = self._start(self._committed, audio[self._offset :], "stt tail")
         try:
@@ -118,9 +130,9 @@ class IncrementalTranscript:
         self._pending = self._committed = None
 
     def _drop_pending(self) -> None:
-        if self._pending is not None:
+        if self._pending is not None and self._pending.task is not None:
             self._pending.task.cancel()
-            self._pending = None
+        self._pending = None
 
     def _start(self, before: asyncio.Task[str] | None, audio: np.ndarray, name: str):
         task = asyncio.create_task(self._piece(before, audio), name=name)

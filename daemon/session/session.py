@@ -128,6 +128,8 @@ class RealtimeSession:
         self._turn_item: str | None = None
         #: the turn in progress, transcribed piece by piece (settings.stt_early)
         self._pieces: IncrementalTranscript | None = None
+        #: push-to-talk: pauses in the buffer, so it is transcribed while the player talks
+        self._ptt_vad: Endpointer | None = None
         self.response: ActiveResponse | None = None
         self._last_speaker: str | None = None
         #: item id -> (sentence, audio start ms) of recent replies, for truncation
@@ -218,6 +220,7 @@ class RealtimeSession:
                 self._buffer, self._buffer_samples = [], 0
                 self._endpointer.reset()
                 self._drop_early()
+                self._ptt_vad = None
                 self.outbox.control(p.InputAudioBufferCleared())
             case p.SessionUpdate(session=update):
                 self._update_session(update)
@@ -317,6 +320,8 @@ class RealtimeSession:
             self._resampler = pcm.StreamResampler(self.config.input_sample_rate, INPUT_SAMPLE_RATE)
         if "turn_detection" in changes:
             self._endpointer = self._new_endpointer()
+            self._drop_early()
+            self._ptt_vad = None
         self.outbox.output_sample_rate = self.config.output_sample_rate
         self.outbox.control(p.SessionUpdated(session=self.config))
 
@@ -413,18 +418,58 @@ class RealtimeSession:
                         continue
                     self._buffer.append(audio)
                     self._buffer_samples += len(audio)
-                    continue
-                events = await self.service.run("vad", self._endpointer.feed, audio)
-                for ev in events:
-                    await self._on_vad(ev)
+                    if s.stt_early:
+                        await self._ptt_listen()
+                else:
+                    events = await self.service.run("vad", self._endpointer.feed, audio)
+                    for ev in events:
+                        await self._on_vad(ev)
+                if self._pieces is not None and self._audio_in.empty():
+                    # caught up with the player: transcribe the latest pause's piece
+                    # (not the pauses of audio that came in faster than real time)
+                    self._pieces.start_pending()
             finally:
                 self._audio_in.task_done()
+
+    async def _ptt_listen(self) -> None:
+        """Push-to-talk: the turn ends at the commit, but the player's pauses are found
+        as they come, so the buffer is transcribed while they talk (as with server VAD)
+        and a commit in a pause finds the text ready."""
+        if self._ptt_vad is None:  # a fresh one per buffer: its clock is the buffer's
+            s = self.service.settings
+            self._ptt_vad = Endpointer(
+                self.service.engines.vad.stream(),
+                threshold=s.vad_threshold,
+                min_speech_ms=s.vad_min_speech_ms,
+                silence_ms=1 << 30,  # only the commit ends the turn
+                prefix_ms=0,
+                max_turn_s=float(1 << 30),
+            )
+        audio = self._buffer[-1]
+        events = await self.service.run("vad", self._ptt_vad.feed, audio)
+        for ev in events:
+            if isinstance(ev, SpeechStarted):
+                self._pieces = self._pieces or self._new_pieces()
+            elif self._pieces is None:
+                continue
+            elif isinstance(ev, PauseStarted):
+                end = ev.at_ms * INPUT_SAMPLE_RATE // 1000
+                so_far = np.concatenate(self._buffer)[:end]
+                self._pieces.pause_started(ev.pause, so_far, start=False)
+            elif isinstance(ev, PauseEnded):
+                self._pieces.pause_ended(ev.pause, ev.silent_ms)
+
+    def _new_pieces(self) -> IncrementalTranscript:
+        s = self.service.settings
+        return IncrementalTranscript(
+            self._stt_piece, min_pause_ms=s.stt_piece_pause_ms, min_piece_s=s.stt_piece_min_s
+        )
 
     async def _on_vad(self, ev: Event) -> None:
         td = self.config.turn_detection
         if isinstance(ev, PauseStarted):
             if self._pieces is not None:
-                self._pieces.pause_started(ev.pause, ev.audio)
+                self._pieces.pause_started(ev.pause, ev.audio, start=False)
             return
         if isinstance(ev, PauseEnded):
             if self._pieces is not None:
@@ -432,13 +477,8 @@ class RealtimeSession:
             return
         if isinstance(ev, SpeechStarted):
             self._drop_early()
-            s = self.service.settings
-            if s.stt_early:
-                self._pieces = IncrementalTranscript(
-                    self._stt_piece,
-                    min_pause_ms=s.stt_piece_pause_ms,
-                    min_piece_s=s.stt_piece_min_s,
-                )
+            if self.service.settings.stt_early:
+                self._pieces = self._new_pieces()
             self._turn_item = p.new_id("item")
             self.outbox.control(p.SpeechStarted(audio_start_ms=ev.at_ms, item_id=self._turn_item))
             if td is not None and td.interrupt_response:
@@ -486,9 +526,13 @@ class RealtimeSession:
             raise ClientError("input audio buffer is empty", code="input_audio_buffer_commit_empty")
         audio = np.concatenate(self._buffer)
         self._buffer, self._buffer_samples = [], 0
+        ended = self._ptt_vad.force_end() if self._ptt_vad is not None else None
+        self._ptt_vad = None
+        early = self._finish_pieces(audio, ended.pause) if ended is not None else None
+        self._drop_early()  # no speech heard in the buffer: transcribed whole below
         item_id = p.new_id("item")
         self.outbox.control(p.InputAudioBufferCommitted(item_id=item_id))
-        self._enqueue(TranscribeJob(item_id, audio, respond=respond))
+        self._enqueue(TranscribeJob(item_id, audio, respond=respond, early=early))
 
     # ------------------------------------------------------------------ respond
 

@@ -190,3 +190,18 @@ def test_a_turn_the_client_ends_during_a_pause_names_that_pause() -> None:
     ep.feed(np.full(SR, 0.5, np.float32))
     ended = ep.force_end()
     assert ended is not None and ended.pause == -1  # mid-speech: no pause to reuse
+
+
+async def test_a_piece_held_back_costs_nothing_if_its_pause_is_already_over() -> None:
+    stt = Recorder()
+    pieces = IncrementalTranscript(stt, min_piece_s=1.0)
+    first, second, third = turn(1.5, 0.5, 1.0)
+    pieces.pause_started(1, first, start=False)  # audio queued behind it: held back
+    pieces.pause_ended(1, 100)  # a breath
+    pieces.pause_started(2, second, start=False)
+    pieces.pause_ended(2, 400)  # a phrase boundary: committed, so it starts now
+    pieces.pause_started(3, third, start=False)
+    pieces.start_pending()  # caught up with the player
+    result = await pieces.finish(np.concatenate([third, np.zeros(SR)]), pause=3)
+    assert stt.calls == [(0.0, 2.0), (2.0, 1.0)]
+    assert result.text == "[2.0] [1.0]"

@@ -348,6 +348,47 @@ async def test_a_turn_shorter_than_a_piece_is_transcribed_whole_at_its_last_paus
     assert done.transcript.count("Bram") == 1 and float(done.transcript.split()[1]) >= 3.0
 
 
+async def test_push_to_talk_transcribes_at_the_pause_and_the_commit_finds_it_ready() -> None:
+    stt = FakeSTT(text_for=seconds_heard, delay_s=0.2)
+    async with running(fake_service(stt=stt)) as h:
+        h.send(p.SessionUpdate(session=p.SessionConfig(turn_detection=None)))
+        await h.wait_type("session.updated")
+        h.send(p.InputAudioBufferAppend(audio=tone(1.0)))
+        h.send(p.InputAudioBufferAppend(audio=silence(0.3)))
+        await asyncio.sleep(0.3)  # the player lets go of the button a moment later
+        sent = asyncio.get_running_loop().time()
+        h.send(p.InputAudioBufferCommit())
+        h.send(p.ResponseCreate())
+        done = await h.wait_type("conversation.item.input_audio_transcription.completed")
+        waited = asyncio.get_running_loop().time() - sent
+        await h.wait_type("response.done")
+        # speech after a pause, then the commit mid-speech: the whole buffer, once more
+        for chunk in (tone(1.0), silence(0.3), tone(0.5)):
+            h.send(p.InputAudioBufferAppend(audio=chunk))
+        h.send(p.InputAudioBufferCommit())
+        second = await h.wait_for(
+            lambda e: (
+                e.type == "conversation.item.input_audio_transcription.completed"
+                and e.item_id != done.item_id
+            )
+        )
+    assert done.transcript.startswith("Bram, 1.0") and waited < 0.15
+    assert float(second.transcript.split()[1]) >= 1.7
+    assert len(h.of_type("conversation.item.input_audio_transcription.completed")) == 2
+
+
+async def test_audio_sent_faster_than_real_time_transcribes_no_stale_pause() -> None:
+    stt = FakeSTT(text_for=seconds_heard)
+    async with running(fake_service(stt=stt)) as h:
+        h.send(p.SessionUpdate(session=p.SessionConfig(turn_detection=None)))
+        await h.wait_type("session.updated")
+        for chunk in (tone(1.0), silence(0.3), tone(1.0), silence(0.3)):
+            h.send(p.InputAudioBufferAppend(audio=chunk))
+        h.send(p.InputAudioBufferCommit())
+        done = await h.wait_type("conversation.item.input_audio_transcription.completed")
+    assert len(stt.calls) == 1 and float(done.transcript.split()[1]) >= 2.0
+
+
 async def test_clearing_the_buffer_mid_turn_stops_its_transcription() -> None:
     stt = FakeSTT(text_for=seconds_heard, delay_s=0.3)
     service = fake_service(stt=stt, vad_prefix_ms=0, vad_silence_ms=600, stt_piece_min_s=1.0)
