@@ -4,8 +4,10 @@ Starts one daemon per configuration (by default whisper base, the embedded defau
 with its encoder on a 10 s window and on whisper's full 30 s, without transcription
 at the pause, on one thread, beside whisper tiny.en) and runs the
 same spoken questions through each, in
-push-to-talk mode (the turn ends at the commit, so the figure is the pipeline's own)
-and with server VAD (the turn ends after the configured silence, as a player hears it).
+push-to-talk mode (the turn ends at the commit, so the figure is the pipeline's own),
+push-to-talk as a player does it (audio in real time, the button let go 200 ms after
+the speech: what the daemon did while the player talked shows) and with server VAD
+(the turn ends after the configured silence, as a player hears it).
 Prints p50/p95 with a per-stage breakdown, the daemon's resident memory, and writes
 JSON and a PNG plot to bench/results/.
 
@@ -39,6 +41,7 @@ QUESTIONS = [
     "Bram, how much for a new horseshoe?",
 ]
 STAGES = ["stt", "routing", "first_token", "first_sentence_audio", "first_audio_chunk"]
+MODES = ("push_to_talk", "push_to_talk_live", "server_vad")
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -68,11 +71,12 @@ MARKS = {
 }
 
 
-async def one_turn(url: str, audio: bytes, *, vad: bool) -> dict[str, float]:
-    """Push-to-talk: audio sent at once, the clock starts at the commit. Server VAD: the
-    player talks in real time (100 ms chunks every 100 ms), then silence keeps flowing;
-    the clock starts at the last byte of speech, so the figure includes the pause the
-    daemon waits for before it decides the turn is over."""
+async def one_turn(url: str, audio: bytes, *, vad: bool, live: bool = False) -> dict[str, float]:
+    """Push-to-talk: audio sent at once, the clock starts at the commit; `live`: sent in
+    real time, then 200 ms of silence, then the commit (the clock starts there). Server
+    VAD: the player talks in real time (100 ms chunks every 100 ms), then silence keeps
+    flowing; the clock starts at the last byte of speech, so the figure includes the
+    pause the daemon waits for before it decides the turn is over."""
     fields = {} if vad else {"turn_detection": None}
     async with await connect(url, **fields) as session:
         t0 = 0.0
@@ -91,6 +95,16 @@ async def one_turn(url: str, audio: bytes, *, vad: bool) -> dict[str, float]:
 
         if vad:
             feeder = asyncio.create_task(talk())
+        elif live:
+            step = 16000 * 2 // 10
+            for i in range(0, len(audio), step):
+                await session.append_audio(audio[i : i + step])
+                await asyncio.sleep(0.1)
+            for _ in range(2):
+                await session.append_audio(bytes(step))
+                await asyncio.sleep(0.1)
+            t0 = time.perf_counter()
+            await session.commit()
         else:
             await session.append_audio(audio, chunk_ms=100)
             t0 = time.perf_counter()
@@ -127,19 +141,28 @@ def summarize(samples: list[dict[str, float]]) -> dict[str, dict[str, float]]:
 
 
 async def run_config(
-    url: str, pid: int | None, audio: dict[str, bytes], turns: int, vad_turns: int
+    url: str,
+    pid: int | None,
+    audio: dict[str, bytes],
+    turns: int,
+    vad_turns: int,
+    live_turns: int = 0,
 ):
     proc = psutil.Process(pid) if pid else None
     await one_turn(url, next(iter(audio.values())), vad=False)  # warm the path
     texts = list(audio)
     ptt = [await one_turn(url, audio[texts[i % len(texts)]], vad=False) for i in range(turns)]
+    live = [
+        await one_turn(url, audio[texts[i % len(texts)]], vad=False, live=True)
+        for i in range(live_turns)
+    ]
     vad = [await one_turn(url, audio[texts[i % len(texts)]], vad=True) for i in range(vad_turns)]
     rss = proc.memory_info().rss / 2**20 if proc else None
+    samples = {"push_to_talk": ptt, "push_to_talk_live": live, "server_vad": vad}
     return {
-        "push_to_talk": summarize(ptt),
-        "server_vad": summarize(vad),
+        **{mode: summarize(samples[mode]) for mode in MODES},
         "rss_mb": rss,
-        "samples": {"push_to_talk": ptt, "server_vad": vad},
+        "samples": samples,
     }
 
 
@@ -172,12 +195,13 @@ def plot(results: dict[str, dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 4.5))
+    rows = sum(1 for res in results.values() for m in MODES if res.get(m))
+    fig, ax = plt.subplots(figsize=(9, max(4.5, 1.5 + 0.4 * rows)))
     labels = []
-    for row, (name, res) in enumerate(results.items()):
-        for j, mode in enumerate(("push_to_talk", "server_vad")):
+    for name, res in results.items():
+        for mode in (m for m in MODES if res.get(m)):
             summary = res[mode]
-            y = row * 2 + j
+            y = len(labels)
             labels.append(f"{name}\n{mode.replace('_', ' ')}")
             prev = 0.0
             for k, stage in enumerate(STAGES):
@@ -208,6 +232,12 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--turns", type=int, default=20, help="push-to-talk turns per configuration")
+    ap.add_argument(
+        "--live-turns",
+        type=int,
+        default=10,
+        help="push-to-talk turns spoken in real time per configuration",
+    )
     ap.add_argument("--vad-turns", type=int, default=10, help="server-VAD turns per configuration")
     ap.add_argument(
         "--configs",
@@ -230,7 +260,7 @@ def main() -> None:
     results: dict[str, dict] = {}
     if args.url:
         results["running daemon"] = asyncio.run(
-            run_config(args.url, None, audio, args.turns, args.vad_turns)
+            run_config(args.url, None, audio, args.turns, args.vad_turns, args.live_turns)
         )
     else:
         for config in args.configs.split(","):
@@ -238,19 +268,21 @@ def main() -> None:
             print(f"starting daemon: {config} ({env}) ...", file=sys.stderr)
             with tempfile.TemporaryDirectory() as tmp, live_daemon(Path(tmp), env=env) as d:
                 results[config] = asyncio.run(
-                    run_config(d.ws, d.process.pid, audio, args.turns, args.vad_turns)
+                    run_config(
+                        d.ws, d.process.pid, audio, args.turns, args.vad_turns, args.live_turns
+                    )
                 )
     machine = (
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {platform.system()}"
     )
     print(f"\nvoice-to-voice latency (ms), {machine}")
     print(
-        f"{'config':<22}{'mode':<14}"
+        f"{'config':<22}{'mode':<19}"
         + "".join(f"{s:>22}" for s in [*STAGES, "done"])
         + f"{'RSS MB':>9}"
     )
     for name, res in results.items():
-        for mode in ("push_to_talk", "server_vad"):
+        for mode in (m for m in MODES if res.get(m)):
             cells = "".join(
                 f"{res[mode][s]['p50']:>11.0f}/{res[mode][s]['p95']:<10.0f}"
                 if s in res[mode]
@@ -258,7 +290,7 @@ def main() -> None:
                 for s in [*STAGES, "done"]
             )
             rss = f"{res['rss_mb']:>9.0f}" if res["rss_mb"] else ""
-            print(f"{name:<22}{mode:<14}{cells}{rss}")
+            print(f"{name:<22}{mode:<19}{cells}{rss}")
     print("(each cell: p50/p95 of the time from the player's last byte to that stage)")
     out = {"machine": machine, "python": sys.version.split()[0], "results": results}
     json_path, png_path = args.out.with_suffix(".json"), args.out.with_suffix(".png")
