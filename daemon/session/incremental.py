@@ -1,7 +1,8 @@
 """A turn transcribed piece by piece while the player is still speaking.
 
-Each pause in a turn closes a piece: its transcription starts at once, in the
-background. If the player speaks again after a pause long enough to be a phrase
+Each pause in a turn closes a piece: its transcription starts in the background as
+soon as the listener has caught up with the audio (a pause already over in audio that
+came in faster than real time is never decoded). If the player speaks again after a pause long enough to be a phrase
 boundary (not a breath) and the piece is long enough, the piece's text is committed
 and the next piece starts where it ended. When the turn ends on a pause, that last
 piece is already under way (usually done); otherwise only the audio after the last
@@ -20,7 +21,8 @@ context swapped names for ones said before, so it is not given it). Past that le
 the whole turn would make the player wait, and pieces win.
 
     pieces = IncrementalTranscript(transcribe, min_pause_ms=250, min_piece_s=15.0)
-    pieces.pause_started(pause, turn_so_far)   # endpointer events, as they come
+    pieces.pause_started(pause, turn_so_far, start=False)  # endpointer events
+    pieces.start_pending()                     # no more audio queued
     pieces.pause_ended(pause, silent_ms)
     transcript = await pieces.finish(turn_audio, ended_on_pause)
     pieces.cancel()                            # turn cleared or session gone
