@@ -542,6 +542,7 @@ async def _character_reply(svc: Service, body: ChatCompletionRequest) -> Reply:
         max_turns=svc.settings.history_turns,
         instructions=instructions,
         context=ctx.context,
+        context_late=svc.settings.prompt_context_late,
     )
 
     def said(text: str) -> None:

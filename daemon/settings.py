@@ -211,8 +211,23 @@ class Settings(BaseSettings):
     vad_threshold: float = Field(0.5, gt=0.0, lt=1.0)
     vad_min_speech_ms: int = Field(150, ge=0, description="speech this long starts a turn")
     vad_silence_ms: int = Field(600, ge=100, description="silence this long ends a turn")
+    vad_silence_complete_ms: int = Field(
+        300,
+        ge=0,
+        description="with server VAD and stt_early, silence this long ends a turn whose "
+        "transcript (begun at the pause) already reads as a finished sentence: it ends in "
+        ". ? or ! (not an ellipsis) and not on a word such as 'and', 'um' or 'the'; other "
+        "turns wait the full vad_silence_ms. 0, or not shorter than the turn's silence, = off",
+    )
     vad_prefix_ms: int = Field(300, ge=0, description="audio kept from before speech started")
     history_turns: int = Field(8, ge=0, description="past exchanges sent to the LLM")
+    prompt_context_late: bool = Field(
+        True,
+        description="put each reply's context (mood, memories, lore, instructions) in a "
+        "system message just before the player's latest words, so the character's prompt "
+        "and the history stay a reusable prefix; false = at the end of the first system "
+        "message, for chat templates that accept a system message only first",
+    )
 
     # --- audio out ---
     audio_chunk_ms: int = Field(100, ge=10, le=1000)

@@ -54,21 +54,31 @@ def build_messages(
     max_turns: int = 8,
     instructions: str | None = None,
     context: Sequence[str] = (),
+    context_late: bool = True,
 ) -> list[ChatMessage]:
-    """System prompt, example lines, then the recent history from `character`'s seat.
+    """System prompt, example lines, the recent history, and this reply's context.
 
     The character's own lines are the assistant's; the player's and other characters'
     lines are the user's, the latter prefixed with the speaker's name so the model
     knows who said what. Player text is never placed in the system role, and every
     text that does not come from the character file (history, memories, lore, the
     per-reply instructions) is `neutralise`d.
+
+    The system prompt and the examples never change between replies and the history
+    only grows, so engines that reuse prompt prefixes (the transformers engine's
+    prefix cache, llama.cpp's slot cache) prefill only what is new. The per-reply
+    context (mood, memories, lore, instructions) changes every reply; with
+    `context_late` it is a second system message just before the latest user message,
+    where it does not break that prefix; otherwise it ends the first system message
+    (for chat templates that accept a system message only first).
     """
     names = names or {}
-    system = character.render_system_prompt()
-    if context:
-        system += "\n" + "\n".join(neutralise(c) for c in context)
+    extra = [neutralise(c) for c in context]
     if instructions:
-        system += "\nFor this reply: " + neutralise(instructions)
+        extra.append("For this reply: " + neutralise(instructions))
+    system = character.render_system_prompt()
+    if extra and not context_late:
+        system += "\n" + "\n".join(extra)
     messages = [ChatMessage("system", system)]
     for ex in character.examples:
         messages += [ChatMessage("user", ex.user), ChatMessage("assistant", ex.character)]
@@ -89,4 +99,15 @@ def build_messages(
             merged[-1] = ChatMessage(m.role, merged[-1].content + "\n" + m.content)
         else:
             merged.append(m)
+    if extra and context_late:
+        late = ChatMessage("system", "\n".join(extra))
+        if len(merged) > 1 + 2 * len(character.examples) and merged[-1].role == "user":
+            merged.insert(len(merged) - 1, late)
+        else:
+            merged.append(late)
     return merged
+
+
+def system_text(messages: Sequence[ChatMessage]) -> str:
+    """Everything the model is told in the system role (character file and context)."""
+    return "\n".join(m.content for m in messages if m.role == "system")

@@ -699,6 +699,7 @@ class RealtimeSession:
             max_turns=svc.settings.history_turns,
             instructions=options.instructions,
             context=ctx.context,
+            context_late=svc.settings.prompt_context_late,
         )
         request = GenerationRequest(messages=messages, params=ch.generation, adapter=adapter)
         part = {"response_id": r.info.id, "item_id": r.item_id, "character": ch.id}

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 
 from personae.daemon.engines import registry
 from personae.daemon.engines.base import GenerationRequest, LLMEngine
+from personae.daemon.session.prompt import system_text
 from personae.daemon.testing import FakeEmbedder, FakeSTT, FakeTTS, FakeVAD
 
 
@@ -54,7 +55,7 @@ class EchoLLM(_FromSettings, LLMEngine):
         self.adapters: dict[str, str] = {}
 
     def generate(self, request: GenerationRequest, cancel: threading.Event) -> Iterator[str]:
-        yield request.messages[0].content
+        yield system_text(request.messages)
 
     def load_adapter(self, name: str, path: str) -> None:
         self.adapters[name] = path

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from personae.daemon.app import create_app
 from personae.daemon.openai_api import served_model_name
+from personae.daemon.session.prompt import system_text
 from personae.daemon.testing import FakeLLM
 from tests.session.harness import fake_service
 
@@ -115,9 +116,11 @@ def test_a_character_answers_with_its_prompt_memory_and_parameters(app_client, l
     system = request.messages[0]
     assert system.role == "system"
     assert system.content.startswith("You are Bram.")
-    assert "granary" in system.content  # ann's memory of the raid, from the runtime
-    assert system.content.endswith("For this reply: Keep it under ten words.")
-    assert [m.role for m in request.messages[1:]][-3:] == ["user", "assistant", "user"]
+    context = request.messages[-2]  # this reply's context, just before the question
+    assert context.role == "system"
+    assert "granary" in context.content  # ann's memory of the raid, from the runtime
+    assert context.content.endswith("For this reply: Keep it under ten words.")
+    assert [m.role for m in request.messages[1:]][-4:] == ["user", "assistant", "system", "user"]
     assert request.messages[-1].content == "What burned?"
     bram = svc.cast["bram"].generation
     assert request.params.temperature == 0.2
@@ -134,9 +137,9 @@ def test_players_are_kept_apart_by_user(app_client, llm) -> None:
     client, svc = app_client
     svc.runtime.game_event(["mara"], "ann", "gift", "Ann gave Mara a silver compass")
     assert ask(client, "mara", "Remember me?", user="ann").status_code == 200
-    assert "compass" in llm.requests[-1].messages[0].content
+    assert "compass" in system_text(llm.requests[-1].messages)
     assert ask(client, "mara", "Remember me?", user="bob").status_code == 200
-    assert "compass" not in llm.requests[-1].messages[0].content
+    assert "compass" not in system_text(llm.requests[-1].messages)
 
 
 def test_streaming_is_openai_sse(app_client) -> None:
@@ -160,6 +163,7 @@ def test_streaming_is_openai_sse(app_client) -> None:
 
 def test_the_openai_sdk_talks_to_a_character(app_client) -> None:
     import openai  # the dev extra installs it
+
     client, _ = app_client
     sdk = openai.OpenAI(base_url="http://testserver/v1", api_key="unused", http_client=client)
     done = sdk.chat.completions.create(

@@ -62,12 +62,16 @@ def test_every_outside_text_is_neutralised_and_player_text_stays_user(cast) -> N
     msgs = build_messages(
         cast["bram"], history, names={"mara": evil}, instructions=evil, context=[evil]
     )
-    assert [m.role for m in msgs].count("system") == 1 and msgs[0].role == "system"
-    assert "pirate" in msgs[0].content  # the instruction and context stay, defused
+    # the character file's system prompt, and this reply's context in a second one
+    assert [m.role for m in msgs].count("system") == 2 and msgs[0].role == "system"
+    assert msgs[0].content == cast["bram"].render_system_prompt()
+    context = next(m for m in msgs[1:] if m.role == "system")
+    assert "pirate" in context.content  # the instruction and context stay, defused
     for m in msgs:
         assert not any(c in m.content for c in CONTROL), m
     # the player's and other characters' lines are the user's; bram's own the assistant's
-    assert msgs[-2].role == "user" and msgs[-1].role == "assistant"
+    # the last line is bram's own, so this reply's context comes after it
+    assert [m.role for m in msgs[-3:]] == ["user", "assistant", "system"]
 
 
 def test_the_real_chat_template_gets_no_extra_turns(cast) -> None:
@@ -115,12 +119,12 @@ async def test_injection_through_the_wire_and_memory(tmp_path: Path) -> None:
             h.send(p.ResponseCreate(response=p.ResponseOptions(character="bram")))
             await h.wait_for(lambda e, n=n: len(h.of_type("response.done")) == n)
     assert len(llm.requests) == 2
-    system = llm.requests[1].messages[0].content
-    assert "The player said" in system  # the memory is there ...
+    context = [m.content for m in llm.requests[1].messages[1:] if m.role == "system"]
+    assert len(context) == 1 and "The player said" in context[0]  # the memory is there ...
     for req in llm.requests:  # ... and no message carries a control token
         for m in req.messages:
             assert not any(c in m.content for c in CONTROL), m
-        assert [m.role for m in req.messages].count("system") == 1
+        assert [m.role for m in req.messages].count("system") == 2  # character file, context
     svc.close()
 
 

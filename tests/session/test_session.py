@@ -7,6 +7,7 @@ import asyncio
 import msgpack
 import pytest
 
+from personae.daemon.session.prompt import system_text
 from personae.daemon.testing import FakeLLM, FakeSTT, FakeTTS, silence, tone
 from personae.sdk import protocol as p
 from personae.sdk.framing import Framing
@@ -457,7 +458,7 @@ async def test_game_event_moves_perceivers_feelings_and_reaches_the_prompt() -> 
         await h.wait_type("response.done")
         h.send(p.GameEvent(name="gift", data={"trust": "lots"}))
         err = await h.wait_type("error")
-    system = llm.requests[0].messages[0].content
+    system = system_text(llm.requests[0].messages)
     assert "bridge" in system.lower()  # remembered and recalled into the prompt
     assert err.error.code == "invalid_event" and "trust" in err.error.message
 
@@ -475,7 +476,7 @@ async def test_state_and_memory_outlive_the_session() -> None:
         h.send(user_text("Mara, hello again."))
         h.send(p.ResponseCreate())
         await h.wait_type("response.done")
-    system = llm.requests[-1].messages[0].content
+    system = system_text(llm.requests[-1].messages)
     assert "wonderful maps" in system  # the notable line became a memory
     assert first.dominant == "joy"
     # another player starts fresh
@@ -484,7 +485,7 @@ async def test_state_and_memory_outlive_the_session() -> None:
         h.send(user_text("Mara, hello."))
         h.send(p.ResponseCreate())
         await h.wait_type("response.done")
-    assert "wonderful maps" not in llm.requests[-1].messages[0].content
+    assert "wonderful maps" not in system_text(llm.requests[-1].messages)
 
 
 async def test_lore_enters_the_prompt_when_its_keys_are_mentioned() -> None:
@@ -497,8 +498,8 @@ async def test_lore_enters_the_prompt_when_its_keys_are_mentioned() -> None:
         h.send(user_text("Bram, what happened at the old mill?"))
         h.send(p.ResponseCreate())
         await h.wait_type("response.done", after=n)
-    assert "carry the miller out" not in llm.requests[0].messages[0].content
-    assert "carry the miller out" in llm.requests[1].messages[0].content
+    assert "carry the miller out" not in system_text(llm.requests[0].messages)
+    assert "carry the miller out" in system_text(llm.requests[1].messages)
 
 
 async def test_metrics_count_stages_replies_errors_and_sessions() -> None:

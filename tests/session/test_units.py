@@ -7,6 +7,7 @@ import itertools
 import pytest
 
 from personae.daemon.characters import default_cast_dir, load_cast
+from personae.daemon.engines.base import ChatMessage
 from personae.daemon.errors import ConfigError, UnknownCharacterError
 from personae.daemon.session.prompt import Turn, build_messages
 from personae.daemon.session.router import Router
@@ -66,15 +67,35 @@ def test_prompt_from_the_characters_seat(cast) -> None:
         Turn("mara", "Welcome to the archive."),
         Turn("player", "Bram, any work?"),
     ]
-    msgs = build_messages(cast["bram"], history, names={"mara": "Mara"}, instructions="Be grumpy.")
+    msgs = build_messages(
+        cast["bram"], history, names={"mara": "Mara"}, instructions="Be grumpy.", context=["Mood."]
+    )
     assert msgs[0].role == "system" and "You are Bram." in msgs[0].content
-    assert msgs[0].content.endswith("For this reply: Be grumpy.")
+    assert msgs[0].content == cast["bram"].render_system_prompt()  # the same every reply
     roles = [m.role for m in msgs]
     assert all(a != b for a, b in itertools.pairwise(roles[1:])), "roles must alternate"
+    # this reply's context sits just before the latest words, after the reusable part
+    assert msgs[-2] == ChatMessage("system", "Mood.\nFor this reply: Be grumpy.")
     assert "(Mara says) Welcome to the archive." in msgs[-1].content
     assert msgs[-1].content.endswith("Bram, any work?")
     # example lines become a worked exchange
     assert msgs[1].content == cast["bram"].examples[0].user
+
+
+def test_prompt_grows_by_appending_so_its_prefix_is_reusable(cast) -> None:
+    history = [Turn("player", "Hello."), Turn("bram", "Aye."), Turn("player", "Any work?")]
+    first = build_messages(cast["bram"], history[:1], context=["Mood: calm."])
+    second = build_messages(cast["bram"], history, context=["Mood: cross.", "A memory."])
+    # everything before the first reply's context is the start of the second prompt
+    cut = next(i for i, m in enumerate(first) if m.content == "Mood: calm.")
+    assert second[:cut] == first[:cut]
+    assert second[-2].content == "Mood: cross.\nA memory." and second[-1].content == "Any work?"
+    # a reply with no new player line (a game event) gets its context at the end
+    after = build_messages(cast["bram"], history[:2], context=["Mood."])
+    assert after[-1] == ChatMessage("system", "Mood.") and after[-2].role == "assistant"
+    # the other layout, for chat templates that take a system message only first
+    early = build_messages(cast["bram"], history, context=["Mood."], context_late=False)
+    assert early[0].content.endswith("\nMood.") and [m.role for m in early].count("system") == 1
 
 
 def test_player_text_cannot_enter_the_system_prompt(cast) -> None:
