@@ -15,7 +15,13 @@ GGUF by personae's converter for llama.cpp). Compared in one run:
   where both chose the same token, and how many replies are identical), for the base
   and two adapters trained to speak as a smith and a librarian.
 
-    personae bench engines [--max-tokens 32] [--runs 3]
+`--quant TYPE` runs llama.cpp on another quantization of the same weights: the bundled
+Q4_1 tensors dequantized and requantized to TYPE by gguf's reference quantizer (the
+Q8_0 token embedding, the norms, every metadata and tokenizer key copied as they are);
+results go to engines-<type>.json/png. `--quant Q4_1` rewrites the bundled file
+byte for byte.
+
+    personae bench engines [--max-tokens 32] [--runs 3] [--quant Q4_0]
 """
 
 from __future__ import annotations
@@ -32,11 +38,45 @@ import _perf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+#: quantizations gguf's Python quantizer writes whose 32-value blocks fit SmolLM2's
+#: 576-wide rows (the K-quants need 256)
+QUANTS = ("Q4_1", "Q4_0", "Q5_0", "Q5_1", "Q8_0")
+#: general.file_type (llama_ftype) of a file whose bulk is that type
+FILE_TYPES = {"Q4_0": 2, "Q4_1": 3, "Q8_0": 7, "Q5_0": 8, "Q5_1": 9}
+
 CHARACTERS = {
     None: None,
     "smith": "Aye, the forge burns hot and my hammer is ready.",
     "librarian": "Hush now, the old books are sleeping.",
 }
+
+
+def requantize(source: Path, out: Path, qtype: str) -> Path:
+    """`source` with its Q4_1 tensors requantized to `qtype`; everything else copied."""
+    from gguf import GGMLQuantizationType, GGUFReader, GGUFValueType, GGUFWriter
+    from gguf.quants import dequantize, quantize
+
+    target = GGMLQuantizationType[qtype]
+    reader = GGUFReader(str(source))
+    writer = GGUFWriter(str(out), reader.fields["general.architecture"].contents())
+    for key, field in reader.fields.items():
+        if key.startswith("GGUF.") or key == "general.architecture":
+            continue  # the writer adds these itself
+        value = FILE_TYPES[qtype] if key == "general.file_type" else field.contents()
+        sub = field.types[1] if field.types[0] == GGUFValueType.ARRAY else None
+        writer.add_key_value(key, value, field.types[0], sub)
+    for t in reader.tensors:
+        kind = t.tensor_type
+        if kind == GGMLQuantizationType.Q4_1 and target != kind:
+            writer.add_tensor(t.name, quantize(dequantize(t.data, kind), target), raw_dtype=target)
+        else:
+            raw = None if kind == GGMLQuantizationType.F32 else kind
+            writer.add_tensor(t.name, t.data, raw_dtype=raw)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return out
 
 
 def request(question: str, adapter: str | None, max_tokens: int) -> Any:
@@ -96,6 +136,12 @@ def main() -> None:
     )
     ap.add_argument("--max-tokens", type=int, default=32)
     ap.add_argument("--runs", type=int, default=3, help="replies per engine and adapter for speed")
+    ap.add_argument(
+        "--quant",
+        choices=QUANTS,
+        default="Q4_1",
+        help="llama.cpp weights: Q4_1 = the bundled file; others requantized from it",
+    )
     args = ap.parse_args()
     from personae.daemon.engines.llm_llamacpp import LlamaCppLLM
     from personae.daemon.engines.llm_transformers import TransformersLLM
@@ -113,10 +159,14 @@ def main() -> None:
             for name, text in CHARACTERS.items()
             if name
         }
+        gguf_file = gguf_path()
+        if args.quant != "Q4_1":
+            print(f"requantizing to {args.quant} ...", file=sys.stderr, flush=True)
+            gguf_file = requantize(gguf_file, Path(tmp) / f"smollm2.{args.quant}.gguf", args.quant)
         engines: dict[str, Any] = {"transformers": TransformersLLM(model_dir=base_dir)}
         for threads in (1, 2):
             engines[f"llamacpp {threads} thread{'s' * (threads > 1)}"] = LlamaCppLLM(
-                gguf_file=gguf_path(), lora_cache_dir=Path(tmp) / "gguf", threads=threads
+                gguf_file=gguf_file, lora_cache_dir=Path(tmp) / "gguf", threads=threads
             )
         tokenizer = engines["transformers"]._tokenizer
         for engine in engines.values():
@@ -195,7 +245,8 @@ def main() -> None:
         }
 
     print(
-        f"\nllama.cpp vs transformers, {args.max_tokens}-token greedy replies, {_perf.describe(info)}"
+        f"\nllama.cpp ({args.quant}) vs transformers, {args.max_tokens}-token greedy replies, "
+        f"{_perf.describe(info)}"
     )
     print(f"{'engine / adapter':<34}{'TTFT p50 ms':>12}{'decode tok/s':>14}")
     for key, res in speed.items():
@@ -232,13 +283,14 @@ def main() -> None:
         right.set_ylim(0, 100)
         right.legend(fontsize=8)
         fig.suptitle(
-            f"llama.cpp (Q4_1) vs transformers (fp32), SmolLM2-135M ({info['cores']} cores, loaded)"
+            f"llama.cpp ({args.quant}) vs transformers (fp32), SmolLM2-135M ({info['cores']} cores, loaded)"
         )
 
     _perf.save(
-        "engines",
+        "engines" if args.quant == "Q4_1" else f"engines-{args.quant.lower()}",
         {
             "machine": info,
+            "quant": args.quant,
             "max_tokens": args.max_tokens,
             "speed": speed,
             "prompt_reuse": reuse,
