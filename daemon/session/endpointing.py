@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,16 +42,36 @@ class SpeechEnded:
     #: the pause that ended the turn (-1 when it did not end on a pause); a turn the
     #: client ends during a pause names that pause too
     pause: int = -1
+    #: True when the turn ended after the shorter silence, its transcript looking complete
+    complete: bool = False
 
 
 Event = SpeechStarted | PauseStarted | PauseEnded | SpeechEnded
+
+#: last words that leave a sentence hanging, whatever punctuation whisper put after them
+DANGLING = frozenset("and but so or nor because um uh er erm hmm the a an to of".split())
+_CLOSERS = "\"'”’)]»"
+_LAST_WORD = re.compile(r"([\w'’-]+)\W*$")
+
+
+def looks_complete(text: str) -> bool:
+    """Whether a transcript reads as a finished utterance: it ends with `.`, `?` or `!`
+    (not an ellipsis, which whisper writes for a voice that trails off) and not on a
+    conjunction, article or filler ("and then I went to the.", "um.")."""
+    text = text.strip().rstrip(_CLOSERS).rstrip()
+    if not text or text[-1] not in ".?!" or text.endswith(("...", "…", "..")):
+        return False
+    last = _LAST_WORD.search(text)
+    return last is not None and last.group(1).lower() not in DANGLING
 
 
 class Endpointer:
     """Feeds 16 kHz audio through a VAD stream and reports where turns start and end.
 
     Speech starts after `min_speech_ms` of frames above `threshold`; it ends after
-    `silence_ms` below `threshold - 0.15` (hysteresis keeps a breath from ending a turn).
+    `silence_ms` below `threshold - 0.15` (hysteresis keeps a breath from ending a turn),
+    or after `complete_ms` once the caller said the turn so far looks complete
+    (`mark_complete`: its transcript, begun at the pause, reads as a finished sentence).
     """
 
     def __init__(
@@ -62,6 +83,7 @@ class Endpointer:
         silence_ms: int = 600,
         prefix_ms: int = 300,
         max_turn_s: float = 30.0,
+        complete_ms: int = 0,
     ) -> None:
         self._vad = vad
         self._frame = vad.frame_samples
@@ -71,6 +93,11 @@ class Endpointer:
         self._silence = self._frames(silence_ms)
         self._prefix = self._frames(prefix_ms)
         self._max_frames = int(max_turn_s * INPUT_SAMPLE_RATE / self._frame)
+        #: silent frames that end a turn marked complete; None = off (0, or not shorter)
+        self._complete: int | None = (
+            self._frames(complete_ms) if 0 < complete_ms < silence_ms else None
+        )
+        self._complete_pause = -1  # the pause mark_complete named, while it lasts
         self._pending = np.zeros(0, dtype=np.float32)
         self._frames_seen = 0
         self._history: list[np.ndarray] = []  # recent frames while silent (prefix padding)
@@ -84,6 +111,18 @@ class Endpointer:
 
     def _ms(self, frames: int) -> int:
         return frames * self._frame * 1000 // INPUT_SAMPLE_RATE
+
+    @property
+    def ends_early(self) -> bool:
+        """Whether a turn marked complete ends after the shorter silence."""
+        return self._complete is not None
+
+    def mark_complete(self, pause: int) -> None:
+        """The turn up to `pause` looks complete: if that pause is still going on, the turn
+        ends at the next frame fed once the pause has lasted `complete_ms` (at once, if it
+        already has). A pause that is over, or another one, is ignored."""
+        if self._complete is not None and self.speaking and self._run and pause == self._pauses:
+            self._complete_pause = pause
 
     def feed(self, audio: np.ndarray) -> list[Event]:
         events: list[Event] = []
@@ -117,17 +156,29 @@ class Endpointer:
         if prob >= self._off and self._run:
             silent = self._run
             self._run = 0
+            self._complete_pause = -1
             if len(self._turn) < self._max_frames:
                 return PauseEnded(self._ms(self._frames_seen - 1), self._pauses, self._ms(silent))
         self._run = self._run + 1 if prob < self._off else 0
-        if self._run >= self._silence or len(self._turn) >= self._max_frames:
-            truncated = self._run < self._silence
+        complete = (
+            self._complete is not None
+            and self._complete_pause == self._pauses
+            and self._run >= self._complete
+        )
+        early = complete and self._run < self._silence
+        ended = self._run >= self._silence or complete
+        if ended or len(self._turn) >= self._max_frames:
             audio = np.concatenate(self._turn)
             self.speaking = False
             self._turn = []
             self._run = 0
+            self._complete_pause = -1
             return SpeechEnded(
-                self._ms(self._frames_seen), audio, truncated, -1 if truncated else self._pauses
+                self._ms(self._frames_seen),
+                audio,
+                not ended,
+                self._pauses if ended else -1,
+                early,
             )
         if self._run == 1:
             # A pause begins: the caller may transcribe now and have the text ready
@@ -146,11 +197,13 @@ class Endpointer:
         pause = self._pauses if self._run else -1
         self._pending = np.zeros(0, dtype=np.float32)
         self._turn, self._run, self.speaking = [], 0, False
+        self._complete_pause = -1
         return SpeechEnded(at, audio, pause=pause)
 
     def reset(self) -> None:
         self._pending = np.zeros(0, dtype=np.float32)
         self._history, self._turn = [], []
         self._run = 0
+        self._complete_pause = -1
         self.speaking = False
         self._vad.reset()

@@ -23,6 +23,7 @@ the whole turn would make the player wait, and pieces win.
     pieces = IncrementalTranscript(transcribe, min_pause_ms=250, min_piece_s=15.0)
     pieces.pause_started(pause, turn_so_far, start=False)  # endpointer events
     pieces.start_pending()                     # no more audio queued
+    pieces.ready()                             # (pause, text so far) once decoded
     pieces.pause_ended(pause, silent_ms)
     transcript = await pieces.finish(turn_audio, ended_on_pause)
     pieces.cancel()                            # turn cleared or session gone
@@ -87,6 +88,16 @@ class IncrementalTranscript:
         piece = self._pending
         if piece is not None and piece.task is None:
             piece.task = self._start(self._committed, piece.audio, f"stt piece {piece.pause}")
+
+    def ready(self) -> tuple[int, str] | None:
+        """(pause, text of the turn up to it) once the latest pause's piece is decoded,
+        while that pause may still end the turn; None before (or if its decode failed)."""
+        piece = self._pending
+        if piece is None or piece.task is None or not piece.task.done():
+            return None
+        if piece.task.cancelled() or piece.task.exception() is not None:
+            return None
+        return piece.pause, piece.task.result()
 
     def pause_ended(self, pause: int, silent_ms: int) -> None:
         """The player spoke again: commit the piece the pause closed, or drop it."""

@@ -46,6 +46,7 @@ from personae.daemon.session.endpointing import (
     PauseEnded,
     PauseStarted,
     SpeechStarted,
+    looks_complete,
 )
 from personae.daemon.session.incremental import IncrementalTranscript
 from personae.daemon.session.outbox import Outbox, SlowClientError, audio_ms
@@ -339,6 +340,7 @@ class RealtimeSession:
                 td.prefix_padding_ms if td and td.prefix_padding_ms is not None else s.vad_prefix_ms
             ),
             max_turn_s=s.max_turn_audio_s,
+            complete_ms=s.vad_silence_complete_ms,
         )
 
     async def _player_said(self, text: str) -> None:
@@ -421,6 +423,7 @@ class RealtimeSession:
                     if s.stt_early:
                         await self._ptt_listen()
                 else:
+                    self._end_if_complete()
                     events = await self.service.run("vad", self._endpointer.feed, audio)
                     for ev in events:
                         await self._on_vad(ev)
@@ -492,6 +495,16 @@ class RealtimeSession:
         self._enqueue(
             TranscribeJob(item_id, ev.audio, respond=bool(td and td.create_response), early=early)
         )
+
+    def _end_if_complete(self) -> None:
+        """Server VAD: once the transcript begun at this pause is in and reads as a
+        finished sentence, the turn ends after the shorter silence
+        (settings.vad_silence_complete_ms), decided at the frames fed next."""
+        if self._pieces is None or not self._endpointer.ends_early:
+            return
+        ready = self._pieces.ready()
+        if ready is not None and looks_complete(ready[1]):
+            self._endpointer.mark_complete(ready[0])
 
     def _finish_pieces(self, audio: np.ndarray, pause: int) -> asyncio.Task[Transcript] | None:
         """The ended turn's transcription: what is left after the pieces already done."""
