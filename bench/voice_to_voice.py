@@ -171,7 +171,9 @@ def config_env(config: str) -> dict[str, str]:
 
     The first part is the STT model; then `no-early` (no transcription while the player
     speaks), `window=S` (whisper's encoder window in seconds, 0 = the full 30 s),
-    `threads=N` (CPU threads per engine) or `llm=NAME` (LLM engine)."""
+    `threads=N` (CPU threads per engine), `llm=NAME` (LLM engine) or `complete=MS`
+    (server VAD: the silence that ends a turn whose transcript reads as finished, 0 = off,
+    so every turn waits the full silence)."""
     model, *flags = config.split(":")
     env = {"PERSONAE_STT_MODEL": model, "PERSONAE_STT_EARLY": "true"}
     for flag in flags:
@@ -184,6 +186,8 @@ def config_env(config: str) -> dict[str, str]:
             env["PERSONAE_THREADS"] = value
         elif key == "llm":
             env["PERSONAE_LLM_ENGINE"] = value
+        elif key == "complete":
+            env["PERSONAE_VAD_SILENCE_COMPLETE_MS"] = value
         else:
             raise SystemExit(f"unknown configuration flag {flag!r} in {config!r}")
     return env
@@ -244,7 +248,8 @@ def main() -> None:
         default="base,base:window=0,base:no-early,base:threads=1,tiny.en",
         help="daemon configurations to compare: STT model, then ':no-early' (no "
         "transcription while the player speaks), ':window=S' (encoder window, 0 = 30 s), "
-        "':threads=N', ':llm=ENGINE'",
+        "':threads=N', ':llm=ENGINE', ':complete=MS' (silence that ends a turn that reads "
+        "as finished, server VAD; 0 = off)",
     )
     ap.add_argument(
         "--out",
