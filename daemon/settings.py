@@ -214,10 +214,12 @@ class Settings(BaseSettings):
     vad_silence_complete_ms: int = Field(
         300,
         ge=0,
-        description="with server VAD and stt_early, silence this long ends a turn whose "
-        "transcript (begun at the pause) already reads as a finished sentence: it ends in "
-        ". ? or ! (not an ellipsis) and not on a word such as 'and', 'um' or 'the'; other "
-        "turns wait the full vad_silence_ms. 0, or not shorter than the turn's silence, = off",
+        description="with server VAD and stt_early, silence this long (at least; whole "
+        "VAD frames) ends a turn whose transcript, begun at the pause, already reads as a "
+        "finished sentence: it ends in . ? or ! (not an ellipsis), not on a word such as "
+        "'and', 'um' or 'the', and says more than a greeting or a character's name ('Hey "
+        "Mara.' before a pause is a player calling, not done); other turns wait the full "
+        "vad_silence_ms. 0, or not shorter than the turn's silence, = off",
     )
     vad_prefix_ms: int = Field(300, ge=0, description="audio kept from before speech started")
     history_turns: int = Field(8, ge=0, description="past exchanges sent to the LLM")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,19 +52,28 @@ Event = SpeechStarted | PauseStarted | PauseEnded | SpeechEnded
 
 #: last words that leave a sentence hanging, whatever punctuation whisper put after them
 DANGLING = frozenset("and but so or nor because um uh er erm hmm the a an to of".split())
+#: words of a line that only calls for attention ("Hey Mara." before the question, at a
+#: pause after the name: whisper writes that as a sentence of its own)
+ADDRESSING = frozenset(
+    "hey hi hello oh ok okay well so excuse me listen look yo um uh er erm hmm ah".split()
+)
 _CLOSERS = "\"'”’)]»"
-_LAST_WORD = re.compile(r"([\w'’-]+)\W*$")
+_WORD = re.compile(r"[\w'’-]+")
 
 
-def looks_complete(text: str) -> bool:
+def looks_complete(text: str, names: Iterable[str] = ()) -> bool:
     """Whether a transcript reads as a finished utterance: it ends with `.`, `?` or `!`
-    (not an ellipsis, which whisper writes for a voice that trails off) and not on a
-    conjunction, article or filler ("and then I went to the.", "um.")."""
+    (not an ellipsis, which whisper writes for a voice that trails off), not on a
+    conjunction, article or filler ("and then I went to the.", "um."), and says more
+    than a greeting or `names` (the characters the player may be calling: "Bram.")."""
     text = text.strip().rstrip(_CLOSERS).rstrip()
     if not text or text[-1] not in ".?!" or text.endswith(("...", "…", "..")):
         return False
-    last = _LAST_WORD.search(text)
-    return last is not None and last.group(1).lower() not in DANGLING
+    words = [w.lower() for w in _WORD.findall(text)]
+    if not words or words[-1] in DANGLING:
+        return False
+    calling = ADDRESSING.union(w.lower() for n in names for w in _WORD.findall(n))
+    return not calling.issuperset(words)
 
 
 class Endpointer:
@@ -93,9 +104,12 @@ class Endpointer:
         self._silence = self._frames(silence_ms)
         self._prefix = self._frames(prefix_ms)
         self._max_frames = int(max_turn_s * INPUT_SAMPLE_RATE / self._frame)
-        #: silent frames that end a turn marked complete; None = off (0, or not shorter)
+        #: silent frames (at least complete_ms) that end a turn marked complete; None = off
+        #: (0, or not shorter than silence_ms)
         self._complete: int | None = (
-            self._frames(complete_ms) if 0 < complete_ms < silence_ms else None
+            math.ceil(complete_ms * INPUT_SAMPLE_RATE / 1000 / self._frame)
+            if 0 < complete_ms < silence_ms
+            else None
         )
         self._complete_pause = -1  # the pause mark_complete named, while it lasts
         self._pending = np.zeros(0, dtype=np.float32)

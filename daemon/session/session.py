@@ -503,7 +503,7 @@ class RealtimeSession:
         if self._pieces is None or not self._endpointer.ends_early:
             return
         ready = self._pieces.ready()
-        if ready is not None and looks_complete(ready[1]):
+        if ready is not None and looks_complete(ready[1], self._hotwords()):
             self._endpointer.mark_complete(ready[0])
 
     def _finish_pieces(self, audio: np.ndarray, pause: int) -> asyncio.Task[Transcript] | None:

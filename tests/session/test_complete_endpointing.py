@@ -23,13 +23,24 @@ SR = 16_000
 FRAME_MS = 32  # 512-sample VAD frames
 # A 1.0 s tone covers 31.25 frames: the 32nd frame is half tone, still speech, so the
 # pause starts at frame 33 and a turn ending after N silent frames ends at (32 + N) frames.
-SHORT_END = (32 + 9) * FRAME_MS  # 300 ms -> 9 frames: 1312
+SHORT = 10  # frames: at least 300 ms
+SHORT_END = (32 + SHORT) * FRAME_MS  # 1344
 FULL_END = (32 + 19) * FRAME_MS  # 600 ms -> 19 frames: 1632
+NAMES = ("Bram", "Bram Holloway", "blacksmith", "Mara", "Mara Quill")
 
 
 @pytest.mark.parametrize(
     ("text", "complete"),
     [
+        ("Bram, fix my sword.", True),
+        ("Okay, thanks!", True),
+        ("I'm not well.", True),
+        # only calling someone: the question comes after the pause
+        ("Bram.", False),
+        ("Hey Mara.", False),
+        ("Mara Quill!", False),
+        ("Hey, blacksmith.", False),
+        ("Okay.", False),
         ("Hey Mara, where is the mill?", True),
         ("Fix my sword before nightfall.", True),
         ("Get out!", True),
@@ -46,7 +57,11 @@ FULL_END = (32 + 19) * FRAME_MS  # 600 ms -> 19 frames: 1632
     ],
 )
 def test_what_reads_as_a_finished_sentence(text: str, complete: bool) -> None:
-    assert looks_complete(text) is complete
+    assert looks_complete(text, NAMES) is complete
+
+
+def test_a_name_is_a_sentence_when_nobody_is_called_that() -> None:
+    assert looks_complete("Bram.") and not looks_complete("Bram.", ["Bram Holloway"])
 
 
 def voice(seconds: float) -> np.ndarray:
@@ -77,9 +92,19 @@ def test_a_pause_marked_complete_ends_the_turn_after_the_short_silence() -> None
     assert len(events) == 1
     ended = events[0]
     assert isinstance(ended, SpeechEnded)
-    assert ended.at_ms == 1024 + 9 * FRAME_MS and ended.complete and not ended.truncated
+    assert ended.at_ms == SHORT_END and ended.complete and not ended.truncated
     assert ended.pause == pause.pause  # the pause's transcript stands for the turn
-    assert len(ended.audio) == (32 + 9) * 512
+    assert len(ended.audio) == (32 + SHORT) * 512
+
+
+def test_a_pause_just_short_of_the_short_silence_keeps_the_turn() -> None:
+    ep = endpointer()
+    events = ep.feed(np.concatenate([voice(1.0), quiet(0.1)]))
+    ep.mark_complete(events[-1].pause)
+    # 9 silent frames in all (288 ms: 300 ms rounded to frames), then the player goes on
+    events = ep.feed(np.concatenate([quiet((32 + 9) * 512 / SR - 1.1), voice(0.5)]))
+    assert [type(e) for e in events] == [PauseEnded] and events[0].silent_ms == 9 * FRAME_MS
+    assert ep.speaking
 
 
 def test_a_mark_that_comes_after_the_short_silence_ends_the_turn_at_the_next_frame() -> None:
@@ -204,7 +229,7 @@ async def test_speech_before_the_short_silence_is_over_keeps_the_turn_going() ->
         await h.wait_type("response.done")
     stopped = h.of_type("input_audio_buffer.speech_stopped")
     # one turn, ended 300 ms into its second pause (the tone ends at 2.2 s: frame 69)
-    assert [e.audio_end_ms for e in stopped] == [(69 + 9) * FRAME_MS]
+    assert [e.audio_end_ms for e in stopped] == [(69 + SHORT) * FRAME_MS]
     assert done.transcript == "I heard 2.2 seconds."
     assert len(h.of_type("conversation.item.input_audio_transcription.completed")) == 1
 

@@ -205,3 +205,27 @@ async def test_a_piece_held_back_costs_nothing_if_its_pause_is_already_over() ->
     result = await pieces.finish(np.concatenate([third, np.zeros(SR)]), pause=3)
     assert stt.calls == [(0.0, 2.0), (2.0, 1.0)]
     assert result.text == "[2.0] [1.0]"
+
+
+async def test_ready_gives_the_latest_pause_s_text_once_it_is_decoded() -> None:
+    stt = Recorder(gated=True)
+    pieces = IncrementalTranscript(stt, min_pause_ms=250, min_piece_s=1.0)
+    first, second, third = turn(1.5, 1.0, 0.5)
+    pieces.pause_started(1, first, start=False)
+    assert pieces.ready() is None  # held back: not started
+    pieces.pause_ended(1, 400)  # committed
+    pieces.pause_started(2, second)
+    await asyncio.sleep(0)
+    assert pieces.ready() is None  # still decoding
+    stt.gate.set()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert pieces.ready() == (2, "[1.5] [1.0]")  # the whole turn so far
+    pieces.pause_ended(2, 100)  # a breath: the piece is dropped
+    assert pieces.ready() is None
+    pieces.pause_started(3, third)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert pieces.ready() == (3, "[1.5] [1.5]")
+    result = await pieces.finish(third, pause=3)
+    assert result.text == "[1.5] [1.5]" and len(stt.calls) == 3
