@@ -76,7 +76,8 @@ async def one_turn(url: str, audio: bytes, *, vad: bool, live: bool = False) -> 
     real time, then 200 ms of silence, then the commit (the clock starts there). Server
     VAD: the player talks in real time (100 ms chunks every 100 ms), then silence keeps
     flowing; the clock starts at the last byte of speech, so the figure includes the
-    pause the daemon waits for before it decides the turn is over."""
+    pause the daemon waits for before it decides the turn is over (a turn it ends while
+    the player is still talking counts in `cut`; the reply measured is the next one)."""
     fields = {} if vad else {"turn_detection": None}
     async with await connect(url, **fields) as session:
         t0 = 0.0
@@ -113,12 +114,18 @@ async def one_turn(url: str, audio: bytes, *, vad: bool, live: bool = False) -> 
         try:
             while True:
                 event = await session.next_event(timeout=120)
+                if isinstance(event, p.Error):
+                    raise RuntimeError(event.error.message)
+                if not t0:
+                    # the daemon ended the turn before the player stopped talking: the
+                    # rest is a turn of its own, whose reply is the one the player waits for
+                    if event.type == "input_audio_buffer.speech_stopped":
+                        marks["cut"] = marks.get("cut", 0) + 1
+                    continue
                 now = (time.perf_counter() - t0) * 1000
                 key = MARKS.get(event.type)
                 if key and key not in marks:
                     marks[key] = now
-                if isinstance(event, p.Error):
-                    raise RuntimeError(event.error.message)
                 if isinstance(event, p.ResponseDone):
                     marks["done"] = now
                     return marks
@@ -297,6 +304,10 @@ def main() -> None:
             rss = f"{res['rss_mb']:>9.0f}" if res["rss_mb"] else ""
             print(f"{name:<22}{mode:<19}{cells}{rss}")
     print("(each cell: p50/p95 of the time from the player's last byte to that stage)")
+    for name, res in results.items():
+        cut = sum(1 for sample in res["samples"]["server_vad"] if sample.get("cut"))
+        if cut:
+            print(f"{name}: {cut} server-VAD turns ended before the player stopped talking")
     out = {"machine": machine, "python": sys.version.split()[0], "results": results}
     json_path, png_path = args.out.with_suffix(".json"), args.out.with_suffix(".png")
     json_path.write_text(json.dumps(out, indent=1))
