@@ -238,9 +238,11 @@ class LlamaCppLLM(LLMEngine):
             "stream": True,
             "max_tokens": params.max_tokens,
             "temperature": params.temperature,
-            "top_p": params.top_p,
-            # transformers' sampling, spelled out: llama.cpp's own defaults differ
-            "top_k": 0,
+            # transformers' sampling, spelled out: llama.cpp's own defaults differ. Greedy
+            # is top-1 after the penalties, which spares llama.cpp's samplers a sort of
+            # the whole vocabulary at every token
+            "top_p": params.top_p if params.temperature > 0 else 1.0,
+            "top_k": 0 if params.temperature > 0 else 1,
             "min_p": 0.0,
             "repeat_penalty": params.repetition_penalty,
             "repeat_last_n": self._ctx_per_slot,  # the whole reply and prompt, as transformers
