@@ -8,6 +8,7 @@ checkpoint) happens at most once per cache directory and reports progress throug
 from __future__ import annotations
 
 import importlib.util
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,3 +32,22 @@ def package_dir(import_name: str, *, extra: str = "models") -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise missing_extra(import_name.replace("_", "-"), extra)
     return Path(next(iter(spec.submodule_search_locations)))
+
+
+def install_prepared(tmp: Path, target: Path, is_prepared: Callable[[Path], bool]) -> None:
+    """Rename a finished preparation `tmp` into place at `target`.
+
+    A concurrent preparer may have won: its complete copy is kept and ours discarded
+    (the caller removes `tmp`); a stale or partial copy is moved aside and deleted first.
+    """
+    if target.exists():
+        if is_prepared(target):
+            return
+        stale = target.with_name(f".{target.name}.stale-{tmp.name}")
+        target.rename(stale)
+        shutil.rmtree(stale)
+    try:
+        tmp.rename(target)
+    except OSError:
+        if not is_prepared(target):
+            raise

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from personae.daemon.errors import ConfigError, missing_extra
-from personae.daemon.models import Progress, no_progress
+from personae.daemon.models import Progress, install_prepared, no_progress
 
 if TYPE_CHECKING:
     from personae.daemon.settings import Settings
@@ -76,7 +76,8 @@ def onnx_embedder_dir(settings: Settings, progress: Progress = no_progress) -> P
     try:
         report = export(source, tmp, progress)
         (tmp / MARKER).write_text(json.dumps({**expected, "check": report}, indent=2))
-        _install(tmp, target, expected)
+        install_prepared(tmp, target, lambda t: _is_prepared(t, expected))
+        log.info("exported the embedder to %s", target)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
@@ -254,19 +255,3 @@ def _is_prepared(target: Path, expected: dict[str, Any]) -> bool:
         return False
     found.pop("check", None)
     return bool(found == expected) and (target / MODEL_FILE).is_file()
-
-
-def _install(tmp: Path, target: Path, expected: dict[str, Any]) -> None:
-    """Rename the finished export into place; a concurrent preparer may have won."""
-    if target.exists():
-        if _is_prepared(target, expected):
-            return  # another process finished first; ours is discarded
-        stale = target.with_name(f".{target.name}.stale-{tmp.name}")
-        target.rename(stale)
-        shutil.rmtree(stale)
-    try:
-        tmp.rename(target)
-    except OSError:
-        if not _is_prepared(target, expected):
-            raise
-    log.info("exported the embedder to %s", target)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from personae.daemon.errors import ConfigError, missing_extra
-from personae.daemon.models import Progress, no_progress, package_dir
+from personae.daemon.models import Progress, install_prepared, no_progress, package_dir
 
 if TYPE_CHECKING:
     from personae.daemon.settings import Settings
@@ -71,7 +71,8 @@ def base_model_dir(settings: Settings, progress: Progress = no_progress) -> Path
     try:
         _prepare(source, tmp, progress)
         (tmp / MARKER).write_text(json.dumps(expected, indent=2))
-        _install(tmp, target, expected)
+        install_prepared(tmp, target, lambda t: _is_prepared(t, expected))
+        log.info("prepared %s in %s", GGUF_NAME, target)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
@@ -112,22 +113,6 @@ def _fix_chat_tokens(tokenizer: Any, model: Any) -> None:
     model.generation_config.eos_token_id = eot
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
-
-
-def _install(tmp: Path, target: Path, expected: dict[str, Any]) -> None:
-    """Rename the finished copy into place; a concurrent preparer may have won."""
-    if target.exists():
-        if _is_prepared(target, expected):
-            return  # another process finished first; ours is discarded
-        stale = target.with_name(f".{CACHE_NAME}.stale-{tmp.name}")
-        target.rename(stale)
-        shutil.rmtree(stale)
-    try:
-        tmp.rename(target)
-    except OSError:
-        if not _is_prepared(target, expected):
-            raise
-    log.info("prepared %s in %s", GGUF_NAME, target)
 
 
 def _is_prepared(target: Path, expected: dict[str, Any]) -> bool:
