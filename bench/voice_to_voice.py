@@ -178,9 +178,12 @@ def config_env(config: str) -> dict[str, str]:
 
     The first part is the STT model; then `no-early` (no transcription while the player
     speaks), `window=S` (whisper's encoder window in seconds, 0 = the full 30 s),
-    `threads=N` (CPU threads per engine), `llm=NAME` (LLM engine) or `complete=MS`
+    `threads=N` (CPU threads per engine), `llm=NAME` (LLM engine), `complete=MS`
     (server VAD: the silence that ends a turn whose transcript reads as finished, 0 = off,
-    so every turn waits the full silence)."""
+    so every turn waits the full silence), `no-reuse` (no prompt-prefix reuse: every
+    reply prefills its whole prompt), `no-clause` (speech starts at the first full
+    sentence, not the first clause) or `before` (all of the latency work of issue 7 off:
+    no-early, window=0, complete=0, no-reuse, no-clause, the old prompt layout)."""
     model, *flags = config.split(":")
     env = {"PERSONAE_STT_MODEL": model, "PERSONAE_STT_EARLY": "true"}
     for flag in flags:
@@ -195,6 +198,21 @@ def config_env(config: str) -> dict[str, str]:
             env["PERSONAE_LLM_ENGINE"] = value
         elif key == "complete":
             env["PERSONAE_VAD_SILENCE_COMPLETE_MS"] = value
+        elif flag == "no-reuse":
+            env["PERSONAE_LLM_PREFIX_CACHE_TOKENS"] = "0"
+            env["PERSONAE_LLAMACPP_PROMPT_CACHE"] = "false"
+        elif flag == "no-clause":
+            env["PERSONAE_TTS_FIRST_CLAUSE_CHARS"] = "0"
+        elif flag == "before":
+            env |= {
+                "PERSONAE_STT_EARLY": "false",
+                "PERSONAE_STT_WINDOW_S": "0",
+                "PERSONAE_VAD_SILENCE_COMPLETE_MS": "0",
+                "PERSONAE_LLM_PREFIX_CACHE_TOKENS": "0",
+                "PERSONAE_LLAMACPP_PROMPT_CACHE": "false",
+                "PERSONAE_TTS_FIRST_CLAUSE_CHARS": "0",
+                "PERSONAE_PROMPT_CONTEXT_LATE": "false",
+            }
         else:
             raise SystemExit(f"unknown configuration flag {flag!r} in {config!r}")
     return env
@@ -255,7 +273,8 @@ def main() -> None:
         default="base,base:window=0,base:no-early,base:threads=1,tiny.en",
         help="daemon configurations to compare: STT model, then ':no-early' (no "
         "transcription while the player speaks), ':window=S' (encoder window, 0 = 30 s), "
-        "':threads=N', ':llm=ENGINE', ':complete=MS' (silence that ends a turn that reads "
+        "':threads=N', ':llm=ENGINE', ':no-reuse', ':no-clause', ':before' (all of issue 7's "
+        "latency work off), ':complete=MS' (silence that ends a turn that reads "
         "as finished, server VAD; 0 = off)",
     )
     ap.add_argument(
