@@ -94,9 +94,14 @@ class FakeLLM(LLMEngine):
     fail_after: int | None = None
     stall_s: float = 0.0
     requests: list[GenerationRequest] = field(default_factory=list)
+    #: requests given to `prime` (prompts an engine would prefill ahead of time)
+    primed: list[GenerationRequest] = field(default_factory=list)
     adapters: dict[str, str] = field(default_factory=dict)
     name: str = "fake"
     supports_adapters: bool = True
+
+    def prime(self, request: GenerationRequest) -> None:
+        self.primed.append(request)
 
     def generate(self, request: GenerationRequest, cancel: threading.Event) -> Iterator[str]:
         self.requests.append(request)
