@@ -116,6 +116,7 @@ class Service:
             ),
         )
         service.deployments = Deployments(service)
+        metrics.watch_prompt_tokens(engines.llm.prompt_tokens)
         service.pools = {
             "store": ThreadPoolExecutor(4, thread_name_prefix="store"),
             "adapters": ThreadPoolExecutor(2, thread_name_prefix="adapters"),

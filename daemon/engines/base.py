@@ -103,6 +103,11 @@ class LLMEngine(ABC):
     def warmup(self) -> None:  # noqa: B027 - optional hook
         """Run one tiny generation so the first player does not pay for lazy init."""
 
+    def prompt_tokens(self) -> dict[str, int]:
+        """Prompt tokens so far: {"reused": taken from a prompt cache, "computed":
+        prefilled}; empty for engines that do not know."""
+        return {}
+
     def prime(self, request: GenerationRequest) -> None:  # noqa: B027 - optional hook
         """Prefill `request`'s prompt ahead of time, for engines that reuse prompt state.
 

@@ -94,6 +94,7 @@ class TransformersLLM(LLMEngine):
         self._adapters: dict[str, AdapterInfo] = {}
         self._users: Counter[str] = Counter()  # in-flight requests per adapter
         self.prefix_cache = PrefixCache(max_tokens=prefix_cache_tokens)
+        self._prompt_tokens: Counter[str] = Counter()
         # validated folders by (path, file stats): a swap back to a known version is a copy
         self._inspected: dict[tuple[Path, tuple[int, ...]], AdapterInfo] = {}
         self._lora_layers: dict[str, Any] | None = None  # module name -> LoRA layer, for swaps
@@ -158,6 +159,9 @@ class TransformersLLM(LLMEngine):
         slot = request.adapter or BASE_ADAPTER
         reused, kv = self.prefix_cache.lookup(slot, prompt)
         step_ids, past = ids[:, reused:], self._kv_cache(kv)
+        with self._lock:
+            self._prompt_tokens["reused"] += reused
+            self._prompt_tokens["computed"] += len(prompt) - reused
         generated: list[int] = []
         for _ in range(params.max_tokens):
             if cancel.is_set():
@@ -223,6 +227,13 @@ class TransformersLLM(LLMEngine):
         text = self._tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
         # the template already spells out every special token
         return list(self._tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def prompt_tokens(self) -> dict[str, int]:
+        with self._lock:
+            return {
+                "reused": self._prompt_tokens["reused"],
+                "computed": self._prompt_tokens["computed"],
+            }
 
     def prime(self, request: GenerationRequest) -> None:
         """Prefill the request's prompt now and keep its KV state for later replies."""

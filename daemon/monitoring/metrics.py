@@ -18,12 +18,16 @@ Series (all prefixed `personae_`):
 - `consistency_score{character}` and `trait_adherence{character}` gauges: rolling means
   from `ConsistencyMonitor`
 - `consistency_alerts_total{character,signal}` (`signal` is `consistency` or `traits`)
+- `llm_prompt_tokens{source}` gauge: prompt tokens since start, `reused` from a prompt
+  cache or `computed` (prefilled); the share reused is the prefix cache's hit rate
 
 Label values are bounded: stages are a fixed set, characters come from the cast and
 error codes from the error classes. Never pass player text or ids as a label.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
@@ -114,6 +118,21 @@ class Metrics:
             namespace=ns,
             registry=r,
         )
+
+        self._prompt_tokens = Gauge(
+            "llm_prompt_tokens",
+            "Prompt tokens since start: reused from a prompt cache or computed (prefilled)",
+            ["source"],
+            namespace=ns,
+            registry=r,
+        )
+
+    def watch_prompt_tokens(self, read: Callable[[], dict[str, int]]) -> None:
+        """Report the LLM engine's prompt-token counts, read at each scrape."""
+        for source in ("reused", "computed"):
+            self._prompt_tokens.labels(source=source).set_function(
+                lambda source=source: float(read().get(source, 0))
+            )
 
     # -- called from the session -------------------------------------------------
 

@@ -341,6 +341,7 @@ def test_primed_prefix_is_reused_and_replies_stay_exact(loaded, base_dir, adapte
     loaded.prime(GenerationRequest(messages=[LONG_SYSTEM], params=GREEDY, adapter="smith"))
     system_tokens = len(loaded._encode([LONG_SYSTEM]))
     before = loaded.prefix_cache.stats()
+    counted = loaded.prompt_tokens()
     first = reply(loaded, "smith", messages=_long("Who are you?"))
     assert first == reference(base_dir, adapter_dirs["smith"], messages=_long("Who are you?"))
     second = reply(loaded, "smith", messages=_long("What do you sell?"))
@@ -349,6 +350,9 @@ def test_primed_prefix_is_reused_and_replies_stay_exact(loaded, base_dir, adapte
     assert after.hits - before.hits == 2
     # each reply skipped at least the system prompt's prefill (less the generation prompt)
     assert after.reused_tokens - before.reused_tokens >= 2 * (system_tokens - 4)
+    # what /metrics reports (llm_prompt_tokens): the same reuse, and the rest computed
+    assert loaded.prompt_tokens()["reused"] - counted["reused"] >= 2 * (system_tokens - 4)
+    assert loaded.prompt_tokens()["computed"] > counted["computed"]
     # the same prompt under another adapter or the base is never served from smith's KV
     assert reply(loaded, "librarian", messages=_long("Who are you?")) == _uncached(
         loaded, "librarian", _long("Who are you?")

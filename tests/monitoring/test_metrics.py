@@ -120,3 +120,13 @@ def test_metrics_route_renders_the_service_metrics():
     assert response.headers["content-type"] == m.render()[1]
     assert 'personae_errors_total{code="engine_error"} 2.0' in response.text
     assert "personae_active_sessions 1.0" in response.text
+
+
+def test_prompt_tokens_are_read_from_the_engine_at_each_scrape():
+    m = Metrics()
+    counts = {"reused": 0, "computed": 0}
+    m.watch_prompt_tokens(lambda: counts)
+    assert m.value("personae_llm_prompt_tokens", {"source": "reused"}) == 0
+    counts.update(reused=180, computed=40)  # the engine served a reply from its cache
+    assert m.value("personae_llm_prompt_tokens", {"source": "reused"}) == 180
+    assert m.value("personae_llm_prompt_tokens", {"source": "computed"}) == 40

@@ -111,17 +111,17 @@ def test_prompt_cache_is_reused_per_adapter_and_never_leaks_between_them(
 
     cold = engine(False)
     expected = {a: reply(cold, a) for a in ("smith@1", None)}
-    assert cold.prompt_tokens["cached"] == 0
+    assert cold.prompt_tokens()["reused"] == 0
     del cold
 
     warm = engine(True)
     assert reply(warm, "smith@1") == expected["smith@1"]
     # the same prompt without the adapter: llama.cpp must drop the smith-computed KV
-    before = warm.prompt_tokens["cached"]
+    before = warm.prompt_tokens()["reused"]
     assert reply(warm) == expected[None]
-    assert warm.prompt_tokens["cached"] == before
+    assert warm.prompt_tokens()["reused"] == before
     assert reply(warm, "smith@1") == expected["smith@1"]
     # and the same adapter again: the prompt comes from the slot's cache
-    before = warm.prompt_tokens["cached"]
+    before = warm.prompt_tokens()["reused"]
     reply(warm, "smith@1")
-    assert warm.prompt_tokens["cached"] - before >= 10
+    assert warm.prompt_tokens()["reused"] - before >= 10
