@@ -46,6 +46,7 @@ from personae.daemon.engines.llm_transformers import (
     TransformersLLM,
     _logits_processors,
     _pick,
+    resolve_model_dir,
 )
 from personae.daemon.errors import EngineError
 
@@ -104,18 +105,10 @@ class BatchedTransformersLLM(TransformersLLM):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BatchedTransformersLLM:
-        from pathlib import Path
-
-        if settings.llm_model:
-            model_dir = Path(settings.llm_model)
-        else:
-            from personae.daemon.models.smollm2 import base_model_dir
-
-            model_dir = base_model_dir(settings)
         # rows share one left-padded cache built by the scheduler: no per-prompt reuse yet
         return cls(
-            model_dir=model_dir,
-            threads=settings.threads,
+            model_dir=resolve_model_dir(settings),
+            threads=settings.engine_threads,
             max_batch=settings.llm_batch_size,
             prefix_cache_tokens=0,
         )

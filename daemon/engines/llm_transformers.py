@@ -106,14 +106,8 @@ class TransformersLLM(LLMEngine):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TransformersLLM:
-        if settings.llm_model:
-            model_dir = Path(settings.llm_model)
-        else:
-            from personae.daemon.models.smollm2 import base_model_dir
-
-            model_dir = base_model_dir(settings)
         return cls(
-            model_dir=model_dir,
+            model_dir=resolve_model_dir(settings),
             threads=settings.engine_threads,
             prefix_cache_tokens=settings.llm_prefix_cache_tokens,
         )
@@ -432,6 +426,15 @@ class TransformersLLM(LLMEngine):
                 engine=self.name,
                 retryable=True,
             )
+
+
+def resolve_model_dir(settings: Settings) -> Path:
+    """settings.llm_model, or the bundled SmolLM2 prepared as a transformers checkpoint."""
+    if settings.llm_model:
+        return Path(settings.llm_model)
+    from personae.daemon.models.smollm2 import base_model_dir
+
+    return base_model_dir(settings)
 
 
 def _kv_of(past: Any) -> KV:
