@@ -88,7 +88,7 @@ class LlamaCppLLM(LLMEngine):
         self._dirty = True
         self._in_flight = 0
         self._users: Counter[str] = Counter()
-        self.prompt_tokens_seen: Counter[str] = Counter()
+        self._prompt_tokens: Counter[str] = Counter()
         self._slot_of: dict[str, int] = {}  # adapter ("" = base) -> slot holding its KV
         self._slot_busy: Counter[int] = Counter()
         self._slot_used: dict[int, int] = {}  # slot -> tick of its last request
@@ -213,10 +213,7 @@ class LlamaCppLLM(LLMEngine):
 
     def prompt_tokens(self) -> dict[str, int]:
         with self._cond:
-            return {
-                "reused": self.prompt_tokens_seen["cached"],
-                "computed": self.prompt_tokens_seen["computed"],
-            }
+            return {k: self._prompt_tokens[k] for k in ("reused", "computed")}
 
     def _pick_slot(self, adapter: str) -> int:
         """The adapter's own slot if idle, else the idle slot used longest ago; -1 lets
@@ -297,8 +294,8 @@ class LlamaCppLLM(LLMEngine):
                     item = json.loads(item)
                 if timings := item.get("timings"):
                     with self._cond:  # prompt tokens served from a slot's cache vs computed
-                        self.prompt_tokens_seen["cached"] += int(timings.get("cache_n", 0))
-                        self.prompt_tokens_seen["computed"] += int(timings.get("prompt_n", 0))
+                        self._prompt_tokens["reused"] += int(timings.get("cache_n", 0))
+                        self._prompt_tokens["computed"] += int(timings.get("prompt_n", 0))
                 if text := _delta(item, self.name):
                     yield text
         finally:

@@ -224,10 +224,7 @@ class TransformersLLM(LLMEngine):
 
     def prompt_tokens(self) -> dict[str, int]:
         with self._lock:
-            return {
-                "reused": self._prompt_tokens["reused"],
-                "computed": self._prompt_tokens["computed"],
-            }
+            return {k: self._prompt_tokens[k] for k in ("reused", "computed")}
 
     def prime(self, request: GenerationRequest) -> None:
         """Prefill the request's prompt now and keep its KV state for later replies."""
