@@ -54,8 +54,8 @@ NO_CHANGE = StateUpdate()
 @dataclass(frozen=True, slots=True)
 class PromptContext:
     state: CharacterState
-    #: lines for the system prompt (`build_messages(context=...)`): lore placed before
-    #: the character, then the current feelings, then memories and later lore
+    #: lines of the reply's context (`build_messages(context=...)`), in order: lore
+    #: marked before_char, the current feelings, memories, then the other lore
     context: tuple[str, ...]
     #: the character's voice with rate and pitch moved by the emotion
     voice: VoiceConfig
