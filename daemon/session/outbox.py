@@ -45,6 +45,11 @@ class Outbox:
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
+        #: set whenever queued payload leaves or is dropped
+        self._progress = asyncio.Event()
+        #: recently cancelled responses: a producer still blocked on a full lane when its
+        #: response was dropped must not slip one more event in after the drop
+        self._dropped: collections.deque[str] = collections.deque(maxlen=32)
         #: response id -> (clock at its first audio byte, ms of audio sent)
         self._playback: dict[str, tuple[float, int]] = {}
         self.audio_sent_ms: dict[str, int] = {}
@@ -62,15 +67,28 @@ class Outbox:
         while len(self._data) >= self._data_max:
             self._room.clear()
             await self._room.wait()
+        if getattr(event, "response_id", None) in self._dropped:
+            return
         self._data.append(event)
         self._wake.set()
 
     def drop_response(self, response_id: str) -> None:
         """Forget queued payload of a cancelled response; what was sent stays sent."""
+        self._dropped.append(response_id)
         self._data = collections.deque(
             e for e in self._data if getattr(e, "response_id", None) != response_id
         )
         self._room.set()
+        self._progress.set()
+
+    def pending(self, response_id: str) -> bool:
+        return any(getattr(e, "response_id", None) == response_id for e in self._data)
+
+    async def drained(self, response_id: str) -> None:
+        """Wait until this response's queued payload has gone out or been dropped."""
+        while self.pending(response_id):
+            self._progress.clear()
+            await self._progress.wait()
 
     def _due(self, event: p.ServerEvent) -> float:
         """Seconds until this audio chunk may go out (0 = now)."""
@@ -99,6 +117,7 @@ class Outbox:
                     self._room.set()
                     self._account(event)
                     await self._emit(event)
+                    self._progress.set()
                     continue
                 self._wake.clear()
                 try:

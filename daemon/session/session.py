@@ -95,6 +95,8 @@ class ActiveResponse:
     #: which version (and A/B variant) of the character speaks this reply
     casting: Casting | None = None
     started: float = 0.0
+    #: when the LLM and TTS were through (its audio may still be going out)
+    generated: float | None = None
     first_audio_ms: float | None = None
 
 
@@ -667,7 +669,12 @@ class RealtimeSession:
             return
         exc = _first_leaf(task.exception())
         if exc is None:
-            await self._finish(response, "completed", None)
+            response.generated = time.monotonic()
+            # Paced audio runs up to the reply's own length behind generation: until it
+            # has all gone out the reply is still playing, and talking over it cancels it.
+            await self.outbox.drained(info.id)
+            if not response.done:
+                await self._finish(response, "completed", None)
             return
         blocked = isinstance(exc, ContentBlockedError)
         await self._finish(response, "failed", "content_filter" if blocked else "error")
@@ -804,7 +811,7 @@ class RealtimeSession:
         r.info.status = status  # type: ignore[assignment]
         r.info.status_reason = reason
         r.info.output_text = "".join(r.text).strip()
-        elapsed = time.monotonic() - r.started
+        elapsed = (r.generated or time.monotonic()) - r.started
         self.service.metrics.reply(r.info.character, status, tokens=len(r.text), seconds=elapsed)
         if status == "completed":
             self.service.metrics.stage("reply", elapsed)

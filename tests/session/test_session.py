@@ -175,6 +175,35 @@ async def test_barge_in_cancels_reply_and_no_more_audio_of_it_arrives() -> None:
     assert len(llm.requests) == 2
 
 
+async def test_talking_over_a_reply_whose_generation_is_over_still_cancels_it() -> None:
+    # The LLM and TTS finish at once, but the audio goes out at the pace of playback:
+    # until the last of it is sent the player is still hearing the reply.
+    story = " ".join(["The forge is hot today."] * 12)
+    llm = FakeLLM(reply=lambda req: story if len(llm.requests) == 1 else "Fine.")
+    stt = FakeSTT(["Wait, stop."])
+    service = fake_service(
+        llm=llm, stt=stt, audio_lead_ms=200, audio_chunk_ms=40, send_queue_frames=4096
+    )
+    async with running(service) as h:
+        h.send(user_text("Bram, tell me a long story."))
+        h.send(p.ResponseCreate())
+        first = await h.wait_type("response.output_audio.delta")
+        rid = first.response_id
+        await asyncio.sleep(0.3)  # generation is long over; playback is not
+        h.send(p.InputAudioBufferAppend(audio=tone(0.6)))
+        done = await h.wait_for(lambda e: e.type == "response.done" and e.response.id == rid)
+        done_at = h.events.index(done)
+        h.send(p.InputAudioBufferAppend(audio=silence(0.5)))
+        second = await h.wait_for(lambda e: e.type == "response.done" and e.response.id != rid)
+    assert done.response.status == "cancelled" and done.response.status_reason == "turn_detected"
+    assert not [e for e in h.events[done_at:] if getattr(e, "response_id", None) == rid]
+    assert done.response.audio_sent_ms < 2000  # of about 14 s
+    assert second.response.status == "completed"
+    # the story is remembered only as far as it was heard
+    remembered = [m.content for m in llm.requests[1].messages if m.role == "assistant"]
+    assert remembered and remembered[-1].count("The forge is hot today.") < 4
+
+
 async def test_response_cancel_and_cancel_without_response() -> None:
     llm = FakeLLM(reply=lambda req: "word " * 200, token_delay_s=0.01)
     async with running(fake_service(llm=llm)) as h:

@@ -1,0 +1,59 @@
+"""The outbox's two lanes: what a cancelled response may still send, and when it is drained."""
+
+from __future__ import annotations
+
+import asyncio
+
+from personae.daemon.session.outbox import Outbox
+from personae.sdk import protocol as p
+
+
+def text(rid: str, word: str) -> p.OutputTextDelta:
+    return p.OutputTextDelta(delta=word, response_id=rid, item_id="item_1", character="bram")
+
+
+async def test_a_producer_blocked_on_a_full_lane_adds_nothing_after_its_response_is_dropped():
+    sent: list[p.ServerEvent] = []
+    gate = asyncio.Event()
+
+    async def send(event: p.ServerEvent) -> None:
+        await gate.wait()  # the client is not reading yet
+        sent.append(event)
+
+    box = Outbox(send, data_frames=2, lead_ms=0)
+    runner = asyncio.create_task(box.run())
+    for word in ("a", "b", "c"):  # the first leaves the lane and waits in send()
+        await box.data(text("resp_1", word))
+    blocked = asyncio.create_task(box.data(text("resp_1", "d")))
+    await asyncio.sleep(0.05)
+    assert not blocked.done()
+    box.drop_response("resp_1")
+    await blocked
+    await box.data(text("resp_2", "e"))
+    gate.set()
+    await asyncio.wait_for(box.drained("resp_2"), 1)
+    runner.cancel()
+    assert [e.delta for e in sent] == ["a", "e"]
+
+
+async def test_drained_waits_for_the_responses_payload_to_leave():
+    sent: list[str] = []
+
+    async def send(event: p.ServerEvent) -> None:
+        await asyncio.sleep(0.01)
+        sent.append(event.delta)
+
+    box = Outbox(send, data_frames=64, lead_ms=0)
+    runner = asyncio.create_task(box.run())
+    for word in "abcdef":
+        await box.data(text("resp_1", word))
+    await asyncio.wait_for(box.drained("resp_1"), 2)
+    assert "".join(sent) in ("abcdef", "abcde")  # the last may be in flight
+    assert not box.pending("resp_1")
+    # a dropped response counts as drained at once
+    for word in "xyz":
+        await box.data(text("resp_2", word))
+    waiter = asyncio.create_task(box.drained("resp_2"))
+    box.drop_response("resp_2")
+    await asyncio.wait_for(waiter, 1)
+    runner.cancel()
