@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import (
@@ -102,6 +102,16 @@ class Settings(BaseSettings):
     llm_engine: str = "transformers"
     llm_model: str | None = Field(
         None, description="transformers model dir; None = bundled SmolLM2-135M-Instruct"
+    )
+    llm_device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto",
+        description="transformers engines: where the model runs; auto = the GPU when torch "
+        "sees one, else the CPU",
+    )
+    llm_dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto",
+        description="transformers engines: weight type; auto = float32 on the CPU (the "
+        "fastest there), bfloat16 on a GPU that has it, else float16",
     )
     llm_prefix_cache_tokens: int = Field(
         4096,

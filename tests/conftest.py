@@ -8,6 +8,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle OpenMP threads must not spin
+# replies are compared with float32 CPU references; the GPU tests place engines themselves
+os.environ.setdefault("PERSONAE_LLM_DEVICE", "cpu")
 
 import pytest
 

@@ -111,6 +111,8 @@ class BatchedTransformersLLM(TransformersLLM):
             threads=settings.engine_threads,
             max_batch=settings.llm_batch_size,
             prefix_cache_tokens=0,
+            device=settings.llm_device,
+            dtype=settings.llm_dtype,
         )
 
     def close(self) -> None:
@@ -232,15 +234,17 @@ class BatchedTransformersLLM(TransformersLLM):
     ) -> tuple[torch.Tensor, Any]:
         if self._model is not self._base:
             self._route_rows([r.adapter for r in rows])
+        device = self._device
         out = self._model(
-            input_ids=input_ids,
-            attention_mask=mask,
-            position_ids=positions,
+            input_ids=input_ids.to(device),
+            attention_mask=mask.to(device),
+            position_ids=positions.to(device),
             past_key_values=cache,
             use_cache=True,
             logits_to_keep=1,
         )
-        return out.logits[:, -1, :].float(), out.past_key_values
+        # the masks stay on the CPU (cheap to grow and trim); tokens are picked there
+        return out.logits[:, -1, :].float().cpu(), out.past_key_values
 
     def _route_rows(self, names: list[str]) -> None:
         """Give every LoRA layer this forward's per-row adapter names.
@@ -330,7 +334,7 @@ class BatchedTransformersLLM(TransformersLLM):
             return [], None, torch.zeros(0, 0, dtype=torch.long)
         index = torch.tensor(keep)
         mask = mask[index]
-        cache.batch_select_indices(index)
+        cache.batch_select_indices(index.to(cache.layers[0].keys.device))
         # cut the columns that are padding in every remaining row
         cut = int((mask.cumsum(-1) == 0).sum(-1).min())
         if cut:

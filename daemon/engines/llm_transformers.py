@@ -67,6 +67,8 @@ class TransformersLLM(LLMEngine):
         threads: int = 0,
         busy_timeout_s: float = 60.0,
         prefix_cache_tokens: int = 4096,
+        device: str = "cpu",
+        dtype: str = "auto",
     ) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -79,7 +81,12 @@ class TransformersLLM(LLMEngine):
         self._tokenizer = AutoTokenizer.from_pretrained(model_dir)
         if not self._tokenizer.chat_template:
             raise ConfigError(f"LLM model folder {model_dir}: tokenizer has no chat template")
-        self._base = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+        self._device, self._dtype = placement(device, dtype)
+        self._base = (
+            AutoModelForCausalLM.from_pretrained(model_dir, dtype=self._dtype)
+            .to(self._device)
+            .eval()
+        )
         self._model: Any = self._base  # a PeftModel around _base while adapters are resident
         # taken before PEFT wraps layers, so validation always sees the plain model
         self._modules = tuple(n for n, _ in self._base.named_modules() if n)
@@ -110,6 +117,8 @@ class TransformersLLM(LLMEngine):
             model_dir=resolve_model_dir(settings),
             threads=settings.engine_threads,
             prefix_cache_tokens=settings.llm_prefix_cache_tokens,
+            device=settings.llm_device,
+            dtype=settings.llm_dtype,
         )
 
     @property
@@ -192,14 +201,15 @@ class TransformersLLM(LLMEngine):
         if self._model is not self._base:
             self._wear(adapter)
         out = self._model(
-            input_ids=step_ids,
+            input_ids=step_ids.to(self._device),
             # all ones, as generate() passes it, so replies match generate() exactly
-            attention_mask=torch.ones(1, total_len, dtype=torch.long),
+            attention_mask=torch.ones(1, total_len, dtype=torch.long, device=self._device),
             past_key_values=past,
             use_cache=True,
             logits_to_keep=1,
         )
-        return out.logits[:, -1, :].float(), out.past_key_values
+        # sampling and stop checks run on the CPU, one vocabulary row per step
+        return out.logits[:, -1, :].float().cpu(), out.past_key_values
 
     def _wear(self, adapter: str | None) -> None:
         """Make `adapter` (None: none) the one every LoRA layer applies, for one forward.
@@ -423,6 +433,27 @@ class TransformersLLM(LLMEngine):
                 engine=self.name,
                 retryable=True,
             )
+
+
+def placement(device: str, dtype: str) -> tuple[torch.device, torch.dtype]:
+    """The device and weight type for `llm_device` / `llm_dtype` (each may be "auto")."""
+    cuda = torch.cuda.is_available()
+    if device == "auto":
+        device = "cuda" if cuda else "cpu"
+    if device.startswith("cuda") and not cuda:
+        raise ConfigError(
+            f"llm_device={device!r} but torch sees no CUDA device "
+            "(this torch build or machine has none); use llm_device=cpu or auto"
+        )
+    where = torch.device(device)
+    if dtype == "auto":
+        if where.type == "cpu":
+            return where, torch.float32  # half types are slower than float32 on most CPUs
+        return where, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    kinds = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if dtype not in kinds:
+        raise ConfigError(f"llm_dtype={dtype!r}: expected auto, {', '.join(kinds)}")
+    return where, kinds[dtype]
 
 
 def resolve_model_dir(settings: Settings) -> Path:
