@@ -35,22 +35,83 @@ SYSTEM = (
 )
 
 
-def machine() -> dict[str, Any]:
+def machine(device: str = "cpu") -> dict[str, Any]:
     load = os.getloadavg()
-    return {
+    info: dict[str, Any] = {
         "cpu": platform.processor() or platform.machine(),
         "cores": os.cpu_count(),
         "system": platform.system(),
         "python": sys.version.split()[0],
         "load_avg_1_5_15": [round(x, 2) for x in load],
     }
+    if device.startswith("cuda"):
+        import torch
+
+        info["gpu"] = torch.cuda.get_device_name(torch.device(device))
+        info["torch"] = torch.__version__
+        info["cuda"] = torch.version.cuda
+    return info
 
 
 def describe(info: dict[str, Any]) -> str:
+    gpu = f"{info['gpu']} (CUDA {info['cuda']}), " if "gpu" in info else ""
     return (
-        f"{info['cpu']}, {info['cores']} cores, {info['system']}, "
+        f"{gpu}{info['cpu']}, {info['cores']} cores, {info['system']}, "
         f"load average {info['load_avg_1_5_15'][0]:.1f} at start"
     )
+
+
+#: randomly initialised Llama shapes for serving benchmarks where no trained weights of
+#: that size ship offline: "llama-1b" is Llama 3.2 1B's layout (1.1B parameters here,
+#: with the bundled tokenizer's 49k vocabulary instead of 128k)
+RANDOM_LLAMAS: dict[str, dict[str, int]] = {
+    "llama-1b": {
+        "hidden_size": 2048,
+        "intermediate_size": 8192,
+        "num_hidden_layers": 16,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+    },
+    "llama-tiny": {
+        "hidden_size": 128,
+        "intermediate_size": 256,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+    },
+}
+
+
+def random_llama(tokenizer_dir: Path, root: Path, size: str, *, device: str = "cpu") -> Path:
+    """A randomly initialised Llama checkpoint at `root/size`, with the bundled tokenizer.
+
+    Serving cost depends on the shapes only; saved in bfloat16 on a GPU, float32 on a CPU.
+    """
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    out = root / size
+    if (out / "config.json").is_file():
+        return out
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    config = LlamaConfig(
+        **RANDOM_LLAMAS[size],
+        vocab_size=len(tokenizer),
+        max_position_embeddings=8192,
+        rope_theta=500000.0,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(0)
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    with torch.device(device):
+        model = LlamaForCausalLM(config).to(dtype)
+    print(f"random {size}: {sum(p.numel() for p in model.parameters()) / 1e9:.2f}B parameters")
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
 
 
 def pct(values: Sequence[float], q: float) -> float:

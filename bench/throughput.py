@@ -15,6 +15,11 @@ Reports aggregate generated tokens per second and p95 time to first token; write
 and PNG. Adapters have random small weights (cost depends on shapes only).
 
     personae bench throughput [--sessions 1,4,8,16] [--max-tokens 24]
+                              [--device cuda] [--model llama-1b]
+
+`--model llama-1b` serves a randomly initialised model of Llama 3.2 1B's shape (no
+trained weights of that size ship offline); `--device cuda` runs every engine on the
+GPU in bfloat16 and records the device name.
 """
 
 from __future__ import annotations
@@ -100,22 +105,32 @@ def main() -> None:
     )
     ap.add_argument("--sessions", default="1,4,8,16")
     ap.add_argument("--max-tokens", type=int, default=24)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument(
+        "--model",
+        default="embedded",
+        choices=["embedded", *_perf.RANDOM_LLAMAS],
+        help="the bundled SmolLM2-135M, or a randomly initialised Llama of that shape",
+    )
     args = ap.parse_args()
     from personae.daemon.engines.llm_batched import BatchedTransformersLLM
     from personae.daemon.engines.llm_transformers import TransformersLLM
     from personae.daemon.models.smollm2 import base_model_dir
     from personae.daemon.settings import Settings
 
-    info = _perf.machine()
+    info = _perf.machine(args.device)
     sizes = [int(s) for s in args.sessions.split(",")]
     base_dir = base_model_dir(Settings())
     results: dict[str, dict[str, Any]] = {m: {} for m in MODES}
     with tempfile.TemporaryDirectory() as tmp:
+        if args.model != "embedded":
+            base_dir = _perf.random_llama(base_dir, Path(tmp), args.model, device=args.device)
         paths = _perf.many_adapters(base_dir, Path(tmp), max(sizes), rank=8)
+        place = {"device": args.device}
         engines = {
-            "batched": BatchedTransformersLLM(model_dir=base_dir, max_batch=max(sizes)),
-            "plain": BatchedTransformersLLM(model_dir=base_dir, max_batch=max(sizes)),
-            "single": TransformersLLM(model_dir=base_dir),
+            "batched": BatchedTransformersLLM(model_dir=base_dir, max_batch=max(sizes), **place),
+            "plain": BatchedTransformersLLM(model_dir=base_dir, max_batch=max(sizes), **place),
+            "single": TransformersLLM(model_dir=base_dir, **place),
         }
         for i, path in enumerate(paths):
             engines["batched"].load_adapter(f"c{i:02d}", path)
@@ -175,11 +190,27 @@ def main() -> None:
         right.set_ylabel("p95 time to first token (ms)")
         right.set_yscale("log")
         left.legend()
-        fig.suptitle(f"SmolLM2-135M fp32, transformers, CPU ({info['cores']} cores, loaded)")
+        model = "SmolLM2-135M" if args.model == "embedded" else f"random {args.model}"
+        where = (
+            f"{info['gpu']}, bfloat16"
+            if "gpu" in info
+            else f"CPU fp32 ({info['cores']} cores, loaded)"
+        )
+        fig.suptitle(f"{model}, transformers, {where}")
 
+    suffix = (
+        "" if (args.model, args.device) == ("embedded", "cpu") else f"_{args.model}_{args.device}"
+    )
     _perf.save(
-        "throughput",
-        {"machine": info, "max_tokens": args.max_tokens, "results": results, "ratios": ratios},
+        f"throughput{suffix}",
+        {
+            "machine": info,
+            "model": args.model,
+            "device": args.device,
+            "max_tokens": args.max_tokens,
+            "results": results,
+            "ratios": ratios,
+        },
         plot,
     )
 
