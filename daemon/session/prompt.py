@@ -82,7 +82,7 @@ def build_messages(
     messages = [ChatMessage("system", system)]
     for ex in character.examples:
         messages += [ChatMessage("user", ex.user), ChatMessage("assistant", ex.character)]
-    recent = list(history)[-max_turns * 2 :] if max_turns else []
+    recent = history_window(history, max_turns)
     for turn in recent:
         said = neutralise(turn.text)
         if turn.speaker == character.id:
@@ -106,6 +106,26 @@ def build_messages(
         else:
             merged.append(late)
     return merged
+
+
+def history_window(history: Sequence[Turn], max_turns: int) -> list[Turn]:
+    """The recent lines a prompt shows: at least `max_turns` exchanges (2 lines each).
+
+    The window's start moves half a window (an even number of lines) at a time, not one
+    line per turn, so the prompt keeps the same beginning for several turns and engines
+    that reuse prompt prefixes prefill only the new lines; a window sliding every turn
+    would change the prompt right after the examples and make every reply prefill the
+    whole history. In a conversation that alternates, the start moves only when a reply
+    has just been added, which is when the session prefills the next prompt ahead.
+    """
+    if max_turns <= 0:
+        return []
+    lines = list(history)
+    excess = len(lines) - 2 * max_turns
+    if excess <= 0:
+        return lines
+    step = 2 * max(1, max_turns // 2)
+    return lines[excess // step * step :]
 
 
 def system_text(messages: Sequence[ChatMessage]) -> str:

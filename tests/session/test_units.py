@@ -107,11 +107,20 @@ def test_player_text_cannot_enter_the_system_prompt(cast) -> None:
     assert "<|im_start|>" not in msgs[-1].content and "</s>" not in msgs[-1].content
 
 
-def test_history_window(cast) -> None:
+def test_history_window_keeps_max_turns_and_moves_in_steps(cast) -> None:
     history = [Turn("player" if i % 2 == 0 else "bram", f"line {i}") for i in range(40)]
-    msgs = build_messages(cast["bram"], history, max_turns=3)
-    text = "\n".join(m.content for m in msgs)
-    assert "line 39" in text and "line 34" in text and "line 33" not in text
+    shown = []
+    for n in range(1, 41):
+        text = "\n".join(m.content for m in build_messages(cast["bram"], history[:n], max_turns=4))
+        lines = [i for i in range(n) if f"line {i}\n" in text + "\n"]
+        assert lines == list(range(lines[0], n)), "a contiguous run up to the latest line"
+        assert min(n, 8) <= len(lines) <= 11  # 4 exchanges at least, 8 + 4 - 1 lines at most
+        shown.append(lines[0])
+    # the start moves 4 lines at a time, so a prompt begins as the one before it did (a
+    # reusable prefix) for 2 exchanges in a row, and it moves only after a reply (the
+    # history is then even: player, character, player, character ...)
+    assert sorted(set(shown)) == list(range(0, 33, 4))
+    assert all(shown[n - 1] == shown[n - 2] for n in range(3, 41, 2)), "moved at a player line"
 
 
 @pytest.fixture(scope="module")
