@@ -120,6 +120,12 @@ class Settings(BaseSettings):
         "prompts that begin the same way (a character's system prompt, a conversation's "
         "history) skip their prefill; ~46 KB per token with SmolLM2-135M; 0 = off",
     )
+    llm_prime_history: bool = Field(
+        True,
+        description="while a reply plays, prefill its speaker's next prompt as far as it is "
+        "known (the history with that reply), so the player's next turn prefills only the "
+        "new context and their words; needs prompt_context_late and prefix reuse",
+    )
     threads: int = Field(
         0,
         ge=0,

@@ -211,6 +211,16 @@ class LlamaCppLLM(LLMEngine):
                     self._slot_busy[slot] -= 1
                 self._cond.notify_all()
 
+    def prime(self, request: GenerationRequest) -> None:
+        """Prefill the prompt into the adapter's slot (one token is generated and dropped):
+        the slot's cache then starts like the adapter's next prompt."""
+        if not self._prompt_cache:
+            return
+        params = request.params.model_copy(update={"max_tokens": 1, "temperature": 0.0})
+        probe = GenerationRequest(request.messages, params, adapter=request.adapter)
+        for _ in self.generate(probe, threading.Event()):
+            pass
+
     def prompt_tokens(self) -> dict[str, int]:
         with self._cond:
             return {k: self._prompt_tokens[k] for k in ("reused", "computed")}

@@ -27,7 +27,12 @@ from personae.daemon import audio as pcm
 from personae.daemon.auth import LOCAL, ForbiddenError
 from personae.daemon.characters import Character
 from personae.daemon.deployments import Casting
-from personae.daemon.engines.base import INPUT_SAMPLE_RATE, GenerationRequest, Transcript
+from personae.daemon.engines.base import (
+    INPUT_SAMPLE_RATE,
+    ChatMessage,
+    GenerationRequest,
+    Transcript,
+)
 from personae.daemon.errors import (
     ClientError,
     EngineError,
@@ -139,6 +144,7 @@ class RealtimeSession:
         self._spoken: dict[str, list[tuple[str, int]]] = {}
         #: store writes that outlive a cancelled reply; the session waits for them
         self._writes: set[asyncio.Future[object]] = set()
+        self._priming: set[asyncio.Future[None]] = set()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -168,6 +174,8 @@ class RealtimeSession:
                 self.response.task.cancel()
             if self._writes:  # what was acknowledged or heard is written before we go
                 await asyncio.wait(set(self._writes), timeout=5)
+            if self._priming:  # each holds a pinned adapter until its prefill is done
+                await asyncio.wait(set(self._priming), timeout=5)
 
     async def _send_bounded(self, event: p.ServerEvent) -> None:
         """A client that takes too long to accept a frame is not reading: close it."""
@@ -670,6 +678,7 @@ class RealtimeSession:
         exc = _first_leaf(task.exception())
         if exc is None:
             response.generated = time.monotonic()
+            self._prime_next(response)
             # Paced audio runs up to the reply's own length behind generation: until it
             # has all gone out the reply is still playing, and talking over it cancels it.
             await self.outbox.drained(info.id)
@@ -790,6 +799,38 @@ class RealtimeSession:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(think(), name="llm")
             tg.create_task(talk(), name="tts")
+
+    def _prime_next(self, r: ActiveResponse) -> None:
+        """While the reply plays, prefill its speaker's next prompt as far as it is known:
+        the character, the examples and the history up to this reply. The next turn then
+        prefills only its new context and the player's words."""
+        s = self.service.settings
+        if not (s.llm_prime_history and s.prompt_context_late) or r.casting is None:
+            return
+        ch = r.casting.character
+        history = [*self.history, Turn(ch.id, "".join(r.text).strip(), r.item_id)]
+        names = {cid: c.name for cid, c in self.service.cast.items()}
+        messages = build_messages(ch, history, names=names, max_turns=s.history_turns)
+        # not awaited and never cancelled: a prefill stops only when it is done (a
+        # fraction of a second), and the adapter stays pinned until then
+        task = asyncio.ensure_future(self._prime(ch, messages))
+        self._priming.add(task)
+        task.add_done_callback(self._priming.discard)
+
+    async def _prime(self, ch: Character, messages: list[ChatMessage]) -> None:
+        svc = self.service
+        try:
+            adapter = await svc.run("adapters", svc.adapters.acquire, ch)
+        except PersonaeError as exc:
+            log.debug("session %s: no priming for %s: %s", self.config.id, ch.id, exc)
+            return
+        try:
+            request = GenerationRequest(messages=messages, params=ch.generation, adapter=adapter)
+            await svc.run("llm", svc.engines.llm.prime, request)
+        except PersonaeError as exc:  # an optimisation only: the next reply prefills it all
+            log.debug("session %s: priming %s failed: %s", self.config.id, ch.id, exc)
+        finally:
+            svc.adapters.release(adapter)
 
     def _spoken_for(self, item_id: str, spoken: list[tuple[str, int]]) -> None:
         self._spoken[item_id] = spoken

@@ -125,3 +125,23 @@ def test_prompt_cache_is_reused_per_adapter_and_never_leaks_between_them(
     before = warm.prompt_tokens()["reused"]
     reply(warm, "smith@1")
     assert warm.prompt_tokens()["reused"] - before >= 10
+
+
+def test_prime_leaves_the_prompt_in_the_adapters_slot(llama):
+    ahead = [
+        ChatMessage("system", "You are a smith in a river town. Speak plainly and briefly."),
+        ChatMessage("user", "Who are you?"),
+        ChatMessage("assistant", "The smith. Mind the sparks."),
+    ]
+    expected = reply(llama, "smith@1")  # occupies the slot with another prompt
+    llama.prime(GenerationRequest(messages=ahead, params=GREEDY, adapter="smith@1"))
+    before = llama.prompt_tokens()
+    later = [*ahead, ChatMessage("user", "Can you fix my sword?")]
+    request = GenerationRequest(messages=later, params=GREEDY, adapter="smith@1")
+    text = "".join(llama.generate(request, threading.Event()))
+    after = llama.prompt_tokens()
+    assert text
+    # everything up to the new user turn came from the slot: only its few tokens were new
+    assert after["reused"] - before["reused"] >= 30
+    assert after["computed"] - before["computed"] <= 20
+    assert reply(llama, "smith@1") == expected

@@ -204,6 +204,31 @@ async def test_talking_over_a_reply_whose_generation_is_over_still_cancels_it() 
     assert remembered and remembered[-1].count("The forge is hot today.") < 4
 
 
+@pytest.mark.parametrize("prime", [True, False])
+async def test_the_next_prompt_is_prefilled_while_a_reply_plays(prime: bool) -> None:
+    llm = FakeLLM(reply=lambda req: "Iron does not lie.")
+    async with running(fake_service(llm=llm, llm_prime_history=prime)) as h:
+        h.send(user_text("Bram, what is that?"))
+        h.send(p.ResponseCreate())
+        await h.wait_type("response.done")
+        await asyncio.sleep(0.2)
+        primed = list(llm.primed)
+        h.send(user_text("And this one?"))
+        h.send(p.ResponseCreate())
+        await h.wait_type("response.done", after=len(h.events))
+    if not prime:
+        assert primed == []
+        return
+    assert len(primed) == 1 and primed[0].adapter == llm.requests[0].adapter
+    ahead = primed[0].messages
+    assert ahead[-1].role == "assistant" and ahead[-1].content == "Iron does not lie."
+    # the primed prompt is exactly where the next reply's prompt begins: only the new
+    # context and the player's words are left to prefill
+    later = llm.requests[1].messages
+    assert later[: len(ahead)] == ahead
+    assert [m.role for m in later[len(ahead) :]] == ["system", "user"]
+
+
 async def test_response_cancel_and_cancel_without_response() -> None:
     llm = FakeLLM(reply=lambda req: "word " * 200, token_delay_s=0.01)
     async with running(fake_service(llm=llm)) as h:
