@@ -143,6 +143,14 @@ class Settings(BaseSettings):
         description="llama.cpp threads; 0 = half the cores (on a busy 2-core CPU two "
         "threads spin against each other and run several times slower than one)",
     )
+    llamacpp_batch_threads: int = Field(
+        0,
+        ge=0,
+        description="llama.cpp threads for prompt processing; 0 = llamacpp_threads. On 2 "
+        "cores, two threads process a whole uncached prompt 1.6x faster when the CPU is "
+        "idle, but a next-turn prompt (~25 new tokens) slower, and both slower beside busy "
+        "work (bench/prefill_threads.py)",
+    )
     llamacpp_prompt_cache: bool = Field(
         True,
         description="reuse a slot's KV state for a prompt that begins like its last one; "

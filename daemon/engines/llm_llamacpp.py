@@ -62,6 +62,7 @@ class LlamaCppLLM(LLMEngine):
         gguf_file: str | Path,
         lora_cache_dir: Path,
         threads: int = 0,
+        batch_threads: int = 0,
         parallel: int = 2,
         ctx_per_slot: int = 2048,
         busy_timeout_s: float = 60.0,
@@ -77,6 +78,7 @@ class LlamaCppLLM(LLMEngine):
         self._base = gguf_lora.BaseInfo.read(self._gguf)
         self._lora_cache = lora_cache_dir
         self._threads = threads or max(1, (os.cpu_count() or 2) // 2)
+        self._batch_threads = batch_threads or self._threads
         self._parallel = parallel
         self._ctx_per_slot = ctx_per_slot
         self._busy_timeout_s = busy_timeout_s
@@ -104,6 +106,7 @@ class LlamaCppLLM(LLMEngine):
             gguf_file=gguf_file,
             lora_cache_dir=settings.cache_dir / "gguf-lora",
             threads=settings.llamacpp_threads,
+            batch_threads=settings.llamacpp_batch_threads,
             parallel=settings.llamacpp_parallel,
             prompt_cache=settings.llamacpp_prompt_cache,
         )
@@ -167,8 +170,9 @@ class LlamaCppLLM(LLMEngine):
         params.model.path = str(self._gguf)
         params.n_parallel = self._parallel
         params.n_ctx = self._ctx_per_slot * self._parallel
+        params.cpuparams.n_threads = self._threads
+        params.cpuparams_batch.n_threads = self._batch_threads
         for cpu in (params.cpuparams, params.cpuparams_batch):
-            cpu.n_threads = self._threads
             cpu.poll = 0  # no spinning between tokens: the CPU is shared with STT and TTS
         params.cache_prompt = self._prompt_cache
         # llama.cpp's host-memory prompt cache restores a saved state into any slot by
