@@ -40,8 +40,18 @@ QUESTIONS = [
     "Mara, what do the town records say about the bridge?",
     "Bram, how much for a new horseshoe?",
 ]
+#: one conversation with Bram: the follow-ups name nobody, so he keeps answering
+CONVERSATION = [
+    "Bram, can you fix my sword before nightfall?",
+    "How long will that take?",
+    "And what do you charge for it?",
+    "Have you seen the lights on the old mill?",
+    "Who do you think is carrying them?",
+    "Is the bridge safe to cross after dark?",
+    "Thank you. I will come back tomorrow.",
+]
 STAGES = ["stt", "routing", "first_token", "first_sentence_audio", "first_audio_chunk"]
-MODES = ("push_to_talk", "push_to_talk_live", "server_vad")
+MODES = ("push_to_talk", "push_to_talk_live", "server_vad", "conversation")
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -135,6 +145,37 @@ async def one_turn(url: str, audio: bytes, *, vad: bool, live: bool = False) -> 
                 await feeder
 
 
+async def conversation(url: str, audio: dict[str, bytes], turns: int) -> list[dict[str, float]]:
+    """One session, push to talk, turn after turn with Bram, each question asked once
+    his reply has been heard to the end; the marks of every turn after the first."""
+    marks_per_turn = []
+    async with await connect(url, turn_detection=None) as session:
+        for i in range(turns):
+            await session.append_audio(audio[CONVERSATION[i % len(CONVERSATION)]], chunk_ms=100)
+            t0 = time.perf_counter()
+            await session.commit()
+            marks: dict[str, float] = {}
+            while True:
+                event = await session.next_event(timeout=120)
+                if isinstance(event, p.Error):
+                    raise RuntimeError(event.error.message)
+                now = (time.perf_counter() - t0) * 1000
+                key = MARKS.get(event.type)
+                if key and key not in marks:
+                    marks[key] = now
+                if isinstance(event, p.NpcRoute):
+                    marks["bram"] = float(event.character == "bram")
+                if isinstance(event, p.ResponseDone):
+                    marks["done"] = now
+                    break
+            if i:
+                marks_per_turn.append(marks)
+            # response.done comes as the last audio is sent, up to audio_lead_ms (1 s)
+            # before the player has heard it: the next question comes after that
+            await asyncio.sleep(1.0)
+    return marks_per_turn
+
+
 def summarize(samples: list[dict[str, float]]) -> dict[str, dict[str, float]]:
     out = {}
     for key in [*STAGES, "done"]:
@@ -154,18 +195,25 @@ async def run_config(
     turns: int,
     vad_turns: int,
     live_turns: int = 0,
+    conversation_turns: int = 0,
 ):
     proc = psutil.Process(pid) if pid else None
     await one_turn(url, next(iter(audio.values())), vad=False)  # warm the path
-    texts = list(audio)
+    texts = [q for q in QUESTIONS if q in audio]  # the conversation has its own lines
     ptt = [await one_turn(url, audio[texts[i % len(texts)]], vad=False) for i in range(turns)]
     live = [
         await one_turn(url, audio[texts[i % len(texts)]], vad=False, live=True)
         for i in range(live_turns)
     ]
     vad = [await one_turn(url, audio[texts[i % len(texts)]], vad=True) for i in range(vad_turns)]
+    conv = await conversation(url, audio, conversation_turns) if conversation_turns else []
     rss = proc.memory_info().rss / 2**20 if proc else None
-    samples = {"push_to_talk": ptt, "push_to_talk_live": live, "server_vad": vad}
+    samples = {
+        "push_to_talk": ptt,
+        "push_to_talk_live": live,
+        "server_vad": vad,
+        "conversation": conv,
+    }
     return {
         **{mode: summarize(samples[mode]) for mode in MODES},
         "rss_mb": rss,
@@ -182,8 +230,9 @@ def config_env(config: str) -> dict[str, str]:
     (server VAD: the silence that ends a turn whose transcript reads as finished, 0 = off,
     so every turn waits the full silence), `no-reuse` (no prompt-prefix reuse: every
     reply prefills its whole prompt), `no-clause` (speech starts at the first full
-    sentence, not the first clause) or `before` (all of the latency work of issue 7 off:
-    no-early, window=0, complete=0, no-reuse, no-clause, the old prompt layout)."""
+    sentence, not the first clause), `no-prime` (the next prompt is not prefilled while
+    a reply plays) or `before` (all of the latency work of issue 7 off: no-early,
+    window=0, complete=0, no-reuse, no-clause, no-prime, the old prompt layout)."""
     model, *flags = config.split(":")
     env = {"PERSONAE_STT_MODEL": model, "PERSONAE_STT_EARLY": "true"}
     for flag in flags:
@@ -203,6 +252,8 @@ def config_env(config: str) -> dict[str, str]:
             env["PERSONAE_LLAMACPP_PROMPT_CACHE"] = "false"
         elif flag == "no-clause":
             env["PERSONAE_TTS_FIRST_CLAUSE_CHARS"] = "0"
+        elif flag == "no-prime":
+            env["PERSONAE_LLM_PRIME_HISTORY"] = "false"
         elif flag == "before":
             env |= {
                 "PERSONAE_STT_EARLY": "false",
@@ -212,6 +263,7 @@ def config_env(config: str) -> dict[str, str]:
                 "PERSONAE_LLAMACPP_PROMPT_CACHE": "false",
                 "PERSONAE_TTS_FIRST_CLAUSE_CHARS": "0",
                 "PERSONAE_PROMPT_CONTEXT_LATE": "false",
+                "PERSONAE_LLM_PRIME_HISTORY": "false",
             }
         else:
             raise SystemExit(f"unknown configuration flag {flag!r} in {config!r}")
@@ -269,11 +321,17 @@ def main() -> None:
     )
     ap.add_argument("--vad-turns", type=int, default=10, help="server-VAD turns per configuration")
     ap.add_argument(
+        "--conversation-turns",
+        type=int,
+        default=7,
+        help="turns of one push-to-talk conversation with Bram (the first is not counted)",
+    )
+    ap.add_argument(
         "--configs",
         default="base,base:window=0,base:no-early,base:threads=1,tiny.en",
         help="daemon configurations to compare: STT model, then ':no-early' (no "
         "transcription while the player speaks), ':window=S' (encoder window, 0 = 30 s), "
-        "':threads=N', ':llm=ENGINE', ':no-reuse', ':no-clause', ':before' (all of issue 7's "
+        "':threads=N', ':llm=ENGINE', ':no-reuse', ':no-clause', ':no-prime', ':before' (all of issue 7's "
         "latency work off), ':complete=MS' (silence that ends a turn that reads "
         "as finished, server VAD; 0 = off)",
     )
@@ -287,11 +345,19 @@ def main() -> None:
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    audio = synthesize(QUESTIONS)
+    audio = synthesize(sorted({*QUESTIONS, *CONVERSATION}))
     results: dict[str, dict] = {}
     if args.url:
         results["running daemon"] = asyncio.run(
-            run_config(args.url, None, audio, args.turns, args.vad_turns, args.live_turns)
+            run_config(
+                args.url,
+                None,
+                audio,
+                args.turns,
+                args.vad_turns,
+                args.live_turns,
+                args.conversation_turns,
+            )
         )
     else:
         for config in args.configs.split(","):
@@ -300,7 +366,13 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as tmp, live_daemon(Path(tmp), env=env) as d:
                 results[config] = asyncio.run(
                     run_config(
-                        d.ws, d.process.pid, audio, args.turns, args.vad_turns, args.live_turns
+                        d.ws,
+                        d.process.pid,
+                        audio,
+                        args.turns,
+                        args.vad_turns,
+                        args.live_turns,
+                        args.conversation_turns,
                     )
                 )
     machine = (
@@ -323,6 +395,10 @@ def main() -> None:
             rss = f"{res['rss_mb']:>9.0f}" if res["rss_mb"] else ""
             print(f"{name:<22}{mode:<19}{cells}{rss}")
     print("(each cell: p50/p95 of the time from the player's last byte to that stage)")
+    for name, res in results.items():
+        conv = res["samples"]["conversation"]
+        if conv and not all(sample.get("bram") for sample in conv):
+            print(f"{name}: the router gave some follow-ups to another character")
     for name, res in results.items():
         cut = sum(1 for sample in res["samples"]["server_vad"] if sample.get("cut"))
         if cut:
