@@ -41,9 +41,23 @@ def free_port() -> int:
 def live_daemon(
     log_dir: Path, *, env: dict[str, str] | None = None, timeout: float = 240
 ) -> Iterator[LiveDaemon]:
+    """A daemon of its own: its state (database, adapter store, keys) lives in `log_dir`
+    unless `env` names it, so tests and benchmarks never write into the user's state and
+    never read what an earlier run left there (memories would lengthen every prompt).
+    The prepared models are shared."""
     port = free_port()
     log = log_dir / f"daemon-{port}.log"
-    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "PERSONAE_PORT": str(port), **(env or {})}
+    state = log_dir / f"state-{port}"
+    state.mkdir(parents=True, exist_ok=True)
+    environment = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "PERSONAE_PORT": str(port),
+        "PERSONAE_DATABASE_URL": f"sqlite:///{state / 'personae.db'}",
+        "PERSONAE_ADAPTERS_DIR": str(state / "adapters"),
+        "PERSONAE_KEYS_FILE": str(state / "keys.json"),
+        **(env or {}),
+    }
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "personae.sdk.cli", "serve"],
