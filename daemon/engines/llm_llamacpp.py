@@ -94,6 +94,7 @@ class LlamaCppLLM(LLMEngine):
         self._slot_of: dict[str, int] = {}  # adapter ("" = base) -> slot holding its KV
         self._slot_busy: Counter[int] = Counter()
         self._slot_used: dict[int, int] = {}  # slot -> tick of its last request
+        self._priming: set[int] = set()  # slots prefilling a prompt ahead of its reply
         self._tick = 0
         self._cond = threading.Condition()
 
@@ -195,25 +196,7 @@ class LlamaCppLLM(LLMEngine):
     # --- generation ---
 
     def generate(self, request: GenerationRequest, cancel: threading.Event) -> Iterator[str]:
-        adapter = request.adapter
-        with self._cond:
-            if adapter is not None and adapter not in self._adapters:
-                raise EngineError(f"adapter {adapter!r} is not loaded", engine=self.name)
-            self._ensure_server()
-            server, body = self._server, self._body(request)
-            slot = self._pick_slot(adapter or "")
-            body["id_slot"] = slot
-            self._in_flight += 1
-            self._users[adapter or ""] += 1
-        try:
-            yield from self._stream(server, body, cancel)
-        finally:
-            with self._cond:
-                self._in_flight -= 1
-                self._users[adapter or ""] -= 1
-                if slot >= 0:
-                    self._slot_busy[slot] -= 1
-                self._cond.notify_all()
+        return self._generate(request, cancel, priming=False)
 
     def prime(self, request: GenerationRequest) -> None:
         """Prefill the prompt into the adapter's slot (one token is generated and dropped):
@@ -222,8 +205,41 @@ class LlamaCppLLM(LLMEngine):
             return
         params = request.params.model_copy(update={"max_tokens": 1, "temperature": 0.0})
         probe = GenerationRequest(request.messages, params, adapter=request.adapter)
-        for _ in self.generate(probe, threading.Event()):
+        for _ in self._generate(probe, threading.Event(), priming=True):
             pass
+
+    def _generate(
+        self, request: GenerationRequest, cancel: threading.Event, *, priming: bool
+    ) -> Iterator[str]:
+        adapter = request.adapter
+        with self._cond:
+            if adapter is not None and adapter not in self._adapters:
+                raise EngineError(f"adapter {adapter!r} is not loaded", engine=self.name)
+            # A reply that finds its adapter's slot being primed waits for that prefill
+            # (a fraction of a second) and reuses it, instead of starting cold elsewhere.
+            self._cond.wait_for(
+                lambda: self._slot_of.get(adapter or "") not in self._priming,
+                self._busy_timeout_s,
+            )
+            self._ensure_server()
+            server, body = self._server, self._body(request)
+            slot = self._pick_slot(adapter or "")
+            body["id_slot"] = slot
+            self._in_flight += 1
+            self._users[adapter or ""] += 1
+            if priming and slot >= 0:
+                self._priming.add(slot)
+        try:
+            yield from self._stream(server, body, cancel)
+        finally:
+            with self._cond:
+                self._in_flight -= 1
+                self._users[adapter or ""] -= 1
+                if slot >= 0:
+                    self._slot_busy[slot] -= 1
+                if priming:
+                    self._priming.discard(slot)
+                self._cond.notify_all()
 
     def prompt_tokens(self) -> dict[str, int]:
         with self._cond:

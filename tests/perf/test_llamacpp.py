@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -145,3 +146,28 @@ def test_prime_leaves_the_prompt_in_the_adapters_slot(llama):
     assert after["reused"] - before["reused"] >= 30
     assert after["computed"] - before["computed"] <= 20
     assert reply(llama, "smith@1") == expected
+
+
+def test_a_reply_waits_for_its_slots_prime_and_reuses_it(llama):
+    ahead = [
+        ChatMessage("system", "You are a smith in a river town, and proud of it. " * 8),
+        ChatMessage("user", "Who are you?"),
+        ChatMessage("assistant", "The smith."),
+    ]
+    before = llama.prompt_tokens()
+    priming = threading.Thread(
+        target=llama.prime, args=(GenerationRequest(ahead, GREEDY, adapter="smith@1"),)
+    )
+    priming.start()
+    deadline = time.monotonic() + 10
+    while not llama._priming and priming.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.001)
+    later = [*ahead, ChatMessage("user", "Can you fix my sword?")]
+    request = GenerationRequest(later, GREEDY, adapter="smith@1")
+    text = "".join(llama.generate(request, threading.Event()))
+    priming.join()
+    after = llama.prompt_tokens()
+    assert text
+    # the reply ran after the prime, on its slot: it reused the ~100-token system prompt
+    # (a cold slot shares no more than the template's first tokens with it)
+    assert after["reused"] - before["reused"] >= 90
