@@ -10,15 +10,16 @@ fresh engine, on the transformers engine and on llama.cpp:
 - reuse, sliding:  prompt-prefix reuse, the history window moving one line per turn
                    (as before): once the history is longer than the window, every
                    prompt changes right after the examples;
-- reuse:           prompt-prefix reuse, the window moving in steps of `history_turns`
-                   lines (the daemon's window);
+- reuse:           prompt-prefix reuse, the window moving half a window at a time
+                   (the daemon's window);
 - reuse + prime:   as reuse, and after each reply the next prompt is prefilled as far
-                   as it is known (the history with that reply) while the reply would
-                   be playing: the daemon's default.
+                   as it is known (the history with that reply), as the daemon does
+                   once a reply has gone out: the daemon's default.
 
 Reports time to first token per turn and prompt tokens computed, p50 over the turns
-after the first, and the priming time (it runs while the reply plays, not while the
-player waits). Replies are greedy, so every strategy holds the same conversation.
+after the first, and the priming time (spent while the player hears the reply's end,
+not while they wait). Replies are greedy, so the strategies hold the same
+conversation until a near tie rounds differently.
 
     personae bench conversation [--turns 16] [--max-tokens 24] [--history-turns 4]
 """

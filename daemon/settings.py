@@ -122,9 +122,9 @@ class Settings(BaseSettings):
     )
     llm_prime_history: bool = Field(
         True,
-        description="while a reply plays, prefill its speaker's next prompt as far as it is "
-        "known (the history with that reply), so the player's next turn prefills only the "
-        "new context and their words; needs prompt_context_late and prefix reuse",
+        description="once a reply has gone out, prefill its speaker's next prompt as far "
+        "as it is known (the history with that reply), so the player's next turn prefills "
+        "only the new context and their words; needs prompt_context_late and prefix reuse",
     )
     threads: int = Field(
         0,

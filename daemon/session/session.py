@@ -60,6 +60,9 @@ from personae.daemon.session.splitter import SentenceSplitter, spoken_text, stag
 from personae.sdk import protocol as p
 
 log = logging.getLogger("personae.session")
+
+#: after a reply, how long the session waits before prefilling its next prompt
+PRIME_DELAY_S = 0.15
 T = TypeVar("T")
 
 
@@ -145,6 +148,7 @@ class RealtimeSession:
         #: store writes that outlive a cancelled reply; the session waits for them
         self._writes: set[asyncio.Future[object]] = set()
         self._priming: set[asyncio.Future[None]] = set()
+        self._closing = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -164,6 +168,7 @@ class RealtimeSession:
         except* SessionClosed as group:
             raise group.exceptions[0] from None
         finally:
+            self._closing = True
             metrics.session_closed()
             self._drop_early()
             while not self._jobs.empty():  # turns never started: stop their early STT
@@ -678,12 +683,12 @@ class RealtimeSession:
         exc = _first_leaf(task.exception())
         if exc is None:
             response.generated = time.monotonic()
-            self._prime_next(response)
             # Paced audio runs up to the reply's own length behind generation: until it
             # has all gone out the reply is still playing, and talking over it cancels it.
             await self.outbox.drained(info.id)
             if not response.done:
                 await self._finish(response, "completed", None)
+                self._prime_next(response)
             return
         blocked = isinstance(exc, ContentBlockedError)
         await self._finish(response, "failed", "content_filter" if blocked else "error")
@@ -801,16 +806,16 @@ class RealtimeSession:
             tg.create_task(talk(), name="tts")
 
     def _prime_next(self, r: ActiveResponse) -> None:
-        """While the reply plays, prefill its speaker's next prompt as far as it is known:
-        the character, the examples and the history up to this reply. The next turn then
-        prefills only its new context and the player's words."""
+        """Once a reply has gone out, prefill its speaker's next prompt as far as it is
+        known (the character, the examples and the history with this reply) while the
+        player hears its last second. The next turn then prefills only its new context and
+        the player's words."""
         s = self.service.settings
         if not (s.llm_prime_history and s.prompt_context_late) or r.casting is None:
             return
         ch = r.casting.character
-        history = [*self.history, Turn(ch.id, "".join(r.text).strip(), r.item_id)]
         names = {cid: c.name for cid, c in self.service.cast.items()}
-        messages = build_messages(ch, history, names=names, max_turns=s.history_turns)
+        messages = build_messages(ch, self.history, names=names, max_turns=s.history_turns)
         # not awaited and never cancelled: a prefill stops only when it is done (a
         # fraction of a second), and the adapter stays pinned until then
         task = asyncio.ensure_future(self._prime(ch, messages))
@@ -819,6 +824,11 @@ class RealtimeSession:
 
     async def _prime(self, ch: Character, messages: list[ChatMessage]) -> None:
         svc = self.service
+        # a client that leaves when its reply is done (one question per connection)
+        # has gone by then: its prefill would only slow the other sessions down
+        await asyncio.sleep(PRIME_DELAY_S)
+        if self._closing:
+            return
         try:
             adapter = await svc.run("adapters", svc.adapters.acquire, ch)
         except PersonaeError as exc:

@@ -205,13 +205,13 @@ async def test_talking_over_a_reply_whose_generation_is_over_still_cancels_it() 
 
 
 @pytest.mark.parametrize("prime", [True, False])
-async def test_the_next_prompt_is_prefilled_while_a_reply_plays(prime: bool) -> None:
+async def test_the_next_prompt_is_prefilled_once_a_reply_is_out(prime: bool) -> None:
     llm = FakeLLM(reply=lambda req: "Iron does not lie.")
     async with running(fake_service(llm=llm, llm_prime_history=prime)) as h:
         h.send(user_text("Bram, what is that?"))
         h.send(p.ResponseCreate())
         await h.wait_type("response.done")
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.5)
         primed = list(llm.primed)
         h.send(user_text("And this one?"))
         h.send(p.ResponseCreate())
@@ -227,6 +227,16 @@ async def test_the_next_prompt_is_prefilled_while_a_reply_plays(prime: bool) -> 
     later = llm.requests[1].messages
     assert later[: len(ahead)] == ahead
     assert [m.role for m in later[len(ahead) :]] == ["system", "user"]
+
+
+async def test_a_client_that_leaves_after_its_reply_gets_no_prefill() -> None:
+    llm = FakeLLM(reply=lambda req: "Iron does not lie.")
+    async with running(fake_service(llm=llm)) as h:
+        h.send(user_text("Bram, what is that?"))
+        h.send(p.ResponseCreate())
+        await h.wait_type("response.done")
+    await asyncio.sleep(0.3)
+    assert llm.primed == []
 
 
 async def test_response_cancel_and_cancel_without_response() -> None:
