@@ -148,6 +148,7 @@ class RealtimeSession:
         #: store writes that outlive a cancelled reply; the session waits for them
         self._writes: set[asyncio.Future[object]] = set()
         self._priming: set[asyncio.Future[None]] = set()
+        self._prefilling: set[asyncio.Future[None]] = set()  # those past their delay
         self._closing = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -179,7 +180,9 @@ class RealtimeSession:
                 self.response.task.cancel()
             if self._writes:  # what was acknowledged or heard is written before we go
                 await asyncio.wait(set(self._writes), timeout=5)
-            if self._priming:  # each holds a pinned adapter until its prefill is done
+            for task in self._priming - self._prefilling:
+                task.cancel()  # still waiting to start: the player has gone
+            if self._priming:  # a prefill under way holds a pinned adapter until it is done
                 await asyncio.wait(set(self._priming), timeout=5)
 
     async def _send_bounded(self, event: p.ServerEvent) -> None:
@@ -829,6 +832,10 @@ class RealtimeSession:
         await asyncio.sleep(PRIME_DELAY_S)
         if self._closing:
             return
+        task = asyncio.current_task()
+        assert task is not None
+        self._prefilling.add(task)
+        task.add_done_callback(self._prefilling.discard)
         try:
             adapter = await svc.run("adapters", svc.adapters.acquire, ch)
         except PersonaeError as exc:
