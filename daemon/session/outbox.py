@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 
@@ -120,10 +121,10 @@ class Outbox:
                     self._progress.set()
                     continue
                 self._wake.clear()
-                try:
-                    await asyncio.wait_for(self._wake.wait(), wait)
-                except TimeoutError:
-                    pass
+                # asyncio.timeout: wait_for can swallow the session's cancellation (3.11)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait):
+                        await self._wake.wait()
                 continue
             self._wake.clear()
             await self._wake.wait()

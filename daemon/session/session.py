@@ -1009,8 +1009,12 @@ async def _within(items: AsyncIterator[T], seconds: float, engine: str) -> Async
 
 
 async def _in_time(call: Awaitable[T], seconds: float, engine: str) -> T:
+    # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns the result when the
+    # call finishes just as the caller is cancelled, swallowing the cancellation (a
+    # barge-in or a blocked reply then left its TTS task waiting for sentences forever)
     try:
-        return await asyncio.wait_for(call, seconds)
+        async with asyncio.timeout(seconds):
+            return await call
     except TimeoutError:
         raise EngineError(f"no result for {seconds:g} s", engine=engine, retryable=True) from None
 
