@@ -246,7 +246,12 @@ class Settings(BaseSettings):
         "vad_silence_ms. 0, or not shorter than the turn's silence, = off",
     )
     vad_prefix_ms: int = Field(300, ge=0, description="audio kept from before speech started")
-    history_turns: int = Field(8, ge=0, description="past exchanges sent to the LLM")
+    history_turns: int = Field(
+        8,
+        ge=0,
+        description="past exchanges sent to the LLM: at least this many, up to 1.5x, as "
+        "the window moves half a window at a time so prompt prefixes stay reusable",
+    )
     prompt_context_late: bool = Field(
         True,
         description="put each reply's context (mood, memories, lore, instructions) in a "

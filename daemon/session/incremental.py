@@ -6,8 +6,9 @@ came in faster than real time is never decoded). If the player speaks again afte
 pause long enough to be a phrase boundary (not a breath) and the piece is long enough,
 the piece's text is committed and the next piece starts where it ended. When the
 turn ends on a pause, that last piece is already under way (usually done); otherwise
-only the audio after the last committed piece is left to transcribe. Each stretch of audio is decoded once, so the
-work after the player stops stays small however long the turn.
+only the audio after the last committed piece is left to transcribe. Each stretch of
+audio is decoded once, so the work after the player stops stays small however long
+the turn.
 
 With no piece committed, this is transcription at the pause: the whole turn, started
 when the player went quiet, ready when the pause turns out to end the turn.

@@ -63,6 +63,7 @@ log = logging.getLogger("personae.session")
 
 #: after a reply, how long the session waits before prefilling its next prompt
 PRIME_DELAY_S = 0.15
+
 T = TypeVar("T")
 
 
@@ -819,8 +820,9 @@ class RealtimeSession:
         ch = r.casting.character
         names = {cid: c.name for cid, c in self.service.cast.items()}
         messages = build_messages(ch, self.history, names=names, max_turns=s.history_turns)
-        # not awaited and never cancelled: a prefill stops only when it is done (a
-        # fraction of a second), and the adapter stays pinned until then
+        # not awaited: it runs beside the next turn. A closing session cancels it while
+        # it still waits to start; a prefill under way (a fraction of a second, its
+        # adapter pinned) is waited for
         task = asyncio.ensure_future(self._prime(ch, messages))
         self._priming.add(task)
         task.add_done_callback(self._priming.discard)
