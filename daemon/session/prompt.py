@@ -128,6 +128,19 @@ def history_window(history: Sequence[Turn], max_turns: int) -> list[Turn]:
     return lines[excess // step * step :]
 
 
+def forgettable(history_len: int, max_turns: int, *, slack: int) -> int:
+    """How many of a session's oldest lines it may forget once more than `slack` lines
+    lie before the window: all of those before the window's start. The window is the
+    same over what remains (it starts at 0 there), so forgetting changes no prompt."""
+    excess = history_len - 2 * max(0, max_turns)
+    if excess <= slack:
+        return 0
+    if max_turns <= 0:
+        return history_len
+    step = 2 * max(1, max_turns // 2)
+    return excess // step * step
+
+
 def system_text(messages: Sequence[ChatMessage]) -> str:
     """Everything the model is told in the system role (character file and context)."""
     return "\n".join(m.content for m in messages if m.role == "system")

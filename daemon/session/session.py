@@ -55,7 +55,7 @@ from personae.daemon.session.endpointing import (
 )
 from personae.daemon.session.incremental import IncrementalTranscript
 from personae.daemon.session.outbox import Outbox, SlowClientError, audio_ms
-from personae.daemon.session.prompt import Turn, build_messages
+from personae.daemon.session.prompt import Turn, build_messages, forgettable
 from personae.daemon.session.splitter import SentenceSplitter, spoken_text, stage_directions
 from personae.sdk import protocol as p
 
@@ -63,6 +63,9 @@ log = logging.getLogger("personae.session")
 
 #: after a reply, how long the session waits before prefilling its next prompt
 PRIME_DELAY_S = 0.15
+#: lines a session keeps before its prompt window, which no prompt shows; past this
+#: they are forgotten in one go (memories and replies are in the store)
+HISTORY_SLACK = 256
 
 T = TypeVar("T")
 
@@ -272,7 +275,7 @@ class RealtimeSession:
                     event.description,
                     event.data,
                 )
-                self.history.append(Turn("game", f"{event.name}: {event.description}".strip(": ")))
+                self._remember(Turn("game", f"{event.name}: {event.description}".strip(": ")))
                 for cid, state in states.items():
                     self._emit_emotion(cid, state)
             case p.NpcFeedback():
@@ -390,9 +393,9 @@ class RealtimeSession:
             if item.character is None:
                 raise ClientError("an assistant item must name its character", code="invalid_item")
             self._check_characters([item.character])
-            self.history.append(Turn(item.character, text, item.id or ""))
+            self._remember(Turn(item.character, text, item.id or ""))
         else:
-            self.history.append(Turn("player", text, item.id or ""))
+            self._remember(Turn("player", text, item.id or ""))
         self.outbox.control(p.ConversationItemCreated(item=item))
         if item.role == "user":
             await self._player_said(text)
@@ -604,7 +607,7 @@ class RealtimeSession:
             self._error("content_blocked", f"turn {job.item_id} was refused by moderation")
             return ""
         if text:
-            self.history.append(Turn("player", text, job.item_id))
+            self._remember(Turn("player", text, job.item_id))
             await self._player_said(text)
         return text
 
@@ -851,6 +854,14 @@ class RealtimeSession:
         finally:
             svc.adapters.release(adapter)
 
+    def _remember(self, turn: Turn) -> None:
+        self.history.append(turn)
+        drop = forgettable(
+            len(self.history), self.service.settings.history_turns, slack=HISTORY_SLACK
+        )
+        if drop:  # a session may last for hours: keep its list bounded
+            del self.history[:drop]
+
     def _spoken_for(self, item_id: str, spoken: list[tuple[str, int]]) -> None:
         self._spoken[item_id] = spoken
         while len(self._spoken) > 32:
@@ -896,7 +907,7 @@ class RealtimeSession:
             text = " ".join(s for s, start in r.sentences if start < sent)
         if not text:
             return
-        self.history.append(Turn(r.info.character, text, r.item_id))
+        self._remember(Turn(r.info.character, text, r.item_id))
         self._last_speaker = r.info.character
         # shielded: a reply cancelled by barge-in is still logged as far as it was heard
         write = asyncio.ensure_future(self.service.run("store", self._log_reply, r, text))

@@ -599,3 +599,24 @@ async def test_drifting_out_of_character_raises_an_alert_event() -> None:
     assert alerts and {a.character for a in alerts} == {"wren"}
     assert len({a.signal for a in alerts}) == len(alerts)  # one alert per signal, no storm
     assert alerts[0].rolling < alerts[0].threshold
+
+
+async def test_a_long_session_keeps_a_bounded_history_and_the_same_prompts(monkeypatch) -> None:
+    from personae.daemon.session import session as session_module
+
+    async def converse() -> tuple[list, int]:
+        llm = FakeLLM(reply=lambda req: f"Reply {len(llm.requests)}.")
+        async with running(fake_service(llm=llm, history_turns=2)) as h:
+            for i in range(1, 21):
+                h.send(user_text(f"Bram, question {i}?"))
+                h.send(p.ResponseCreate())
+                await h.wait_type("response.done", after=len(h.events))
+            kept = len(h.session.history)
+        return [r.messages for r in llm.requests], kept
+
+    whole, kept_whole = await converse()
+    monkeypatch.setattr(session_module, "HISTORY_SLACK", 6)
+    bounded, kept = await converse()
+    assert kept_whole == 40 and kept <= 2 * 2 + 6 + 1
+    # forgetting changed no prompt: every reply saw the same messages
+    assert len(bounded) == 20 and bounded == whole

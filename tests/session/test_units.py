@@ -9,7 +9,7 @@ import pytest
 from personae.daemon.characters import default_cast_dir, load_cast
 from personae.daemon.engines.base import ChatMessage
 from personae.daemon.errors import ConfigError, UnknownCharacterError
-from personae.daemon.session.prompt import Turn, build_messages
+from personae.daemon.session.prompt import Turn, build_messages, forgettable, history_window
 from personae.daemon.session.router import Router
 from personae.daemon.session.splitter import SentenceSplitter, spoken_text
 from personae.daemon.testing import FakeEmbedder
@@ -121,6 +121,20 @@ def test_history_window_keeps_max_turns_and_moves_in_steps(cast) -> None:
     # history is then even: player, character, player, character ...)
     assert sorted(set(shown)) == list(range(0, 33, 4))
     assert all(shown[n - 1] == shown[n - 2] for n in range(3, 41, 2)), "moved at a player line"
+
+
+@pytest.mark.parametrize("max_turns", [0, 1, 4, 7])
+def test_a_long_history_forgets_only_what_no_window_shows(max_turns: int) -> None:
+    full: list[Turn] = []
+    kept: list[Turn] = []
+    for i in range(400):
+        line = Turn("player" if i % 2 == 0 else "bram", f"line {i}")
+        full.append(line)
+        kept.append(line)
+        del kept[: forgettable(len(kept), max_turns, slack=20)]
+        assert history_window(kept, max_turns) == history_window(full, max_turns)
+        assert len(kept) <= 2 * max_turns + 20 + 1
+    assert len(kept) < 100, "old lines were forgotten"
 
 
 @pytest.fixture(scope="module")
