@@ -60,7 +60,9 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Interface (default 127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8765)")] = None,
     config: Annotated[Path | None, typer.Option(help="TOML settings file")] = None,
-    ssl_certfile: Annotated[Path | None, typer.Option(help="TLS certificate (PEM): serve wss://")] = None,
+    ssl_certfile: Annotated[
+        Path | None, typer.Option(help="TLS certificate (PEM): serve wss://")
+    ] = None,
     ssl_keyfile: Annotated[Path | None, typer.Option(help="TLS private key (PEM)")] = None,
 ) -> None:
     """Run the daemon on the embedded default models and the default cast."""

@@ -149,8 +149,10 @@ def daemon_settings(tmp: Path, stores, remote: Daemon, **extra) -> Settings:
 def cast_with(adapters: dict[str, str]):
     """The default cast wearing only the test's adapters (its own bundled ones live
     outside the store the remote server may read, which is a test of its own)."""
-    cast = {cid: ch.model_copy(update={"adapter": None})
-            for cid, ch in load_cast([default_cast_dir()]).items()}
+    cast = {
+        cid: ch.model_copy(update={"adapter": None})
+        for cid, ch in load_cast([default_cast_dir()]).items()
+    }
     for cid, name in adapters.items():
         cast[cid] = cast[cid].model_copy(
             update={"adapter": AdapterRef(name=name, version="v1"), "generation": GREEDY}

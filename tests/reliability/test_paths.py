@@ -14,7 +14,16 @@ from personae.daemon.service import resolve_adapter
 from personae.daemon.settings import Settings
 from personae.sdk.framing import FrameError, decode_client
 
-BAD_IDS = ["../etc/passwd", "/etc/passwd", "mara/../bram", "..", "C:\\\\x", "mara\\u0000", "", "Mara"]
+BAD_IDS = [
+    "../etc/passwd",
+    "/etc/passwd",
+    "mara/../bram",
+    "..",
+    "C:\\\\x",
+    "mara\\u0000",
+    "",
+    "Mara",
+]
 
 FIELDS = [
     '{{"type": "session.update", "session": {{"characters": ["{id}"]}}}}',

@@ -65,7 +65,12 @@ EXAMPLES: list[BaseModel] = [
     p.NpcEmotion(character="mara", dominant="joy", intensity=0.4, blend={"joy": 0.4}, trust=0.1),
     p.NpcAlert(character="wren", signal="consistency", rolling=0.12, threshold=0.2, replies=20),
     p.NpcAction(
-        response_id="r", item_id="i", character="bram", kind="action", text="waves", audio_start_ms=0
+        response_id="r",
+        item_id="i",
+        character="bram",
+        kind="action",
+        text="waves",
+        audio_start_ms=0,
     ),
 ]
 

@@ -74,6 +74,7 @@ def test_cp1252_text_is_read(tmp_path: Path) -> None:
 
 def test_docx(tmp_path: Path) -> None:
     import docx  # the training extra installs python-docx
+
     doc = docx.Document()
     for title, paras in CHAPTERS:
         doc.add_heading(title, level=1)
