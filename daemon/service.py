@@ -84,7 +84,12 @@ class Service:
                     f"character {ch.id!r} uses TTS engine {ch.voice.engine!r}, which is not loaded"
                 )
         progress("routing profiles", 0, 0)
-        router = Router(embedder=engines.embedder, characters=cast)
+        router = Router(
+            embedder=engines.embedder,
+            characters=cast,
+            switch_similarity=settings.route_switch_similarity,
+            switch_margin=settings.route_switch_margin,
+        )
         progress("database", 0, 0)
         database, runtime = open_runtime(settings, engines.embedder)
         metrics = Metrics()

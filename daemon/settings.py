@@ -246,6 +246,17 @@ class Settings(BaseSettings):
         "vad_silence_ms. 0, or not shorter than the turn's silence, = off",
     )
     vad_prefix_ms: int = Field(300, ge=0, description="audio kept from before speech started")
+    route_switch_similarity: float = Field(
+        0.25,
+        description="a line with no name goes to another character than the last speaker "
+        "only if its similarity to them is at least this (it is about them) ...",
+    )
+    route_switch_margin: float = Field(
+        0.10,
+        ge=0,
+        description="... and exceeds the last speaker's by this much; a follow-up such as "
+        "'Why do you say that?' stays with whoever spoke (tuned on all-MiniLM-L6-v2)",
+    )
     history_turns: int = Field(
         8,
         ge=0,

@@ -283,10 +283,13 @@ class NpcRoute(_Event):
     type: Literal["npc.route"] = "npc.route"
     item_id: str | None
     character: CharacterId
-    #: "pinned", "requested", "addressed" (named in the utterance) or "similarity"
-    reason: Literal["pinned", "requested", "addressed", "similarity", "only"]
+    #: "pinned", "requested", "addressed" (named in the utterance), "continued" (a
+    #: follow-up: the last speaker answers again), "similarity" (the closest profile)
+    #: or "only" (a scene of one)
+    reason: Literal["pinned", "requested", "addressed", "continued", "similarity", "only"]
     #: similarity of the utterance to the closest scene characters (at most 8, best
-    #: first), higher is closer; empty when pinned or requested
+    #: first, and the last speaker when "continued"), higher is closer; empty when
+    #: pinned or requested
     scores: dict[str, float]
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from personae.daemon.characters import Character
+from personae.daemon.session.common_words import COMMON_WORDS
 from personae.daemon.session.router import (
     _WORD,
     TOP_SCORES,
@@ -35,7 +36,8 @@ def linear_addressed(router: Router, text: str, scene: list[str]) -> str | None:
                 continue
             window = words[i : i + len(tokens)]
             if all(
-                w == t or (len(t) >= 4 and _edit_distance_at_most_one(w, t))
+                w == t
+                or (len(t) >= 4 and w not in COMMON_WORDS and _edit_distance_at_most_one(w, t))
                 for w, t in zip(window, tokens, strict=True)
             ):
                 return cid

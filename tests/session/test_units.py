@@ -152,6 +152,9 @@ def router(cast):
         ("Wren, tell Bram I said hi", "wren"),  # the first name is the one addressed
         ("Where is everyone?", None),
         ("brand new boots", None),  # 'brand' is not 'bram' (edit distance 2)
+        ("When will it be ready?", None),  # 'when' is one edit from 'wren', but a word
+        ("Mark my words.", None),  # ... 'mark' from 'mara'
+        ("Hey wrenn, got a minute?", "wren"),  # a misspelt name still matches
     ],
 )
 def test_addressed_by_name(router, text: str, who: str | None) -> None:
@@ -172,11 +175,27 @@ def test_route_rules(router) -> None:
         router.route("hi", ["ghost"])
 
 
-def test_continuity_favours_the_last_speaker(router) -> None:
+def test_a_follow_up_stays_with_the_last_speaker_and_a_new_topic_moves(router) -> None:
     scene = ["bram", "mara", "wren"]
-    plain = router.scores("well then", scene)
-    favoured = router.scores("well then", scene, last_speaker="wren")
-    assert favoured["wren"] > plain["wren"]
+    # no name, no topic of anyone: whoever spoke last answers again
+    follow = router.route("well then", scene, last_speaker="wren")
+    assert follow.character == "wren" and follow.reason == "continued"
+    assert "wren" in follow.scores
+    assert router.route("well then", scene).reason == "similarity"  # nobody spoke yet
+    # a line about another character's trade goes to them
+    topic = router.route("old records maps charters archive", scene, last_speaker="wren")
+    assert topic.character == "mara" and topic.reason == "similarity"
+    # the thresholds decide: with none, the closest profile always wins
+    eager = Router(
+        embedder=FakeEmbedder(),
+        characters=router._index.characters,
+        switch_similarity=0.0,
+        switch_margin=0.0,
+    )
+    weak = eager.route("maps", scene, last_speaker="wren")
+    strict = router.route("maps", scene, last_speaker="wren")
+    assert weak.character == "mara" and weak.reason == "similarity"
+    assert strict.character == "wren" and strict.reason == "continued"
 
 
 def test_settings_from_env_and_toml(tmp_path, monkeypatch) -> None:

@@ -53,7 +53,7 @@ namespace Personae
     {
         public string ItemId;
         public string CharacterId;
-        /// <summary>"pinned", "requested", "addressed", "similarity" or "only".</summary>
+        /// <summary>"pinned", "requested", "addressed", "continued", "similarity" or "only".</summary>
         public string Reason;
         public Dictionary<string, double> Scores;
         public override string Character { get { return CharacterId; } }
