@@ -124,7 +124,7 @@ class BatchedTransformersLLM(TransformersLLM):
 
     def generate(self, request: GenerationRequest, cancel: threading.Event) -> Iterator[str]:
         adapter = request.adapter
-        with self._lock:
+        with self._arriving_reply():
             if adapter is not None and adapter not in self._adapters:
                 raise EngineError(f"adapter {adapter!r} is not loaded", engine=self.name)
             prompt = self._encode(request.messages)

@@ -13,6 +13,7 @@ or foreign adapter is refused with a clear message and the resident ones keep wo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
@@ -43,6 +44,11 @@ WEIGHTS_FILE = "adapter_model.safetensors"
 _ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_@+-]{0,127}$")
 #: validated folders whose weights stay in memory for a swap that follows
 STAGED_ADAPTERS = 4
+#: priming prefills this many tokens per forward, and stops between two as soon as a
+#: reply is in flight: it uses idle time only, so it never holds the model for a whole
+#: prompt (~0.3-3 s here) while other players' replies wait; what it has computed by
+#: then is kept. ~0.15 s a piece on one core of this CPU.
+PRIME_CHUNK_TOKENS = 32
 _LORA_KEY = re.compile(r"^base_model\.model\.(?P<module>.+)\.(?P<part>lora_A|lora_B)\.weight$")
 
 
@@ -102,6 +108,7 @@ class TransformersLLM(LLMEngine):
         self._users: Counter[str] = Counter()  # in-flight requests per adapter
         self.prefix_cache = PrefixCache(max_tokens=prefix_cache_tokens)
         self._prompt_tokens: Counter[str] = Counter()
+        self._primes: Counter[str] = Counter()
         # validated folders by (path, file stats): a swap back to a known version is a copy
         self._inspected: dict[tuple[Path, tuple[int, ...]], AdapterInfo] = {}
         self._lora_layers: dict[str, Any] | None = None  # module name -> LoRA layer, for swaps
@@ -110,6 +117,12 @@ class TransformersLLM(LLMEngine):
         self._staged: OrderedDict[Path, tuple[Any, dict[str, torch.Tensor]]] = OrderedDict()
         # one lock for the model: forwards, tokenizer calls and adapter changes
         self._lock = threading.Condition()
+        self.prime_chunk_tokens: int | None = PRIME_CHUNK_TOKENS  # None: a prompt at once
+        # replies waiting for the model lock to register: priming yields to them at its
+        # next piece. Python's lock is not fair, and a prime that re-takes it at once
+        # would otherwise keep it for every piece
+        self._arriving = 0
+        self._arrivals = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TransformersLLM:
@@ -131,7 +144,7 @@ class TransformersLLM(LLMEngine):
 
     def generate(self, request: GenerationRequest, cancel: threading.Event) -> Iterator[str]:
         adapter = request.adapter
-        with self._lock:
+        with self._arriving_reply():
             if adapter is not None and adapter not in self._adapters:
                 raise EngineError(f"adapter {adapter!r} is not loaded", engine=self.name)
             prompt = self._encode(request.messages)
@@ -160,16 +173,19 @@ class TransformersLLM(LLMEngine):
         stops = StopScanner(params.stop)
         ids = torch.tensor([prompt])
         slot = request.adapter or BASE_ADAPTER
-        reused, kv = self.prefix_cache.lookup(slot, prompt)
-        step_ids, past = ids[:, reused:], self._kv_cache(kv)
-        with self._lock:
-            self._prompt_tokens["reused"] += reused
-            self._prompt_tokens["computed"] += len(prompt) - reused
+        step_ids, past = ids, None
         generated: list[int] = []
         for _ in range(params.max_tokens):
             if cancel.is_set():
                 return
             with self._lock:
+                # looked up once the model is ours: a prime that was running has
+                # stored all it computed by then
+                if not generated:
+                    reused, kv = self.prefix_cache.lookup(slot, prompt)
+                    step_ids, past = ids[:, reused:], self._kv_cache(kv)
+                    self._prompt_tokens["reused"] += reused
+                    self._prompt_tokens["computed"] += len(prompt) - reused
                 logits, past = self._forward(step_ids, ids.shape[1], past, request.adapter)
             if not generated:
                 # this request holds its adapter (users count), so no swap can land
@@ -237,22 +253,58 @@ class TransformersLLM(LLMEngine):
             return {k: self._prompt_tokens[k] for k in ("reused", "computed")}
 
     def prime(self, request: GenerationRequest) -> None:
-        """Prefill the request's prompt now and keep its KV state for later replies."""
+        """Prefill the request's prompt now and keep its KV state for later replies.
+
+        In pieces of `prime_chunk_tokens`, yielding to replies: once any reply is in
+        flight, priming stops after its current piece and keeps the prefix computed so
+        far (counted in `primes()` as "yielded").
+        """
         if self.prefix_cache.max_tokens <= 0:
             return
-        slot = request.adapter or BASE_ADAPTER
+        adapter = request.adapter
+        slot = adapter or BASE_ADAPTER
         with self._lock:
-            if request.adapter is not None and request.adapter not in self._adapters:
-                raise EngineError(f"adapter {request.adapter!r} is not loaded", engine=self.name)
+            info = self._adapters.get(adapter) if adapter is not None else None
+            if adapter is not None and info is None:
+                raise EngineError(f"adapter {adapter!r} is not loaded", engine=self.name)
             prompt = self._encode(request.messages)
-            reused, kv = self.prefix_cache.lookup(slot, prompt)
-            if reused == len(prompt) - 1:
-                return
-            ids = torch.tensor([prompt])
-            _, past = self._forward(
-                ids[:, reused:], len(prompt), self._kv_cache(kv), request.adapter
-            )
-            self.prefix_cache.store(slot, prompt, _kv_of(past))
+        reused, kv = self.prefix_cache.lookup(slot, prompt)
+        if reused == len(prompt) - 1:
+            return
+        ids, past, done = torch.tensor([prompt]), self._kv_cache(kv), reused
+        chunk = self.prime_chunk_tokens or len(prompt)
+        while done < len(prompt):
+            with self._lock:
+                if self._arriving or self._users.total():  # replies come first
+                    self._primes["yielded"] += 1
+                    return
+                if adapter is not None and self._adapters.get(adapter) is not info:
+                    return  # swapped or unloaded meanwhile: its KV would be stale
+                end = min(done + chunk, len(prompt))
+                _, past = self._forward(ids[:, done:end], end, past, adapter)
+                done = end
+                # under the lock, so no swap of the adapter comes between
+                self.prefix_cache.store(slot, prompt[:done], _kv_of(past))
+        with self._lock:
+            self._primes["whole"] += 1
+
+    @contextlib.contextmanager
+    def _arriving_reply(self) -> Iterator[None]:
+        """The model lock, for a reply that registers: announced first, so a prime
+        running in pieces gives the lock up at its next one."""
+        with self._arrivals:
+            self._arriving += 1
+        try:
+            with self._lock:
+                yield
+        finally:
+            with self._arrivals:
+                self._arriving -= 1
+
+    def primes(self) -> dict[str, int]:
+        """Primes that prefilled their whole prompt, and those that yielded to a reply."""
+        with self._lock:
+            return {k: self._primes[k] for k in ("whole", "yielded")}
 
     def _kv_cache(self, kv: KV | None) -> Any:
         if kv is None:

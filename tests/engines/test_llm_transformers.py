@@ -359,6 +359,74 @@ def test_primed_prefix_is_reused_and_replies_stay_exact(loaded, base_dir, adapte
     )
 
 
+def _conversation(exchanges: int) -> list[ChatMessage]:
+    lines = [LONG_SYSTEM]
+    for i in range(exchanges):
+        lines.append(ChatMessage("user", f"Tell me about blade number {i}, the one by the door?"))
+        lines.append(ChatMessage("assistant", f"Blade {i} is good steel, folded twice and oiled."))
+    return lines
+
+
+@pytest.mark.models
+def test_priming_does_not_start_while_a_reply_is_in_flight(loaded):
+    loaded.prefix_cache.clear()
+    ahead = _conversation(4)
+    before = loaded.primes()
+    talking = loaded.generate(
+        GenerationRequest(QUESTION, GREEDY, adapter="smith"), threading.Event()
+    )
+    next(talking)
+    loaded.prime(GenerationRequest(ahead, GREEDY, adapter="smith"))
+    assert loaded.primes()["yielded"] == before["yielded"] + 1
+    assert loaded.prefix_cache.lookup("smith", loaded._encode(ahead)) == (0, None)
+    talking.close()
+    loaded.prime(GenerationRequest(ahead, GREEDY, adapter="smith"))  # idle now: all of it
+    assert loaded.primes()["whole"] == before["whole"] + 1
+    n = len(loaded._encode(ahead))
+    assert loaded.prefix_cache.lookup("smith", loaded._encode(ahead))[0] == n - 1
+
+
+@pytest.mark.models
+def test_a_reply_interrupts_priming_and_reuses_what_it_computed(loaded, monkeypatch):
+    loaded.prefix_cache.clear()
+    ahead = _conversation(8)
+    chunk = loaded.prime_chunk_tokens
+    assert chunk and len(loaded._encode(ahead)) > 6 * chunk
+    messages = [*ahead, ChatMessage("user", "And the blade on the wall?")]
+    expected = _uncached(loaded, "smith", messages)
+    forward, pieces = loaded._forward, []
+    primer: list[threading.Thread] = []
+
+    def tracked(step_ids, total_len, past, adapter):
+        out = forward(step_ids, total_len, past, adapter)
+        if primer and threading.current_thread() is primer[0]:
+            pieces.append(step_ids.shape[1])
+            if len(pieces) == 2:  # the player's turn arrives while the 2nd piece runs
+                deadline = time.monotonic() + 30
+                while not loaded._arriving and time.monotonic() < deadline:
+                    time.sleep(0.001)
+        return out
+
+    monkeypatch.setattr(loaded, "_forward", tracked)
+    before, counted = loaded.primes(), loaded.prompt_tokens()
+    primer.append(
+        threading.Thread(
+            target=loaded.prime, args=(GenerationRequest(ahead, GREEDY, adapter="smith"),)
+        )
+    )
+    primer[0].start()
+    while len(pieces) < 2 and primer[0].is_alive():
+        time.sleep(0.001)
+    answer = reply(loaded, "smith", messages=messages)
+    primer[0].join(30)
+    # the prime gave the model up after its piece, two pieces in, and the reply started
+    # from those: the same reply as with no cache at all
+    assert pieces == [chunk, chunk]
+    assert loaded.primes()["yielded"] == before["yielded"] + 1
+    assert loaded.prompt_tokens()["reused"] - counted["reused"] == 2 * chunk
+    assert answer == expected
+
+
 @pytest.mark.models
 def test_a_swapped_adapter_never_reuses_a_prefix_computed_with_its_old_weights(
     loaded, adapter_dirs
