@@ -124,7 +124,8 @@ class Settings(BaseSettings):
         True,
         description="once a reply has gone out, prefill its speaker's next prompt as far "
         "as it is known (the history with that reply), so the player's next turn prefills "
-        "only the new context and their words; needs prompt_context_late and prefix reuse",
+        "only the new context and their words; needs prompt_context_late and prefix reuse. "
+        "The transformers engines prime in pieces and give the model up to any reply",
     )
     threads: int = Field(
         0,
