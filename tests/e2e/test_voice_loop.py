@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import sqlite3
 import urllib.request
 
 import msgpack
@@ -246,8 +247,6 @@ async def test_the_test_daemon_keeps_its_state_in_its_own_folder(daemon) -> None
     assert reply.status == "completed"
     db = daemon.log.parent / f"state-{daemon.port}" / "personae.db"
     # the conversation went into the daemon's own database, not the user's
-    import sqlite3
-
     with sqlite3.connect(db) as conn:
         said = [row[0] for row in conn.execute("SELECT text FROM turns WHERE role = 'player'")]
     assert "Bram, remember me: I am the one with the bent sword!" in said
