@@ -125,7 +125,7 @@ class Settings(BaseSettings):
         description="once a reply has gone out, prefill its speaker's next prompt as far "
         "as it is known (the history with that reply), so the player's next turn prefills "
         "only the new context and their words; needs prompt_context_late and prefix reuse. "
-        "The transformers engines prime in pieces and give the model up to any reply",
+        "The transformers engine primes in pieces and gives the model up to any reply",
     )
     threads: int = Field(
         0,
@@ -249,12 +249,15 @@ class Settings(BaseSettings):
     vad_prefix_ms: int = Field(300, ge=0, description="audio kept from before speech started")
     route_switch_similarity: float = Field(
         0.25,
+        ge=-1.0,
+        le=1.0,
         description="a line with no name goes to another character than the last speaker "
         "only if its similarity to them is at least this (it is about them) ...",
     )
     route_switch_margin: float = Field(
         0.10,
         ge=0,
+        le=2.0,
         description="... and exceeds the last speaker's by this much; a follow-up such as "
         "'Why do you say that?' stays with whoever spoke (tuned on all-MiniLM-L6-v2)",
     )

@@ -47,7 +47,7 @@ STAGED_ADAPTERS = 4
 #: priming prefills this many tokens per forward, and stops between two as soon as a
 #: reply is in flight: it uses idle time only, so it never holds the model for a whole
 #: prompt (~0.3-3 s here) while other players' replies wait; what it has computed by
-#: then is kept. ~0.15 s a piece on one core of this CPU.
+#: then is kept. ~0.15 s a piece on one core of the 2-core Xeon in docs/benchmarks.md.
 PRIME_CHUNK_TOKENS = 32
 _LORA_KEY = re.compile(r"^base_model\.model\.(?P<module>.+)\.(?P<part>lora_A|lora_B)\.weight$")
 

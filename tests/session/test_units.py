@@ -210,6 +210,10 @@ def test_settings_from_env_and_toml(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("PERSONAE_VAD_SILENCE_MS", "5")
     with pytest.raises(ValueError, match="vad_silence_ms"):
         Settings()
+    monkeypatch.delenv("PERSONAE_VAD_SILENCE_MS")
+    monkeypatch.setenv("PERSONAE_ROUTE_SWITCH_SIMILARITY", "25")  # a percentage by mistake
+    with pytest.raises(ValueError, match="route_switch_similarity"):
+        Settings()
 
 
 def test_bad_character_files_are_refused_with_their_path(tmp_path) -> None:
