@@ -3,11 +3,13 @@
 After a reply has gone out the daemon prefills its speaker's next prompt (priming), so
 the next turn computes only the new context and the player's words. With one player
 that is free time. With several, one player's priming competes with another's reply on
-the one model, and a prime that takes the model for a whole prompt stalls every reply
-in flight. Compared in one run, each on a fresh transformers engine (the default):
+the one model, and a prime that takes the model for a whole prompt makes every reply
+that arrives meanwhile wait for it. Compared in one run, each on a fresh transformers
+engine (the default):
 
 - no priming:       each reply prefills what the prefix cache does not hold;
-- prime at once:    the whole next prompt in one forward (as before);
+- prime at once:    the whole next prompt in one forward, not started while a reply is
+                    in flight, but run to its end once started;
 - prime in pieces:  32 tokens per forward, giving the model up to any reply that
                     arrives, and keeping what was computed (the daemon's default).
 
@@ -18,7 +20,7 @@ are seeded, so every strategy sees the same ones. Reports time to first token, t
 longest gap between two tokens of a reply (a stall the player hears as a pause once
 the audio lead runs out), and how primes ended.
 
-    personae bench priming_load [--players 1,2,4] [--turns 6] [--max-tokens 24] [--pieces 64]
+    personae bench priming_load [--players 1,2,4] [--turns 12] [--max-tokens 24] [--pieces 64]
 """
 
 from __future__ import annotations
@@ -149,7 +151,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--players", default="1,2,4")
-    ap.add_argument("--turns", type=int, default=6)
+    ap.add_argument("--turns", type=int, default=12, help="turns per player")
     ap.add_argument("--max-tokens", type=int, default=24)
     ap.add_argument("--history-turns", type=int, default=4, help="the window, in exchanges")
     ap.add_argument("--tail", type=float, default=0.8, help="s of reply audio after its end")
