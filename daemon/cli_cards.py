@@ -3,7 +3,6 @@ export, and the cast configured in character files when no daemon answers."""
 
 from __future__ import annotations
 
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Annotated
 
@@ -15,16 +14,18 @@ from personae.sdk import cli_admin
 def register() -> None:
     cli_admin.characters.command("import")(import_card)
     cli_admin.characters.command("export")(export_card)
-    # the character files need the daemon extra's settings and YAML reader
-    if find_spec("pydantic_settings") and find_spec("yaml"):
-        cli_admin.offline_cast(configured_cast)
+    cli_admin.offline_cast(configured_cast)
 
 
-def configured_cast() -> tuple[str, list[cli_admin.CastEntry]]:
-    """The cast `personae serve` would load: PERSONAE_CHARACTERS_DIRS, else the bundled one."""
-    from personae.daemon.characters import default_cast_dir, load_cast
-    from personae.daemon.errors import ConfigError
-    from personae.daemon.settings import Settings
+def configured_cast() -> tuple[str, list[cli_admin.CastEntry]] | None:
+    """The cast `personae serve` would load: PERSONAE_CHARACTERS_DIRS, else the bundled
+    one; None without the daemon extra (its settings and YAML reader)."""
+    try:
+        from personae.daemon.characters import default_cast_dir, load_cast
+        from personae.daemon.errors import ConfigError
+        from personae.daemon.settings import Settings
+    except ImportError:
+        return None
 
     dirs = Settings().characters_dirs
     where = ", ".join(map(str, dirs)) if dirs else f"the bundled cast ({default_cast_dir()})"

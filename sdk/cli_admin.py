@@ -46,13 +46,16 @@ class CastEntry(NamedTuple):
     adapter: str
 
 
-#: lists the cast from local character files; set by the daemon's CLI when it is installed
-_offline_cast: list[Callable[[], tuple[str, list[CastEntry]]]] = []
+OfflineCast = Callable[[], tuple[str, list[CastEntry]] | None]
+
+#: lists the cast from local character files; set by the daemon package's CLI
+_offline_cast: list[OfflineCast] = []
 
 
-def offline_cast(source: Callable[[], tuple[str, list[CastEntry]]]) -> None:
+def offline_cast(source: OfflineCast) -> None:
     """Where `personae characters` finds the cast when no daemon answers: `source`
-    returns a description of where it looked and the characters found there."""
+    returns where it looked and the characters found there, or None when it cannot
+    look (the daemon extra is not installed)."""
     _offline_cast[:] = [source]
 
 
@@ -136,13 +139,18 @@ def cast(ctx: typer.Context, url: Url = DEFAULT_HTTP, key: Key = None) -> None:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(1) from None
     except Unreachable as exc:
-        if not _offline_cast:
-            typer.secho(f"{exc} (or install personae[daemon] to list the character files)",
-                        fg="red", err=True)  # fmt: skip
+        found = _offline_cast[0]() if _offline_cast else None
+        if found is None:
+            typer.secho(
+                f"{exc} (or install personae[daemon] to list the character files)",
+                fg="red",
+                err=True,
+            )
             raise typer.Exit(1) from None
-        where, configured = _offline_cast[0]()
-        typer.secho(f"no daemon answers at {url}; the cast in the character files of {where}:",
-                    err=True)  # fmt: skip
+        where, configured = found
+        typer.secho(
+            f"no daemon answers at {url}; the cast in the character files of {where}:", err=True
+        )
         _print_cast(configured)
         return
     typer.secho(f"the cast served by {url}:", err=True)
