@@ -108,6 +108,7 @@ def serve(
     if config is not None:
         os.environ["PERSONAE_CONFIG"] = str(config)
     import uvicorn
+    from pydantic import ValidationError
 
     from personae.daemon.app import create_app
     from personae.daemon.errors import PersonaeError
@@ -115,7 +116,10 @@ def serve(
     from personae.daemon.settings import Settings
 
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
-    settings = Settings(**overrides)
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        raise _fail(f"invalid settings: {exc}") from None
     # checked before the models load (a minute), not after, as uvicorn would
     if port_in_use(settings.host, settings.port):
         raise _fail(

@@ -61,7 +61,10 @@ def _guard(fn):  # type: ignore[no-untyped-def]
     try:
         return fn()
     except ImportError as exc:
-        console.print(f"[red]error:[/red] {exc}. Install it with: pip install 'personae[training]'")
+        # \[ keeps rich from reading [training] as markup
+        console.print(
+            f"[red]error:[/red] {exc}. Install it with: pip install 'personae\\[training]'"
+        )
         raise typer.Exit(2) from None
     except PersonaeError as exc:
         console.print(f"[red]error:[/red] {exc}")
