@@ -13,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -118,7 +119,7 @@ def serve(
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     try:
         settings = Settings(**overrides)
-    except ValidationError as exc:
+    except (ValidationError, tomllib.TOMLDecodeError) as exc:
         raise _fail(f"invalid settings: {exc}") from None
     # checked before the models load (a minute), not after, as uvicorn would
     if port_in_use(settings.host, settings.port):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -51,7 +52,7 @@ def show(
         raise typer.Exit(1)
     try:
         current = settings.Settings()
-    except ValidationError as exc:
+    except (ValidationError, tomllib.TOMLDecodeError) as exc:
         typer.secho(f"invalid settings: {exc}", fg="red", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"# config file: {file or 'none (set PERSONAE_CONFIG or --config)'}")

@@ -74,6 +74,10 @@ def test_a_missing_config_file_or_a_bad_value_is_one_line(
     bad = runner.invoke(personae, ["config", "show"], env={**CLEAN, "PERSONAE_PORT": "-1"})
     assert bad.exit_code == 1 and "invalid settings" in bad.output
     assert "Traceback" not in bad.output
+    broken = tmp_path / "broken.toml"
+    broken.write_text("port = \n")
+    unreadable = runner.invoke(personae, ["config", "show", "--config", str(broken)], env=CLEAN)
+    assert unreadable.exit_code == 1 and "invalid settings" in unreadable.output
 
 
 def test_nested_environment_values_count_as_environment(monkeypatch: pytest.MonkeyPatch) -> None:
