@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 #: run in a fresh interpreter where the daemon and training extras are not installed
 SDK_ONLY = textwrap.dedent(
@@ -55,7 +57,7 @@ def test_config_and_keys_name_the_daemon_extra() -> None:
         assert "pip install 'personae[daemon]'" in result.stderr, args
 
 
-def test_train_names_the_training_extra(tmp_path) -> None:
+def test_train_names_the_training_extra(tmp_path: Path) -> None:
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("name: x\n")
     result = personae_sdk_only("train", "run", str(recipe))
@@ -70,3 +72,19 @@ def test_help_does_not_import_the_heavy_packages() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_sdk_imports_only_itself() -> None:
+    sdk = Path(__file__).resolve().parents[2] / "sdk"
+    for path in sorted(sdk.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            for name in names:
+                assert not name.startswith(("personae.daemon", "personae.training")), (
+                    f"{path.name} imports {name}"
+                )
