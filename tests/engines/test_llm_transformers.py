@@ -20,7 +20,7 @@ from personae.daemon.engines.base import ChatMessage, GenerationRequest
 from personae.daemon.engines.llm_transformers import StopScanner, TransformersLLM
 from personae.daemon.errors import ConfigError, EngineError
 from personae.daemon.models import smollm2
-from tests.adapters import train_tiny_adapter
+from personae.daemon.testing.tiny_adapter import train_tiny_adapter
 
 QUESTION = [ChatMessage("user", "Who are you?")]
 GREEDY = GenerationParams(temperature=0.0, max_tokens=10, repetition_penalty=1.1)

@@ -11,7 +11,7 @@ import pytest
 from personae.daemon.characters import Character
 from personae.daemon.engines import registry
 from personae.daemon.session.router import TOP_SCORES, Router
-from tests.perf.routing_cast import ProfileVectors, synthetic_cast
+from personae.daemon.testing.casts import ProfileVectors, synthetic_cast
 
 pytestmark = pytest.mark.models
 

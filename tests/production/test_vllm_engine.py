@@ -34,9 +34,9 @@ from personae.daemon.errors import ConfigError
 from personae.daemon.service import Engines, Service
 from personae.daemon.settings import Settings
 from personae.daemon.testing import FakeEmbedder, FakeSTT, FakeTTS, FakeVAD
+from personae.daemon.testing.harness import running
+from personae.daemon.testing.launcher import Daemon, FakeEngines
 from personae.sdk import protocol as p
-from tests.production.daemons import Daemon
-from tests.session.harness import running
 
 pytestmark = pytest.mark.models
 
@@ -103,16 +103,18 @@ def remote(tmp_path_factory, stores):
     (root / "cast").mkdir()
     (root / "cast" / "oracle.toml").write_text(REMOTE_CAST)
     daemon = Daemon(
-        root,
-        {
-            "PERSONAE_ADAPTERS_DIR": str(stores[1]),
-            "PERSONAE_CHARACTERS_DIRS": json.dumps([str(root / "cast")]),
-            "PERSONAE_DATABASE_URL": f"sqlite:///{root / 'remote.db'}",
-            "PERSONAE_KEYS_FILE": str(root / "keys.json"),
-            "PERSONAE_THREADS": "1",  # two shared cores: more threads only spin
-            "OMP_NUM_THREADS": "1",
-            "OMP_WAIT_POLICY": "PASSIVE",
+        state_dir=root,
+        # fake speech and router; the real LLM and voices
+        fakes=FakeEngines(voices=False),
+        settings={
+            "llm_engine": "transformers",
+            "adapters_dir": stores[1],
+            "characters_dirs": [root / "cast"],
+            "database_url": f"sqlite:///{root / 'remote.db'}",
+            "keys_file": root / "keys.json",
+            "threads": 1,  # two shared cores: more threads only spin
         },
+        env={"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"},
     )
     daemon.start()
     yield daemon

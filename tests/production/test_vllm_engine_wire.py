@@ -21,9 +21,9 @@ from personae.daemon.characters import GenerationParams
 from personae.daemon.engines.base import ChatMessage, GenerationRequest
 from personae.daemon.engines.llm_openai import OpenAIServerLLM, model_key
 from personae.daemon.errors import ConfigError, EngineError
-from personae.daemon.process import free_port
 from personae.daemon.testing import FakeLLM
-from tests.session.harness import fake_service, served
+from personae.daemon.testing.harness import fake_service, served
+from personae.daemon.testing.launcher import free_port
 
 MESSAGES = [ChatMessage("system", "Be brief."), ChatMessage("user", "Hello?")]
 
