@@ -21,7 +21,6 @@ import asyncio
 import json
 import shutil
 import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -254,10 +253,8 @@ async def test_a_session_streams_a_reply_and_cancel_closes_the_stream(service) -
     stream = service.engines.llm.generate(GenerationRequest(QUESTION, long, None), cancel)
     next(stream)
     cancel.set()
-    started = time.monotonic()
     rest = list(stream)
-    assert time.monotonic() - started < 1.0
-    assert len(rest) <= 1
+    assert len(rest) <= 1  # one more token at most, not the 400 asked for
 
 
 def test_refusals_stop_start_up_with_the_reason(tmp_path, stores, remote) -> None:
@@ -315,13 +312,11 @@ async def test_the_server_dies_mid_reply_and_comes_back(service, remote, local_l
         assert "lost mid-reply" in error.message
 
         # the session goes on: while the server is down a reply fails, quickly
-        started = time.monotonic()
         mark = ask()
-        done = await h.wait_type("response.done", timeout=60, after=mark)
+        done = await h.wait_type("response.done", timeout=15, after=mark)
         assert done.response.status == "failed"
         error = error_after(mark)
         assert "unavailable" in error.message and error.retryable
-        assert time.monotonic() - started < 15
 
         await asyncio.to_thread(remote.start)
         assert names["bram"] not in remote_models(remote)  # a new server knows nothing
