@@ -62,8 +62,10 @@ def setting_env(name: str, value: object) -> tuple[str, str]:
     """A settings field as the environment variable pydantic-settings reads."""
     if isinstance(value, bool):
         text = "true" if value else "false"
-    elif isinstance(value, list | tuple | dict):
-        text = json.dumps([str(v) for v in value] if not isinstance(value, dict) else value)
+    elif isinstance(value, list | tuple):
+        text = json.dumps([str(v) for v in value])
+    elif isinstance(value, dict):
+        text = json.dumps(value, default=str)
     else:
         text = str(value)
     return f"PERSONAE_{name.upper()}", text
