@@ -51,8 +51,9 @@ voice = { engine = "fake" }
 def lora_adapter(base_dir: Path, out_dir: Path, *, seed: int) -> Path:
     """A real PEFT LoRA folder (r=8, q_proj/v_proj) with seeded random weights.
 
-    Training (tests/adapters.py) takes about a minute on two busy cores; replies only
-    need to differ per adapter and be reproducible, which random weights give.
+    Training (personae.daemon.testing.tiny_adapter) takes about a minute on two busy
+    cores; replies only need to differ per adapter and be reproducible, which random
+    weights give.
     """
     import torch
     from peft import LoraConfig, get_peft_model
