@@ -5,9 +5,10 @@
 - `harness`: a RealtimeSession driven in-process (`fake_service`, `running`), and
   `served` for an app under uvicorn in a thread;
 - `launcher`: a real daemon process on 127.0.0.1 (`Daemon`, `FakeEngines`), run
-  through `python -m personae.daemon.testing.serve`;
+  through `serve` (`python -m personae.daemon.testing.serve`);
 - `wire`: a test client's msgpack frames over a sync WebSocket;
 - `fuzzing`: frame strategies and session checks (needs hypothesis, the `dev` extra);
+- `crashing`: SIGKILL cycles of a daemon process that writes, and what survived;
 - `casts`: synthetic casts for routing at scale;
 - `tiny_adapter`: real LoRA adapters trained in seconds (torch, transformers and peft,
   all in the `daemon` extra).
