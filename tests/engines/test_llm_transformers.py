@@ -20,7 +20,7 @@ from personae.daemon.engines.base import ChatMessage, GenerationRequest
 from personae.daemon.engines.llm_transformers import StopScanner, TransformersLLM
 from personae.daemon.errors import ConfigError, EngineError
 from personae.daemon.models import smollm2
-from tests.adapters import train_tiny_adapter
+from personae.daemon.testing.tiny_adapter import train_tiny_adapter
 
 QUESTION = [ChatMessage("user", "Who are you?")]
 GREEDY = GenerationParams(temperature=0.0, max_tokens=10, repetition_penalty=1.1)
@@ -270,23 +270,23 @@ def test_cancel_stops_within_a_token(loaded):
 
     # from another thread, while the consumer is blocked in the loop
     cancel = threading.Event()
-    deltas: list[tuple[float, str]] = []
+    deltas: list[tuple[bool, str]] = []  # (after the cancel, delta)
     first = threading.Event()
+    cancelled = threading.Event()
 
     def consume():
         for delta in loaded.generate(GenerationRequest(QUESTION, params, seed=4), cancel):
-            deltas.append((time.monotonic(), delta))
+            deltas.append((cancelled.is_set(), delta))
             first.set()
 
     worker = threading.Thread(target=consume)
     worker.start()
     assert first.wait(60)
-    cancelled_at = time.monotonic()
+    cancelled.set()
     cancel.set()
     worker.join(timeout=30)
     assert not worker.is_alive()
-    assert sum(1 for t, _ in deltas if t > cancelled_at) <= 1
-    assert time.monotonic() - cancelled_at < 5  # one forward step, with room for a busy CPU
+    assert sum(after for after, _ in deltas) <= 1  # one forward step at most
 
 
 @pytest.mark.models
@@ -464,14 +464,17 @@ def test_warmup_and_from_settings(settings):
 
 
 @pytest.mark.models
-def test_prepared_base_is_reused(settings, base_dir):
+def test_prepared_base_is_reused(settings, base_dir, monkeypatch):
     weights = base_dir / "model.safetensors"
     marker = base_dir / smollm2.MARKER
     before = (weights.stat().st_mtime_ns, marker.stat().st_mtime_ns)
-    smollm2._fingerprints.clear()  # measure a fresh process: hash included
-    started = time.perf_counter()
+    smollm2._fingerprints.clear()  # as in a fresh process: hash included
+
+    def prepare(*args):
+        raise AssertionError("the prepared base was prepared again")
+
+    monkeypatch.setattr(smollm2, "_prepare", prepare)
     assert smollm2.base_model_dir(settings) == base_dir
-    assert time.perf_counter() - started < 3
     assert (weights.stat().st_mtime_ns, marker.stat().st_mtime_ns) == before
     tokenizer_config = json.loads((base_dir / "tokenizer_config.json").read_text())
     assert tokenizer_config["eos_token"] == smollm2.END_OF_TURN

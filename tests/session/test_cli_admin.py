@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 from personae.daemon.app import create_app
 from personae.daemon.characters import default_cast_dir, load_character
 from personae.daemon.testing import FakeLLM
+from personae.daemon.testing.harness import fake_service, served
 from personae.sdk.cli import load_commands
-from tests.session.harness import fake_service, served
 from tests.session.test_deployments import adapter_echo, fake_adapter
 
 runner = CliRunner()
