@@ -9,8 +9,8 @@ import typer
 from typer.testing import CliRunner
 
 from personae.daemon.app import create_app
+from personae.daemon.testing.harness import fake_service, served
 from personae.sdk import cli_admin
-from tests.session.harness import fake_service, served
 
 NOBODY = "http://127.0.0.1:9"  # the discard port: nothing listens there
 
