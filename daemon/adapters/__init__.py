@@ -17,6 +17,7 @@ from personae.daemon.adapters.files import (
 from personae.daemon.adapters.resolve import (
     AdapterNotFoundError,
     AdapterPathError,
+    adapter_roots,
     character_adapter,
     store_folder,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "AdapterPathError",
     "CacheStats",
     "ModelLayers",
+    "adapter_roots",
     "character_adapter",
     "engine_name",
     "store_folder",

@@ -17,6 +17,7 @@ from personae.daemon.errors import ConfigError
 
 if TYPE_CHECKING:
     from personae.daemon.characters import Character
+    from personae.daemon.settings import Settings
 
 
 class AdapterPathError(ConfigError):
@@ -25,6 +26,15 @@ class AdapterPathError(ConfigError):
 
 class AdapterNotFoundError(ConfigError):
     """A reference or path inside its root where no adapter is."""
+
+
+def adapter_roots(settings: Settings) -> tuple[Path, Path]:
+    """Where characters' adapters are looked for, in order: the adapter store first (an
+    adapter installed there, a retrained version, a shared volume a vLLM host also sees,
+    takes precedence), then the bundled cast's."""
+    from personae.daemon.characters import default_cast_dir
+
+    return (settings.resolved_adapters_dir, default_cast_dir() / "adapters")
 
 
 def inside(root: Path, relative: str | Path) -> Path:

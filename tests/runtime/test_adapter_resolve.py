@@ -9,6 +9,7 @@ import pytest
 from personae.daemon.adapters.resolve import (
     AdapterNotFoundError,
     AdapterPathError,
+    adapter_roots,
     character_adapter,
     find_adapter,
     store_folder,
@@ -16,6 +17,7 @@ from personae.daemon.adapters.resolve import (
 from personae.daemon.characters import default_cast_dir, load_cast
 from personae.daemon.characters.model import AdapterRef
 from personae.daemon.errors import ConfigError
+from personae.daemon.settings import Settings
 
 
 def adapter(root: Path, name: str, version: str) -> Path:
@@ -66,3 +68,13 @@ def test_client_paths_stay_inside_the_store(tmp_path):
             store_folder(store, path)
     with pytest.raises(AdapterNotFoundError, match="No adapter found at 'voices/v9'"):
         store_folder(store, "voices/v9")
+
+
+def test_the_store_comes_before_the_bundled_cast(tmp_path):
+    settings = Settings(adapters_dir=tmp_path / "adapters", cache_dir=tmp_path)
+    store, cast = adapter_roots(settings)
+    assert store == settings.resolved_adapters_dir
+    assert cast == default_cast_dir() / "adapters"
+    # the bundled cast's own adapters serve while the store has none of them
+    mara = load_cast([default_cast_dir()])["mara"]
+    assert character_adapter([store, cast], mara) == (cast / "mara" / "v1").resolve()
