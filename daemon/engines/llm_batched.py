@@ -105,7 +105,7 @@ class BatchedTransformersLLM(LLMEngine):
     ) -> None:
         self.model = TransformersModel(
             model_dir=model_dir,
-            engine=self.name,
+            engine_name=self.name,
             threads=threads,
             busy_timeout_s=busy_timeout_s,
             device=device,

@@ -57,11 +57,13 @@ WARMUP_REQUEST = GenerationRequest(
 
 
 class TransformersModel:
+    """The base model, its tokenizer and its resident adapters, behind one lock."""
+
     def __init__(
         self,
         *,
         model_dir: str | Path,
-        engine: str,
+        engine_name: str,
         threads: int = 0,
         busy_timeout_s: float = 60.0,
         device: str = "cpu",
@@ -78,7 +80,7 @@ class TransformersModel:
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         if not self.tokenizer.chat_template:
             raise ConfigError(f"LLM model folder {model_dir}: tokenizer has no chat template")
-        self.engine = engine  # names the engine in its errors
+        self.engine_name = engine_name  # for its errors
         self.device, self.dtype = placement(device, dtype)
         #: the plain model; `_model` is a PeftModel around it while adapters are resident
         self.base = (
@@ -121,7 +123,7 @@ class TransformersModel:
             return {name: info.path for name, info in self._adapters.items()}
 
     def resident(self, name: str) -> AdapterInfo | None:
-        """The resident adapter `name` (a new object after each swap); call under the lock."""
+        """What resident adapter `name` wears now (its validated folder); call under the lock."""
         return self._adapters.get(name)
 
     def on_adapter_change(self, callback: Callable[[str], None]) -> None:
@@ -140,14 +142,14 @@ class TransformersModel:
         adapter = request.adapter
         with self._arriving_reply():
             if adapter is not None and adapter not in self._adapters:
-                raise EngineError(f"adapter {adapter!r} is not loaded", engine=self.engine)
+                raise EngineError(f"adapter {adapter!r} is not loaded", engine=self.engine_name)
             prompt = self.encode(request.messages)
             max_tokens = request.params.max_tokens
             if self.max_positions and len(prompt) + max_tokens > self.max_positions:
                 raise EngineError(
                     f"prompt of {len(prompt)} tokens + max_tokens {max_tokens} exceeds "
                     f"the model's {self.max_positions} positions",
-                    engine=self.engine,
+                    engine=self.engine_name,
                 )
             self._users[adapter or BASE_ADAPTER] += 1
         return prompt
@@ -280,7 +282,7 @@ class TransformersModel:
         with self.lock:
             current = self._adapters.get(name)
             if current is None:
-                raise EngineError(f"adapter {name!r} is not loaded", engine=self.engine)
+                raise EngineError(f"adapter {name!r} is not loaded", engine=self.engine_name)
             if not swappable(current, info):
                 raise ConfigError(
                     f"adapter {info.path} cannot replace {name!r} in place: it must change "
@@ -292,7 +294,7 @@ class TransformersModel:
     def unload_adapter(self, name: str) -> None:
         with self.lock:
             if name not in self._adapters:
-                raise EngineError(f"adapter {name!r} is not loaded", engine=self.engine)
+                raise EngineError(f"adapter {name!r} is not loaded", engine=self.engine_name)
             self._wait_idle(name)
             self._remove(name)
 
@@ -409,7 +411,7 @@ class TransformersModel:
         if not self.lock.wait_for(lambda: self._users[name] == 0, self._busy_timeout_s):
             raise EngineError(
                 f"adapter {name!r} is still in use after {self._busy_timeout_s:.0f} s",
-                engine=self.engine,
+                engine=self.engine_name,
                 retryable=True,
             )
 
