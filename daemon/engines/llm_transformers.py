@@ -135,7 +135,7 @@ class TransformersLLM(LLMEngine):
         self, step_ids: torch.Tensor, total_len: int, past: Any, adapter: str
     ) -> tuple[torch.Tensor, Any]:
         # an all-ones mask, as generate() passes it, so replies match generate() exactly
-        mask = torch.ones(1, total_len, dtype=torch.long)
+        mask = torch.ones(1, total_len, dtype=torch.long, device=self.model.device)
         return self.model.forward(step_ids, attention_mask=mask, past=past, adapters=[adapter])
 
     def prompt_tokens(self) -> dict[str, int]:
