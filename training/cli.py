@@ -146,6 +146,7 @@ def export(
     """Axolotl config + dataset, hosted fine-tuning JSONL, or a merged standalone model."""
 
     def go() -> None:
+        from personae.daemon.adapters.files import is_adapter_dir
         from personae.training import export as ex
         from personae.training.base import base_model_ref, resolve_base
         from personae.training.errors import TrainingError
@@ -171,7 +172,7 @@ def export(
                 )[0].parent
             else:
                 adapter = p.adapters_dir() / cid / p.recipe.output.version
-                if not (adapter / "adapter_config.json").is_file():
+                if not is_adapter_dir(adapter):
                     raise TrainingError(f"no trained adapter at {adapter}: run the fit stage first")
                 path = ex.export_merged(
                     out, base_dir=resolve_base(p.recipe.base_model), adapter_dir=adapter

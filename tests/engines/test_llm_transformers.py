@@ -17,7 +17,8 @@ import pytest
 
 from personae.daemon.characters import GenerationParams
 from personae.daemon.engines.base import ChatMessage, GenerationRequest
-from personae.daemon.engines.llm_transformers import StopScanner, TransformersLLM
+from personae.daemon.engines.llm_transformers import TransformersLLM
+from personae.daemon.engines.sampling import StopScanner
 from personae.daemon.errors import ConfigError, EngineError
 from personae.daemon.models import smollm2
 from personae.daemon.testing.tiny_adapter import train_tiny_adapter
@@ -339,7 +340,7 @@ def _uncached(engine, adapter, messages) -> str:
 def test_primed_prefix_is_reused_and_replies_stay_exact(loaded, base_dir, adapter_dirs):
     loaded.prefix_cache.clear()
     loaded.prime(GenerationRequest(messages=[LONG_SYSTEM], params=GREEDY, adapter="smith"))
-    system_tokens = len(loaded._encode([LONG_SYSTEM]))
+    system_tokens = len(loaded.model.encode([LONG_SYSTEM]))
     before = loaded.prefix_cache.stats()
     counted = loaded.prompt_tokens()
     first = reply(loaded, "smith", messages=_long("Who are you?"))
@@ -378,12 +379,12 @@ def test_priming_does_not_start_while_a_reply_is_in_flight(loaded):
     next(talking)
     loaded.prime(GenerationRequest(ahead, GREEDY, adapter="smith"))
     assert loaded.primes()["yielded"] == before["yielded"] + 1
-    assert loaded.prefix_cache.lookup("smith", loaded._encode(ahead)) == (0, None)
+    assert loaded.prefix_cache.lookup("smith", loaded.model.encode(ahead)) == (0, None)
     talking.close()
     loaded.prime(GenerationRequest(ahead, GREEDY, adapter="smith"))  # idle now: all of it
     assert loaded.primes()["whole"] == before["whole"] + 1
-    n = len(loaded._encode(ahead))
-    assert loaded.prefix_cache.lookup("smith", loaded._encode(ahead))[0] == n - 1
+    n = len(loaded.model.encode(ahead))
+    assert loaded.prefix_cache.lookup("smith", loaded.model.encode(ahead))[0] == n - 1
 
 
 @pytest.mark.models
@@ -391,7 +392,7 @@ def test_a_reply_interrupts_priming_and_reuses_what_it_computed(loaded, monkeypa
     loaded.prefix_cache.clear()
     ahead = _conversation(8)
     chunk = loaded.prime_chunk_tokens
-    assert chunk and len(loaded._encode(ahead)) > 6 * chunk
+    assert chunk and len(loaded.model.encode(ahead)) > 6 * chunk
     messages = [*ahead, ChatMessage("user", "And the blade on the wall?")]
     expected = _uncached(loaded, "smith", messages)
     forward, pieces = loaded._forward, []
@@ -403,7 +404,7 @@ def test_a_reply_interrupts_priming_and_reuses_what_it_computed(loaded, monkeypa
             pieces.append(step_ids.shape[1])
             if len(pieces) == 2:  # the player's turn arrives while the 2nd piece runs
                 deadline = time.monotonic() + 30
-                while not loaded._arriving and time.monotonic() < deadline:
+                while not loaded.model.arriving and time.monotonic() < deadline:
                     time.sleep(0.001)
         return out
 
@@ -435,14 +436,14 @@ def test_a_swapped_adapter_never_reuses_a_prefix_computed_with_its_old_weights(
     loaded.load_adapter("smith-live", adapter_dirs["smith"])
     try:
         old = reply(loaded, "smith-live", messages=messages)  # cached with v1 weights
-        assert loaded.prefix_cache.lookup("smith-live", loaded._encode(messages))[0] > 0
+        assert loaded.prefix_cache.lookup("smith-live", loaded.model.encode(messages))[0] > 0
         loaded.swap_adapter("smith-live", adapter_dirs["smith_v2"])
-        assert loaded.prefix_cache.lookup("smith-live", loaded._encode(messages)) == (0, None)
+        assert loaded.prefix_cache.lookup("smith-live", loaded.model.encode(messages)) == (0, None)
         new = reply(loaded, "smith-live", messages=messages)
         assert new == _uncached(loaded, "smith-live", messages) != old
     finally:
         loaded.unload_adapter("smith-live")
-    assert loaded.prefix_cache.lookup("smith-live", loaded._encode(messages)) == (0, None)
+    assert loaded.prefix_cache.lookup("smith-live", loaded.model.encode(messages)) == (0, None)
 
 
 @pytest.mark.models
