@@ -166,7 +166,7 @@ def main() -> None:
             engines[f"llamacpp {threads} thread{'s' * (threads > 1)}"] = LlamaCppLLM(
                 gguf_file=gguf_file, lora_cache_dir=Path(tmp) / "gguf", threads=threads
             )
-        tokenizer = engines["transformers"]._tokenizer
+        tokenizer = engines["transformers"].model.tokenizer
         for engine in engines.values():
             for name, path in adapters.items():
                 engine.load_adapter(name, path)
