@@ -27,7 +27,7 @@ from personae.daemon.errors import ConfigError, EngineError, PersonaeError
 from personae.daemon.models import Progress, no_progress
 from personae.daemon.monitoring import ConsistencyConfig, ConsistencyMonitor, Metrics
 from personae.daemon.runtime import CharacterRuntime, Experiments
-from personae.daemon.session.router import Router
+from personae.daemon.routing.router import Router
 from personae.daemon.settings import Settings
 
 log = logging.getLogger("personae.daemon")

@@ -10,7 +10,7 @@ import pytest
 
 from personae.daemon.characters import Character
 from personae.daemon.engines import registry
-from personae.daemon.session.router import TOP_SCORES, Router
+from personae.daemon.routing.router import TOP_SCORES, Router
 from tests.perf.routing_cast import ProfileVectors, synthetic_cast
 
 pytestmark = pytest.mark.models
