@@ -30,10 +30,10 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
@@ -44,8 +44,10 @@ from personae.daemon.characters import Character, GenerationParams
 from personae.daemon.engines.base import ChatMessage, GenerationRequest
 from personae.daemon.engines.llm_openai import BUNDLED_BASE
 from personae.daemon.errors import ClientError, ConfigError, PersonaeError
-from personae.daemon.service import Service
-from personae.daemon.session.prompt import Turn, build_messages
+from personae.daemon.session.prompt import Turn
+
+if TYPE_CHECKING:
+    from personae.daemon.service import Service
 
 log = logging.getLogger("personae.openai")
 
@@ -361,7 +363,7 @@ class Reply:
     #: a character's reply: its adapter is pinned only while generating
     character: Character | None = None
     #: called with the reply text once it is complete (logs it for the character)
-    said: Callable[[str], None] | None = None
+    said: Callable[[str], Awaitable[None]] | None = None
 
 
 @router.post("/chat/completions")
@@ -406,7 +408,7 @@ async def chat_completions(request: Request) -> Response:
     except PersonaeError as exc:
         raise OpenAIError(_status(exc), str(exc), code=exc.code) from None
     if reply.said is not None:
-        await svc.run("store", reply.said, text)
+        await reply.said(text)
     return JSONResponse(
         {
             "id": completion_id,
@@ -488,7 +490,7 @@ async def _sse(
     yield "data: [DONE]\n\n"
     if reply.said is not None:
         try:
-            await svc.run("store", reply.said, "".join(text))
+            await reply.said("".join(text))
         except PersonaeError as exc:  # the client has its reply; the log lacks it
             log.error("reply not logged: %s", exc)
 
@@ -523,46 +525,27 @@ async def _character_reply(svc: Service, body: ChatCompletionRequest) -> Reply:
     player = body.user or svc.settings.default_player_id
     # one turn-log session per player of this API (it has no sessions of its own)
     session_id = "openai-" + hashlib.sha256(player.encode()).hexdigest()[:16]
-    # the version that speaks to this player (deployments, A/B), resolved once
-    casting = await svc.run("store", svc.deployments.cast, body.model, player)
+    conversation = svc.conversation
+    casting = await conversation.casting(body.model, player)
     character = casting.character
     history, instructions = _history(character, body.messages, svc)
     last = body.messages[-1]
     if last.role == "user" and (heard := last.text().strip()):
-        await svc.run(
-            "store",
-            lambda: svc.runtime.player_said([character.id], player, heard, session_id=session_id),
-        )
-    recent = [t.text for t in history[-2 * svc.settings.history_turns :]]
-    ctx = await svc.run("store", svc.runtime.context_for, character, player, recent)
-    messages = build_messages(
+        await conversation.player_said([character.id], player, heard, session_id=session_id)
+    turn = await conversation.prepare(
         character,
         history,
-        names={cid: c.name for cid, c in svc.cast.items()},
-        max_turns=svc.settings.history_turns,
+        player,
         instructions=instructions,
-        context=ctx.context,
-        context_late=svc.settings.prompt_context_late,
+        params=_params(character.generation, body),
+        seed=body.seed,
     )
 
-    def said(text: str) -> None:
+    async def said(text: str) -> None:
         if text.strip():
-            svc.runtime.character_said(
-                character.id,
-                player,
-                text.strip(),
-                session_id=session_id,
-                version=casting.version,
-                variant=casting.variant,
-            )
+            await conversation.character_said(casting, player, text.strip(), session_id=session_id)
 
-    return Reply(
-        GenerationRequest(
-            messages=messages, params=_params(character.generation, body), seed=body.seed
-        ),
-        character=character,
-        said=said,
-    )
+    return Reply(turn.request, character=character, said=said)
 
 
 def _history(
