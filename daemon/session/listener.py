@@ -18,6 +18,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +26,6 @@ from personae.daemon import audio as pcm
 from personae.daemon.engines.base import INPUT_SAMPLE_RATE, STTEngine, Transcript, VADEngine
 from personae.daemon.errors import ClientError
 from personae.daemon.monitoring import Metrics
-from personae.daemon.session.conversation import Run
 from personae.daemon.session.endpointing import (
     Endpointer,
     Event,
@@ -58,7 +58,7 @@ class Listener:
         config: p.Session,
         vad: VADEngine,
         stt: STTEngine,
-        run: Run,
+        run: Callable[..., Awaitable[Any]],
         outbox: Outbox,
         metrics: Metrics,
         errors: ErrorReporter,
@@ -66,7 +66,8 @@ class Listener:
         turns: Callable[[TranscribeJob], None],
         interrupt: Callable[[str], Awaitable[None]],
     ) -> None:
-        """`hotwords`: the names STT should expect now; `turns` takes each ended turn;
+        """`run(stage, fn, *args)` runs a blocking engine call on the stage's threads;
+        `hotwords()` are the names STT should expect now; `turns` takes each ended turn;
         `interrupt(reason)` stops the reply in progress when the player talks over it."""
         self._settings = settings
         self._config = config
