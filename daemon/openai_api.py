@@ -33,17 +33,24 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from personae.daemon.adapters import engine_name
 from personae.daemon.characters import Character, GenerationParams
 from personae.daemon.engines.base import ChatMessage, GenerationRequest
 from personae.daemon.engines.llm_openai import BUNDLED_BASE
 from personae.daemon.errors import ClientError, ConfigError, PersonaeError
+from personae.daemon.openai_requests import (
+    ChatCompletionRequest,
+    LoadLoraRequest,
+    MessageIn,
+    OpenAIError,
+    UnloadLoraRequest,
+    parse_body,
+)
 from personae.daemon.session.prompt import Turn
 
 if TYPE_CHECKING:
@@ -57,92 +64,6 @@ router = APIRouter(prefix="/v1", tags=["openai"])
 _ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_@+-]{0,127}$")
 #: defaults of raw (adapter or base) requests: those of vLLM, with a bounded length
 RAW_PARAMS = GenerationParams(temperature=1.0, top_p=1.0, max_tokens=512, repetition_penalty=1.0)
-
-
-class OpenAIError(Exception):
-    def __init__(self, status: int, message: str, *, code: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.param = status, code, param
-
-    def response(self) -> JSONResponse:
-        kind = "invalid_request_error" if self.status < 500 else "server_error"
-        if self.status == 404:
-            kind = "not_found_error"
-        return JSONResponse(
-            {"error": {"message": str(self), "type": kind, "param": self.param, "code": self.code}},
-            status_code=self.status,
-        )
-
-
-# --------------------------------------------------------------------------- requests
-
-
-class _Open(BaseModel):
-    # OpenAI clients send many options (logprobs, presence_penalty, ...): ignored
-    model_config = ConfigDict(extra="allow")
-
-
-class MessageIn(_Open):
-    role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[dict[str, Any]] | None = None
-    #: on assistant messages: the id of the character who said it (group chats)
-    name: str | None = None
-
-    def text(self) -> str:
-        if isinstance(self.content, list):
-            return "".join(
-                str(part.get("text", "")) for part in self.content if part.get("type") == "text"
-            )
-        return self.content or ""
-
-
-class StreamOptions(_Open):
-    include_usage: bool = False
-
-
-class ChatCompletionRequest(_Open):
-    model: str
-    messages: list[MessageIn] = Field(min_length=1, max_length=512)
-    stream: bool = False
-    stream_options: StreamOptions | None = None
-    temperature: float | None = Field(None, ge=0.0, le=2.0)
-    top_p: float | None = Field(None, gt=0.0, le=1.0)
-    max_tokens: int | None = Field(None, ge=1, le=1024)
-    max_completion_tokens: int | None = Field(None, ge=1, le=1024)
-    stop: str | list[str] | None = None
-    seed: int | None = None
-    n: int = 1
-    #: the player (state, memory) in character mode
-    user: str | None = Field(None, min_length=1, max_length=64)
-    repetition_penalty: float | None = Field(None, ge=1.0, le=2.0)  # vLLM's extra
-
-
-class LoadLoraRequest(_Open):
-    lora_name: str
-    lora_path: str
-    load_inplace: bool = False
-
-
-class UnloadLoraRequest(_Open):
-    lora_name: str
-
-
-async def _parse(request: Request, model: type[BaseModel]) -> Any:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise OpenAIError(400, "the body is not valid JSON", code="invalid_json") from None
-    try:
-        return model.model_validate(body)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        param = ".".join(str(p) for p in first["loc"]) or None
-        raise OpenAIError(
-            400,
-            f"{param}: {first['msg']}" if param else first["msg"],
-            code="invalid_value",
-            param=param,
-        ) from None
 
 
 # --------------------------------------------------------------------------- state
@@ -228,7 +149,7 @@ async def list_models(request: Request) -> Response:
 @_openai_errors
 async def load_lora_adapter(request: Request) -> Response:
     _require_admin(request)
-    body: LoadLoraRequest = await _parse(request, LoadLoraRequest)
+    body: LoadLoraRequest = await parse_body(request, LoadLoraRequest)
     svc = _service(request)
     name = body.lora_name
     if not svc.engines.llm.supports_adapters:
@@ -273,7 +194,7 @@ async def load_lora_adapter(request: Request) -> Response:
 @_openai_errors
 async def unload_lora_adapter(request: Request) -> Response:
     _require_admin(request)
-    body: UnloadLoraRequest = await _parse(request, UnloadLoraRequest)
+    body: UnloadLoraRequest = await parse_body(request, UnloadLoraRequest)
     svc = _service(request)
     loaded = _loaded(request)
     name = body.lora_name
@@ -369,7 +290,7 @@ class Reply:
 @router.post("/chat/completions")
 @_openai_errors
 async def chat_completions(request: Request) -> Response:
-    body: ChatCompletionRequest = await _parse(request, ChatCompletionRequest)
+    body: ChatCompletionRequest = await parse_body(request, ChatCompletionRequest)
     svc = _service(request)
     if body.n != 1:
         raise OpenAIError(400, "only n=1 is supported", code="invalid_value", param="n")
