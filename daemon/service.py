@@ -26,8 +26,9 @@ from personae.daemon.engines.base import Embedder, LLMEngine, STTEngine, TTSEngi
 from personae.daemon.errors import ConfigError, EngineError, PersonaeError
 from personae.daemon.models import Progress, no_progress
 from personae.daemon.monitoring import ConsistencyConfig, ConsistencyMonitor, Metrics
+from personae.daemon.routing import Router
 from personae.daemon.runtime import CharacterRuntime, Experiments
-from personae.daemon.session.router import Router
+from personae.daemon.session.conversation import Conversation
 from personae.daemon.settings import Settings
 
 log = logging.getLogger("personae.daemon")
@@ -60,6 +61,8 @@ class Service:
     consistency: ConsistencyMonitor
     #: which version of each character serves; A/B variants
     deployments: Deployments = field(init=False)
+    #: turns prepared and recorded alike for realtime sessions and the OpenAI API
+    conversation: Conversation = field(init=False)
     #: one pool per stage so a queue of LLM requests never starves STT or TTS
     pools: dict[str, ThreadPoolExecutor] = field(default_factory=dict)
 
@@ -120,7 +123,24 @@ class Service:
                 metrics=metrics,
             ),
         )
-        service.deployments = Deployments(service)
+        service.deployments = Deployments(
+            settings=settings,
+            database=database,
+            cast=service.cast,
+            adapters=service.adapters,
+            experiments=service.experiments,
+            llm=engines.llm,
+            serve=service.set_character,
+        )
+        service.conversation = Conversation(
+            settings=settings,
+            cast=service.cast,
+            deployments=service.deployments,
+            runtime=runtime,
+            experiments=service.experiments,
+            consistency=service.consistency,
+            run=service.run,
+        )
         metrics.watch_prompt_tokens(engines.llm.prompt_tokens)
         service.pools = {
             "store": ThreadPoolExecutor(4, thread_name_prefix="store"),
