@@ -18,8 +18,8 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import Engine
 
-from personae.daemon.adapters import AdapterCache
-from personae.daemon.characters import Character, GenerationParams, default_cast_dir
+from personae.daemon.adapters import AdapterCache, adapter_roots
+from personae.daemon.characters import Character, GenerationParams
 from personae.daemon.engines.base import ChatMessage, GenerationRequest, LLMEngine
 from personae.daemon.errors import ClientError
 from personae.daemon.runtime import (
@@ -70,7 +70,7 @@ class Deployments:
         self.environment = s.environment
         self.registry = Registry(
             database,
-            adapters_dir=(s.resolved_adapters_dir, default_cast_dir() / "adapters"),
+            adapters_dir=adapter_roots(s),
             gate=Gate(thresholds=dict(s.deploy_min_metrics), smoke=self.smoke),
         )
         self._watcher = DeploymentWatcher(self.registry, environment=self.environment)

@@ -38,7 +38,12 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
-from personae.daemon.adapters import engine_name
+from personae.daemon.adapters import (
+    AdapterNotFoundError,
+    AdapterPathError,
+    engine_name,
+    store_folder,
+)
 from personae.daemon.characters import Character, GenerationParams
 from personae.daemon.engines.base import ChatMessage, GenerationRequest
 from personae.daemon.engines.llm_openai import BUNDLED_BASE
@@ -178,7 +183,12 @@ async def load_lora_adapter(request: Request) -> Response:
             code="already_loaded",
             param="lora_name",
         )
-    path = store_path(svc, body.lora_path)
+    try:
+        path = store_folder(svc.settings.resolved_adapters_dir, body.lora_path)
+    except AdapterPathError as exc:
+        raise OpenAIError(400, str(exc), code="invalid_path", param="lora_path") from None
+    except AdapterNotFoundError as exc:
+        raise OpenAIError(404, str(exc), code="not_found", param="lora_path") from None
     try:
         await svc.run("llm", svc.engines.llm.load_adapter, name, str(path))
     except ConfigError as exc:
@@ -211,28 +221,6 @@ async def unload_lora_adapter(request: Request) -> Response:
         raise OpenAIError(503 if exc.retryable else 500, str(exc), code=exc.code) from None
     del loaded[name]
     return PlainTextResponse(f"Success: LoRA adapter '{name}' removed successfully.")
-
-
-def store_path(svc: Service, lora_path: str) -> Path:
-    """A folder of the adapter store: relative to it, or absolute inside it; never outside."""
-    root = svc.settings.resolved_adapters_dir.resolve()
-    raw = Path(lora_path)
-    path = (raw if raw.is_absolute() else root / raw).resolve()
-    if not path.is_relative_to(root):
-        raise OpenAIError(
-            400,
-            f"lora_path {lora_path!r} is outside the adapter store {root}",
-            code="invalid_path",
-            param="lora_path",
-        )
-    if not path.is_dir():
-        raise OpenAIError(
-            404,
-            f"No adapter found at {lora_path!r} in the adapter store",
-            code="not_found",
-            param="lora_path",
-        )
-    return path
 
 
 def _principal(request: Request) -> Any:
