@@ -26,17 +26,10 @@ from personae.daemon.runtime.errors import (
     VersionExistsError,
 )
 from personae.daemon.runtime.experiments import Experiment, Experiments, Variant, VariantSpec
+from personae.daemon.runtime.gate import Gate, GateReport, Threshold
 from personae.daemon.runtime.lore import Lorebook, LoreEntry, format_lore
 from personae.daemon.runtime.memory import MemoryStore, RecallWeights, format_memories
-from personae.daemon.runtime.registry import (
-    Deployment,
-    DeploymentWatcher,
-    Gate,
-    GateReport,
-    Registry,
-    Threshold,
-    VersionInfo,
-)
+from personae.daemon.runtime.registry import Deployment, DeploymentWatcher, Registry, VersionInfo
 from personae.daemon.runtime.state import (
     EMOTIONS,
     CharacterState,

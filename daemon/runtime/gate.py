@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from personae.daemon.runtime.registry import VersionInfo
+    from personae.daemon.runtime.registry.records import VersionInfo
 
 
 @dataclass(frozen=True, slots=True)

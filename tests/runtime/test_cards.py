@@ -13,17 +13,19 @@ import pytest
 
 from personae.daemon.characters import AdapterRef, VoiceConfig, load_cast
 from personae.daemon.runtime.cards import (
-    PNG_SIGNATURE,
-    card_from_png,
     card_sidecar,
-    embed_card_in_png,
     export_card,
     import_card,
-    placeholder_png,
     read_card_file,
     write_card_json,
     write_card_png,
     write_imported,
+)
+from personae.daemon.runtime.cards.png import (
+    PNG_SIGNATURE,
+    card_from_png,
+    embed_card_in_png,
+    placeholder_png,
 )
 from personae.daemon.runtime.errors import CardError
 

@@ -11,6 +11,7 @@ import pytest
 from personae.daemon.adapters.files import weights_sha256
 from personae.daemon.characters import AdapterRef, Character, VoiceConfig
 from personae.daemon.errors import ClientError, UnknownCharacterError
+from personae.daemon.runtime import Gate, Registry, Threshold
 from personae.daemon.runtime.errors import (
     AdapterIntegrityError,
     GateFailedError,
@@ -20,7 +21,6 @@ from personae.daemon.runtime.errors import (
     UnknownVersionError,
     VersionExistsError,
 )
-from personae.daemon.runtime.registry import Gate, Registry, Threshold
 
 BASE = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
@@ -219,7 +219,7 @@ def test_without_an_adapter_store_nothing_is_hashed(engine) -> None:
 
 
 def test_a_watcher_sees_changes_made_elsewhere_once(registry: Registry, engine, adapters) -> None:
-    from personae.daemon.runtime.registry import DeploymentWatcher
+    from personae.daemon.runtime import DeploymentWatcher
 
     registry.deploy("mara", "v1", environment="prod")
     watcher = DeploymentWatcher(registry, environment="prod")
