@@ -148,3 +148,19 @@ def test_the_analysis_sees_lazy_guarded_and_transitive_imports() -> None:
     assert {"personae.daemon", "personae.daemon.engines"} <= set(
         loads("personae.daemon.engines.registry")
     )
+
+
+def test_an_engine_whose_package_is_missing_names_its_extra(tmp_path, monkeypatch) -> None:
+    from personae.daemon.errors import ModelNotFoundError
+
+    (tmp_path / "engine_needing_more.py").write_text("import surely_not_installed_here\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(registry, "ENGINES", {k: dict(v) for k, v in registry.ENGINES.items()})
+    monkeypatch.setattr(registry, "EXTRAS", {k: dict(v) for k, v in registry.EXTRAS.items()})
+    registry.register("tts", "needs-more", "engine_needing_more:TTS", extra="piper")
+    with pytest.raises(ModelNotFoundError, match=r"surely_not_installed_here .*personae\[piper\]"):
+        registry.engine_class("tts", "needs-more")
+    # a module of the engine's own package that is missing is a mistake, not an extra
+    registry.register("tts", "typo", "engine_needing_mor:TTS")
+    with pytest.raises(ModuleNotFoundError):
+        registry.engine_class("tts", "typo")
