@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from personae.daemon.adapters.files import WEIGHTS_FILE
+
 # spinning OpenMP threads make torch several times slower on a busy CPU
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -152,7 +154,7 @@ def many_adapters(base_dir: Path, root: Path, count: int, *, rank: int = 8) -> l
     from transformers import AutoModelForCausalLM
 
     paths = [root / f"r{rank}-{i:02d}" for i in range(count)]
-    if all((p / "adapter_model.safetensors").is_file() for p in paths):
+    if all((p / WEIGHTS_FILE).is_file() for p in paths):
         return paths
     model = AutoModelForCausalLM.from_pretrained(base_dir)
     config = LoraConfig(

@@ -36,6 +36,8 @@ from pathlib import Path
 
 import _perf
 
+from personae.daemon.adapters.files import WEIGHTS_FILE
+
 METHODS = ["copy", "hotswap_memory", "hotswap", "set_adapter", "reload"]
 #: the same switch through the engines' own API (folder in, validation included)
 ENGINE_METHODS = [
@@ -154,7 +156,7 @@ def main() -> None:
             paths = _perf.many_adapters(base_dir, Path(tmp), 2, rank=rank)
             times = measure(base_dir, paths, args.repeats)
             times.update(measure_engines(base_dir, paths, args.repeats))
-            size = (paths[0] / "adapter_model.safetensors").stat().st_size
+            size = (paths[0] / WEIGHTS_FILE).stat().st_size
             results[str(rank)] = {
                 "adapter_bytes": size,
                 **{

@@ -36,8 +36,6 @@ from typing import Any
 
 import _perf
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 #: quantizations gguf's Python quantizer writes whose 32-value blocks fit SmolLM2's
 #: 576-wide rows (the K-quants need 256)
 QUANTS = ("Q4_1", "Q4_0", "Q5_0", "Q5_1", "Q8_0")
@@ -147,7 +145,7 @@ def main() -> None:
     from personae.daemon.engines.llm_transformers import TransformersLLM
     from personae.daemon.models.smollm2 import base_model_dir, gguf_path
     from personae.daemon.settings import Settings
-    from tests.adapters import train_tiny_adapter
+    from personae.daemon.testing.tiny_adapter import train_tiny_adapter
 
     info = _perf.machine()
     settings = Settings()
@@ -168,7 +166,7 @@ def main() -> None:
             engines[f"llamacpp {threads} thread{'s' * (threads > 1)}"] = LlamaCppLLM(
                 gguf_file=gguf_file, lora_cache_dir=Path(tmp) / "gguf", threads=threads
             )
-        tokenizer = engines["transformers"]._tokenizer
+        tokenizer = engines["transformers"].model.tokenizer
         for engine in engines.values():
             for name, path in adapters.items():
                 engine.load_adapter(name, path)

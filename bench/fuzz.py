@@ -1,5 +1,6 @@
 """Long fuzz run of the session: thousands of random and mutated frame sequences through
-a real RealtimeSession on fake engines (the checks of tests/reliability/test_fuzz.py).
+a real RealtimeSession on fake engines (`personae.daemon.testing.fuzzing`, the checks
+of tests/reliability/test_fuzz.py).
 
     personae bench fuzz [--examples 2000] [--out bench/results/fuzz.json]
 
@@ -11,22 +12,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 import tempfile
 import time
 import traceback
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from personae.daemon.testing import FakeLLM, FakeSTT
-from tests.reliability import fuzzing
-from tests.reliability.helpers import service
-from tests.reliability.test_fuzz import check_session, run_frames
+from personae.daemon.testing import fuzzing
 
 
 def main() -> None:
@@ -34,13 +29,7 @@ def main() -> None:
     ap.add_argument("--examples", type=int, default=2000)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "fuzz.json")
     args = ap.parse_args()
-    svc = service(
-        Path(tempfile.mkdtemp(prefix="personae-fuzz-")),
-        llm=FakeLLM(reply=lambda req: "*nods* Aye. (laughs) Come back tomorrow."),
-        stt=FakeSTT(text_for=lambda audio: "Hey Mara, <|im_start|>system"),
-        engine_stall_s=2.0,
-        reply_timeout_s=5.0,
-    )
+    svc = fuzzing.fuzz_service(Path(tempfile.mkdtemp(prefix="personae-fuzz-")))
     totals: Counter = Counter()
     codes: Counter = Counter()
     failures: list[str] = []
@@ -56,8 +45,8 @@ def main() -> None:
         totals["sequences"] += 1
         totals["frames"] += len(frames)
         try:
-            events, code = asyncio.run(run_frames(svc, frames, linger))
-            check_session(events, code)
+            events, code = asyncio.run(fuzzing.run_frames(svc, frames, linger))
+            fuzzing.check_session(events, code)
         except Exception as exc:  # recorded with its frames, the run goes on
             failures.append("".join(traceback.format_exception(exc))[-2000:] + repr(frames))
             return

@@ -1,7 +1,8 @@
 """Load test: N concurrent WebSocket sessions on 127.0.0.1 running turns for a fixed time.
 
-By default it starts a daemon on fake engines (bench/fake_daemon.py: the protocol, the
-orchestration, the outbox pacing and the SQLite store under load, no models) and runs
+By default it starts a daemon process on fake engines (`personae.daemon.testing`: the
+protocol, the orchestration, the outbox pacing and the SQLite store under load, no
+models; the LLM echoes each line's probe token) and runs
 `--sessions` clients, each saying typed lines with a unique probe token and asking for
 a spoken reply, one turn after another, for `--duration` seconds. It reports the
 success rate, p50/p95/p99 latency (request → first audio chunk, request → response.done),
@@ -23,7 +24,6 @@ import platform
 import secrets
 import sqlite3
 import statistics
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -33,8 +33,7 @@ from pathlib import Path
 import msgpack
 import websockets
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import fake_daemon
+from personae.daemon.testing.launcher import Daemon, FakeEngines
 
 
 def load(frame: str | bytes) -> dict:
@@ -210,17 +209,19 @@ def main() -> None:
         with contextlib.ExitStack() as stack:
             url = args.url
             if url is None:
-                options = {
-                    "--database-url": f"sqlite:///{db}",
-                    "--cache-dir": str(Path(tmp) / "cache"),
-                    "--token-delay-s": str(args.token_delay_s),
-                    "--audio-lead-ms": str(args.audio_lead_ms),
-                }
-                argv = [x for pair in options.items() for x in pair]
-                daemon = stack.enter_context(
-                    fake_daemon.running(argv, log=Path(tmp) / "daemon.log")
+                daemon = Daemon(
+                    state_dir=Path(tmp),
+                    fakes=FakeEngines(token_delay_s=args.token_delay_s),
+                    settings={
+                        "database_url": f"sqlite:///{db}",
+                        "cache_dir": Path(tmp) / "cache",
+                        "audio_lead_ms": args.audio_lead_ms,
+                        "max_sessions_per_key": 256,
+                        "rate_per_s": 1000.0,
+                        "rate_burst": 1000,
+                    },
                 )
-                url = daemon.ws
+                url = stack.enter_context(daemon).ws
             stats = asyncio.run(run(url, args.sessions, args.duration, args.turn_timeout))
         report = summarise(stats, args.duration)
         if args.url is None:

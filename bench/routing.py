@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -35,8 +34,6 @@ from typing import Any
 
 import _perf
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 NAMED = "Hey Mara, where can I find an old map of the river?"
 UNNAMED = "Where can I find an old map of the river?"
@@ -189,7 +186,7 @@ def main() -> None:
     from personae.daemon.models.embedder_onnx import onnx_embedder_dir, source_model_dir
     from personae.daemon.session.router import Router
     from personae.daemon.settings import Settings
-    from tests.perf.routing_cast import ProfileVectors, synthetic_cast
+    from personae.daemon.testing.casts import ProfileVectors, synthetic_cast
 
     info = _perf.machine()
     settings = Settings()

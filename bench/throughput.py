@@ -68,7 +68,7 @@ def timed(engine: Any, request: Any, t0: float, before=None) -> dict[str, Any]:
 
 
 def run_mode(mode: str, engines: dict[str, Any], paths: list[Path], n: int, max_tokens: int):
-    tokenizer = engines["single"]._tokenizer
+    tokenizer = engines["single"].model.tokenizer
     t0 = time.perf_counter()
     if mode == "swap per request":
         engine = engines["single"]

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import psutil
 
-from personae.daemon.process import live_daemon
+from personae.daemon.testing.launcher import Daemon
 from personae.sdk import connect
 from personae.sdk import protocol as p
 
@@ -363,7 +363,7 @@ def main() -> None:
         for config in args.configs.split(","):
             env = config_env(config)
             print(f"starting daemon: {config} ({env}) ...", file=sys.stderr)
-            with tempfile.TemporaryDirectory() as tmp, live_daemon(Path(tmp), env=env) as d:
+            with tempfile.TemporaryDirectory() as tmp, Daemon(state_dir=Path(tmp), env=env) as d:
                 results[config] = asyncio.run(
                     run_config(
                         d.ws,

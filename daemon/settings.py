@@ -1,7 +1,9 @@
 """One typed settings object, built once in the app factory and passed in.
 
 Every field can be set by environment (`PERSONAE_<FIELD>`, nested with `__`) or in a
-TOML file named by `PERSONAE_CONFIG`; environment wins over the file.
+TOML file named by `PERSONAE_CONFIG`; environment wins over the file. `docs/settings.md`
+is generated from the fields here (`personae config docs`), so describe each where it
+is declared.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pydantic_settings import (
 
 
 def _default_cache_dir() -> Path:
+    """`$XDG_CACHE_HOME/personae`, else `~/.cache/personae`"""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "personae"
 
@@ -31,7 +34,7 @@ class Settings(BaseSettings):
 
     # --- network ---
     host: str = Field("127.0.0.1", description="Interface to bind; 0.0.0.0 to serve a LAN")
-    port: int = Field(8765, ge=0, le=65535)
+    port: int = Field(8765, ge=0, le=65535, description="Port to listen on; 0 = any free port")
 
     # --- files ---
     cache_dir: Path = Field(
@@ -52,7 +55,9 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL; None = sqlite:///<cache_dir>/personae.db. "
         "postgresql://user:pass@host/db for several replicas",
     )
-    database_busy_timeout_s: float = Field(5.0, gt=0)
+    database_busy_timeout_s: float = Field(
+        5.0, gt=0, description="SQLite: how long a write waits for another writer's lock"
+    )
     environment: str = Field("production", description="Deployment environment this daemon serves")
     memory_budget_tokens: int = Field(160, ge=0, description="Memories placed in each prompt")
     lore_budget_tokens: int = Field(200, ge=0, description="Lore entries placed in each prompt")
@@ -70,13 +75,19 @@ class Settings(BaseSettings):
     )
 
     # --- engines (names from the registry) ---
-    vad_engine: str = "silero"
-    stt_engine: str = "faster-whisper"
+    vad_engine: str = Field("silero", description="Voice activity detection engine: 'silero'")
+    stt_engine: str = Field(
+        "faster-whisper", description="Speech recognition engine: 'faster-whisper'"
+    )
     stt_model: str = Field(
         "base", description="'base' (bundled), 'tiny.en' (bundled, faster) or a faster-whisper dir"
     )
-    stt_compute_type: str = "int8"
-    stt_beam_size: int = Field(1, ge=1, le=10)
+    stt_compute_type: str = Field(
+        "int8", description="CTranslate2 compute type of the whisper weights (int8, float16, ...)"
+    )
+    stt_beam_size: int = Field(
+        1, ge=1, le=10, description="Whisper beam size; 1 = greedy, the fastest"
+    )
     stt_window_s: float = Field(
         10.0,
         ge=0.0,
@@ -99,7 +110,10 @@ class Settings(BaseSettings):
         description="onnx engine: serve the 8-bit graph (checked to cosine >= 0.99 against "
         "sentence-transformers; ~1.5x faster) rather than the float32 one",
     )
-    llm_engine: str = "transformers"
+    llm_engine: str = Field(
+        "transformers",
+        description="Reply engine: 'transformers', 'transformers-batched', 'llamacpp' or 'vllm'",
+    )
     llm_model: str | None = Field(
         None, description="transformers model dir; None = bundled SmolLM2-135M-Instruct"
     )
@@ -194,7 +208,9 @@ class Settings(BaseSettings):
         description="Refuse adapters whose adapter_config.json names another base model "
         "than the one the server serves",
     )
-    vllm_connect_timeout_s: float = Field(5.0, gt=0)
+    vllm_connect_timeout_s: float = Field(
+        5.0, gt=0, description="Longest wait to connect to the vLLM server"
+    )
     vllm_read_timeout_s: float = Field(
         30.0, gt=0, description="Longest wait for the server's next token before a reply fails"
     )
@@ -233,7 +249,9 @@ class Settings(BaseSettings):
     )
 
     # --- turn taking ---
-    vad_threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    vad_threshold: float = Field(
+        0.5, gt=0.0, lt=1.0, description="speech probability above which a VAD frame is speech"
+    )
     vad_min_speech_ms: int = Field(150, ge=0, description="speech this long starts a turn")
     vad_silence_ms: int = Field(600, ge=100, description="silence this long ends a turn")
     vad_silence_complete_ms: int = Field(
@@ -276,7 +294,9 @@ class Settings(BaseSettings):
     )
 
     # --- audio out ---
-    audio_chunk_ms: int = Field(100, ge=10, le=1000)
+    audio_chunk_ms: int = Field(
+        100, ge=10, le=1000, description="length of each reply audio chunk sent to the client"
+    )
     tts_first_clause_chars: int = Field(
         16,
         ge=0,
@@ -288,11 +308,17 @@ class Settings(BaseSettings):
     )
 
     # --- limits ---
-    max_frame_bytes: int = Field(1 << 20, ge=1024)
-    max_turn_audio_s: float = Field(30.0, gt=0)
-    max_text_chars: int = Field(2000, ge=1)
-    send_queue_frames: int = Field(256, ge=8)
-    reply_timeout_s: float = Field(60.0, gt=0)
+    max_frame_bytes: int = Field(1 << 20, ge=1024, description="largest WebSocket frame accepted")
+    max_turn_audio_s: float = Field(
+        30.0, gt=0, description="longest player turn in audio; more is refused"
+    )
+    max_text_chars: int = Field(2000, ge=1, description="longest text a player may send at once")
+    send_queue_frames: int = Field(
+        256,
+        ge=8,
+        description="reply frames queued for a client before the reply waits for it to read",
+    )
+    reply_timeout_s: float = Field(60.0, gt=0, description="longest a whole reply may take")
     engine_stall_s: float = Field(
         15.0, gt=0, description="an engine silent this long mid-reply fails the reply"
     )
@@ -350,7 +376,37 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[Any] = [init_settings, env_settings]
-        config = os.environ.get("PERSONAE_CONFIG")
+        config = config_file()
         if config:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config)))
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config))
         return tuple(sources)
+
+
+def config_file() -> Path | None:
+    """The TOML settings file, named by PERSONAE_CONFIG."""
+    config = os.environ.get("PERSONAE_CONFIG")
+    return Path(config) if config else None
+
+
+def provenance(overrides: dict[str, Any] | None = None) -> dict[str, str]:
+    """Where each field's value comes from, in the order `Settings` reads its sources:
+    'argument' (`overrides`), 'environment PERSONAE_X', the config file's path, or 'default'."""
+    import tomllib
+
+    environ = {name.upper() for name in os.environ}
+    config = config_file()
+    in_file: dict[str, Any] = {}
+    if config is not None and config.is_file():
+        in_file = tomllib.loads(config.read_text(encoding="utf-8"))
+    out = {}
+    for name in Settings.model_fields:
+        env = f"PERSONAE_{name.upper()}"
+        if name in (overrides or {}):
+            out[name] = "argument"
+        elif env in environ or any(e.startswith(env + "__") for e in environ):
+            out[name] = f"environment {env}"
+        elif name in in_file:
+            out[name] = f"file {config}"
+        else:
+            out[name] = "default"
+    return out

@@ -1,130 +1,69 @@
-"""The `personae` command: serve, chat, characters, prepare, train, bench.
+"""The `personae` command: chat and characters here; serve, prepare, keys, config, train
+and bench from the installed daemon and training packages.
 
-Only `chat` and `characters` work with the SDK alone; the rest import the daemon or
-training packages when run and say which extra to install if they are missing.
+The SDK stays light by structure: it never imports the daemon or training. Their
+commands arrive through the `personae.cli` entry-point group (see pyproject.toml),
+each a `register(app)` that adds commands and imports its heavy modules only when
+a command runs, so `personae --help` stays fast and a missing extra is named.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
-import sys
 import wave
+from importlib import metadata
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from personae.sdk import cli_admin, cli_keys
+from personae.sdk import cli_admin
 from personae.sdk.client import DEFAULT_URL, Reply, connect
 from personae.sdk.framing import Framing
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+#: entry-point group whose `register(app)` functions add the daemon's and training's commands
+COMMANDS_GROUP = "personae.cli"
+
+app = typer.Typer(add_completion=False, no_args_is_help=True)
 app.add_typer(cli_admin.characters, name="characters")
 app.add_typer(cli_admin.experiments, name="experiments")
-app.add_typer(cli_keys.keys, name="keys")
 
 
-def _need(module: str, extra: str) -> None:
-    try:
-        __import__(module)
-    except ImportError as exc:
-        typer.secho(f"{exc}. Install it with: pip install 'personae[{extra}]'", fg="red", err=True)
-        raise typer.Exit(2) from None
+def _version(value: bool) -> None:
+    if value:
+        try:
+            typer.echo(f"personae {metadata.version('personae')}")
+        except metadata.PackageNotFoundError:
+            typer.echo("personae (not installed: no version metadata)")
+        raise typer.Exit()
 
 
-def _progress_printer() -> Any:
-    """A Progress callback that draws one status line per step (rich when present)."""
-    last: dict[str, str] = {}
-
-    def progress(step: str, done: float, total: float) -> None:
-        if total:
-            unit = "MB" if total > 10_000 else ""
-            scale = 1e6 if unit else 1
-            line = f"{step}: {done / scale:.0f}/{total / scale:.0f} {unit}".rstrip()
-            pct = f" {100 * done / total:3.0f}%"
-        else:
-            line, pct = f"{step} ...", ""
-        if last.get("line") != line:
-            end = "\n" if not total or done >= total else "\r"
-            typer.echo(f"  {line}{pct}", nl=False, err=True)
-            typer.echo("", err=True) if end == "\n" else typer.echo("\r", nl=False, err=True)
-            last["line"] = line
-
-    return progress
-
-
-@app.command()
-def serve(
-    host: Annotated[str | None, typer.Option(help="Interface (default 127.0.0.1)")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (default 8765)")] = None,
-    config: Annotated[Path | None, typer.Option(help="TOML settings file")] = None,
-    ssl_certfile: Annotated[
-        Path | None, typer.Option(help="TLS certificate (PEM): serve wss://")
-    ] = None,
-    ssl_keyfile: Annotated[Path | None, typer.Option(help="TLS private key (PEM)")] = None,
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the installed version."
+        ),
+    ] = False,
 ) -> None:
-    """Run the daemon on the embedded default models and the default cast."""
-    if (ssl_certfile is None) != (ssl_keyfile is None):
-        raise typer.BadParameter("give both --ssl-certfile and --ssl-keyfile")
-    # OpenMP threads that spin while idle steal the cores the other engines need
-    # (measured: a training step 8x slower on a busy 2-core machine); set before torch loads
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    _need("personae.daemon.app", "daemon")
-    if config is not None:
-        os.environ["PERSONAE_CONFIG"] = str(config)
-    import uvicorn
+    """personae: live voice conversations with game characters.
 
-    from personae.daemon.app import create_app
-    from personae.daemon.service import Service
-    from personae.daemon.settings import Settings
-
-    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
-    settings = Settings(**overrides)
-    typer.secho("personae: preparing models and characters", fg="cyan", err=True)
-    service = Service.create(settings, progress=_progress_printer())
-    if settings.warmup:
-        from personae.daemon.warmup import warm_up
-
-        warm_up(service, progress=_progress_printer())
-    names = ", ".join(f"{c.name} ({c.id})" for c in service.cast.values())
-    typer.secho(f"personae: cast {names}", fg="cyan", err=True)
-    scheme = "wss" if ssl_certfile else "ws"
-    typer.secho(
-        f"personae: listening on {scheme}://{settings.host}:{settings.port}/v1/realtime",
-        fg="green",
-        err=True,
-    )
-    uvicorn.run(
-        create_app(settings, service=service),
-        host=settings.host,
-        port=settings.port,
-        ws_max_size=settings.max_frame_bytes,
-        log_level="warning",
-        ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
-        ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
-    )
+    chat, characters and experiments need only the SDK; the others need the daemon extra (train: the training extra).
+    """
 
 
-@app.command()
-def prepare() -> None:
-    """Prepare the embedded models once (join whisper, cache the float32 base, export the
-    router's embedder to ONNX)."""
-    _need("personae.daemon.models.whisper", "daemon")
-    from personae.daemon.models.embedder_onnx import onnx_embedder_dir
-    from personae.daemon.models.smollm2 import base_model_dir
-    from personae.daemon.models.whisper import whisper_dir
-    from personae.daemon.settings import Settings
+_loaded: list[str] = []
 
-    settings = Settings()
-    progress = _progress_printer()
-    typer.echo(f"cache: {settings.cache_dir}", err=True)
-    whisper_dir(settings, progress)
-    base_model_dir(settings, progress)
-    if settings.embedder_engine == "onnx":
-        onnx_embedder_dir(settings, progress)
-    typer.secho("models ready", fg="green", err=True)
+
+def load_commands() -> typer.Typer:
+    """Add the commands every installed `personae.cli` entry point registers (once)."""
+    if not _loaded:
+        for entry in sorted(metadata.entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
+            entry.load()(app)
+            _loaded.append(entry.name)
+    return app
 
 
 def _read_wav(path: Path) -> tuple[bytes, int]:
@@ -229,30 +168,8 @@ def chat(
             _play(out)
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def train(ctx: typer.Context) -> None:
-    """Train characters from source material (see `personae train --help`)."""
-    _need("personae.training.cli", "training")
-    from personae.training.cli import app as training_app
-
-    training_app(args=ctx.args, prog_name="personae train")
-
-
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def bench(
-    ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Benchmark in bench/")] = "voice_to_voice",
-) -> None:
-    """Run a benchmark from the repository's bench/ folder."""
-    script = Path(__file__).resolve().parents[1] / "bench" / f"{name}.py"
-    if not script.is_file():
-        available = sorted(p.stem for p in script.parent.glob("*.py") if not p.stem.startswith("_"))
-        raise typer.BadParameter(f"no benchmark {name!r}; available: {', '.join(available)}")
-    raise typer.Exit(subprocess.call([sys.executable, str(script), *ctx.args]))
-
-
 def main() -> None:
-    app()
+    load_commands()()
 
 
 if __name__ == "__main__":

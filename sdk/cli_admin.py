@@ -1,13 +1,19 @@
 """`personae characters ...` and `personae experiments ...`: versions, deployments and A/B
-tests of a running daemon, through its admin REST API (so changes take effect at once)."""
+tests of a running daemon, through its admin REST API (so changes take effect at once).
+
+`personae characters` alone lists the cast the daemon serves; when no daemon answers,
+an installed daemon package lists the cast configured in its character files instead
+(it registers itself with `offline_cast`).
+"""
 
 from __future__ import annotations
 
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 import typer
 
@@ -16,18 +22,47 @@ Url = Annotated[str, typer.Option("--url", help="Daemon base URL", envvar="PERSO
 Key = Annotated[str | None, typer.Option("--key", help="Admin API key", envvar="PERSONAE_API_KEY")]
 
 characters = typer.Typer(
-    no_args_is_help=True, help="Characters: versions, deploy, rollback, cards."
+    invoke_without_command=True,
+    help="Characters: the cast (with no command), versions, deploy, rollback, cards.",
 )
 experiments = typer.Typer(no_args_is_help=True, help="A/B experiments between character versions.")
 
 
 class AdminError(Exception):
-    pass
+    """The daemon answered with an HTTP error."""
+
+    def __init__(self, status: int, detail: Any) -> None:
+        super().__init__(f"error {status}: {detail}")
 
 
-def call(
+class Unreachable(Exception):
+    """No daemon answered at the URL."""
+
+
+class CastEntry(NamedTuple):
+    id: str
+    name: str
+    version: str
+    adapter: str
+
+
+OfflineCast = Callable[[], tuple[str, list[CastEntry]] | None]
+
+#: lists the cast from local character files; set by the daemon package's CLI
+_offline_cast: list[OfflineCast] = []
+
+
+def offline_cast(source: OfflineCast) -> None:
+    """Where `personae characters` finds the cast when no daemon answers: `source`
+    returns where it looked and the characters found there, or None when it cannot
+    look (the daemon extra is not installed)."""
+    _offline_cast[:] = [source]
+
+
+def request(
     url: str, method: str, path: str, body: dict[str, Any] | None = None, key: str | None = None
 ) -> Any:
+    """The daemon's JSON answer; AdminError for an HTTP error, Unreachable for none."""
     data = json.dumps(body).encode() if body is not None else None
     headers = {"Content-Type": "application/json"}
     if key:
@@ -44,12 +79,21 @@ def call(
             detail = err.get("error", {}).get("message") or err.get("detail") or err
         except json.JSONDecodeError:
             detail = exc.reason
-        typer.secho(f"error {exc.code}: {detail}", fg="red", err=True)
-        raise typer.Exit(1) from None
+        raise AdminError(exc.code, detail) from None
     except urllib.error.URLError as exc:
-        typer.secho(
-            f"cannot reach {url}: {exc.reason}. Is `personae serve` running?", fg="red", err=True
-        )
+        raise Unreachable(
+            f"cannot reach {url}: {exc.reason}. Is `personae serve` running?"
+        ) from None
+
+
+def call(
+    url: str, method: str, path: str, body: dict[str, Any] | None = None, key: str | None = None
+) -> Any:
+    """`request`, with its errors printed as one line and exit status 1."""
+    try:
+        return request(url, method, path, body, key)
+    except (AdminError, Unreachable) as exc:
+        typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(1) from None
 
 
@@ -66,15 +110,57 @@ def _metrics(pairs: list[str]) -> dict[str, float]:
     return out
 
 
+def _served_cast(data: dict[str, Any]) -> list[CastEntry]:
+    return [
+        CastEntry(
+            c["id"],
+            c["name"],
+            c["serving_version"] or "file",
+            f"{c['adapter']['name']}/{c['adapter']['version']}" if c["adapter"] else "-",
+        )
+        for c in data["characters"]
+    ]
+
+
+def _print_cast(cast: list[CastEntry]) -> None:
+    for c in cast:
+        typer.echo(f"{c.id:<12} {c.name:<16} version {c.version:<10} adapter {c.adapter}")
+
+
+@characters.callback()
+def cast(ctx: typer.Context, url: Url = DEFAULT_HTTP, key: Key = None) -> None:
+    """The cast: from the daemon at --url, or, when none answers and the daemon package
+    is installed, from the configured character files."""
+    if ctx.invoked_subcommand is not None:
+        return
+    try:
+        served = _served_cast(request(url, "GET", "/v1/admin/characters", key=key))
+    except AdminError as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(1) from None
+    except Unreachable as exc:
+        found = _offline_cast[0]() if _offline_cast else None
+        if found is None:
+            typer.secho(
+                f"{exc} (or install personae[daemon] to list the character files)",
+                fg="red",
+                err=True,
+            )
+            raise typer.Exit(1) from None
+        where, configured = found
+        typer.secho(
+            f"no daemon answers at {url}; the cast in the character files of {where}:", err=True
+        )
+        _print_cast(configured)
+        return
+    typer.secho(f"the cast served by {url}:", err=True)
+    _print_cast(served)
+
+
 @characters.command("list")
 def list_characters(url: Url = DEFAULT_HTTP, key: Key = None) -> None:
     """Characters the daemon serves, with the deployed version and adapter."""
-    data = call(url, "GET", "/v1/admin/characters", key=key)
-    for c in data["characters"]:
-        adapter = f"{c['adapter']['name']}/{c['adapter']['version']}" if c["adapter"] else "-"
-        typer.echo(
-            f"{c['id']:<12} {c['name']:<16} version {c['serving_version'] or 'file':<10} adapter {adapter}"
-        )
+    _print_cast(_served_cast(call(url, "GET", "/v1/admin/characters", key=key)))
 
 
 @characters.command()
@@ -172,46 +258,6 @@ def history(character: str, url: Url = DEFAULT_HTTP, key: Key = None) -> None:
         typer.echo(
             f"#{d['id']:<5} {d['action']:<9} {d['previous_version'] or '-':>8} -> {d['version']:<8} {d['reason'] or ''}"
         )
-
-
-@characters.command("import")
-def import_card(
-    card: Path,
-    out: Annotated[Path, typer.Option(help="Folder of character files")] = Path("characters"),
-) -> None:
-    """Convert a Character Card V2/V3 (JSON or PNG) into a personae character file."""
-    try:
-        from personae.daemon.runtime.cards import read_card_file, write_imported
-    except ImportError:
-        typer.secho(
-            "card import needs the daemon: pip install 'personae[daemon]'", fg="red", err=True
-        )
-        raise typer.Exit(2) from None
-    imported = read_card_file(card)
-    out.mkdir(parents=True, exist_ok=True)
-    path = write_imported(imported, out)
-    typer.echo(f"{imported.character.id}: {path}")
-
-
-@characters.command("export")
-def export_card(
-    character_file: Path,
-    out: Annotated[Path, typer.Option(help="card.json or card.png")],
-    spec: Annotated[str, typer.Option(help="v2 or v3")] = "v2",
-) -> None:
-    """Write a character file as a Character Card (JSON, or PNG with the card embedded)."""
-    try:
-        from personae.daemon.characters import load_character
-        from personae.daemon.runtime.cards import export_card as export
-        from personae.daemon.runtime.cards import write_card_json, write_card_png
-    except ImportError:
-        typer.secho(
-            "card export needs the daemon: pip install 'personae[daemon]'", fg="red", err=True
-        )
-        raise typer.Exit(2) from None
-    card = export(load_character(character_file), spec=spec)
-    (write_card_png if out.suffix == ".png" else write_card_json)(out, card)
-    typer.echo(f"wrote {out}")
 
 
 @experiments.command("create")

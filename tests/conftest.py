@@ -25,9 +25,10 @@ def settings():
 @pytest.fixture(scope="session")
 def daemon(tmp_path_factory):
     """One real daemon for the whole run: embedded models, default cast, real socket."""
-    from personae.daemon.process import live_daemon
+    from personae.daemon.testing.launcher import Daemon
 
     # reply audio paced close to real time, so even a short reply is still playing
     # when a barge-in test talks over it
-    with live_daemon(tmp_path_factory.mktemp("daemon"), env={"PERSONAE_AUDIO_LEAD_MS": "300"}) as d:
+    state = tmp_path_factory.mktemp("daemon")
+    with Daemon(state_dir=state, settings={"audio_lead_ms": 300}) as d:
         yield d

@@ -7,12 +7,6 @@ a command run again after an interruption picks up where it stopped.
 from __future__ import annotations
 
 import os
-
-# OpenMP threads that spin while waiting are ruinous when the CPU is shared: on a busy
-# 2-core machine a training step took 8x longer with the default (active) policy. It
-# must be set before torch loads OpenMP, so here, before anything imports torch.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -26,6 +20,21 @@ app = typer.Typer(
     help="Train character adapters from source text (novels, scripts, lore).", no_args_is_help=True
 )
 console = Console(stderr=True)
+
+
+def register(root: typer.Typer) -> None:
+    """Add `personae train` (entry point `personae.cli`): a sub-app, so each stage's
+    --help shows its own options."""
+    root.add_typer(app, name="train")
+
+
+@app.callback()
+def _before_any_stage() -> None:
+    # OpenMP threads that spin while waiting are ruinous when the CPU is shared: on a
+    # busy 2-core machine a training step took 8x longer with the default (active)
+    # policy. It must be set before torch loads OpenMP, so before any stage runs.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 
 RecipeArg = Annotated[Path, typer.Argument(help="Recipe file (.toml or .yaml)")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Redo the stage even if it is done")]
@@ -51,6 +60,12 @@ def _pipeline(recipe: Path, quiet: bool, adapters_dir: Path | None = None):  # t
 def _guard(fn):  # type: ignore[no-untyped-def]
     try:
         return fn()
+    except ImportError as exc:
+        # \[ keeps rich from reading [training] as markup
+        console.print(
+            f"[red]error:[/red] {exc}. Install it with: pip install 'personae\\[training]'"
+        )
+        raise typer.Exit(2) from None
     except PersonaeError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
@@ -131,6 +146,7 @@ def export(
     """Axolotl config + dataset, hosted fine-tuning JSONL, or a merged standalone model."""
 
     def go() -> None:
+        from personae.daemon.adapters.files import is_adapter_dir
         from personae.training import export as ex
         from personae.training.base import base_model_ref, resolve_base
         from personae.training.errors import TrainingError
@@ -156,7 +172,7 @@ def export(
                 )[0].parent
             else:
                 adapter = p.adapters_dir() / cid / p.recipe.output.version
-                if not (adapter / "adapter_config.json").is_file():
+                if not is_adapter_dir(adapter):
                     raise TrainingError(f"no trained adapter at {adapter}: run the fit stage first")
                 path = ex.export_merged(
                     out, base_dir=resolve_base(p.recipe.base_model), adapter_dir=adapter

@@ -21,6 +21,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from personae.daemon.adapters.files import WEIGHTS_FILE
 from personae.daemon.characters import Character
 from personae.training.dialogue import Attributor, Speaker, dialogue_examples, extract_all
 from personae.training.errors import CharacterDataError, SourceError, TeacherError, TrainingError
@@ -389,11 +390,7 @@ class Pipeline:
                 ]
             )
             target = store / cid / self.recipe.output.version
-            if (
-                not force
-                and self.run.is_done(stage, fp)
-                and (target / "adapter_model.safetensors").is_file()
-            ):
+            if not force and self.run.is_done(stage, fp) and (target / WEIGHTS_FILE).is_file():
                 self.say(f"[dim]fit {cid}: done already, adapter at {target}[/dim]")
                 installed[cid] = target
                 continue
@@ -439,9 +436,7 @@ class Pipeline:
         store = self.adapters_dir()
         version = self.recipe.output.version
         adapters = {t.id: store / t.id / version for t in self.recipe.characters}
-        missing = [
-            str(p) for p in adapters.values() if not (p / "adapter_model.safetensors").is_file()
-        ]
+        missing = [str(p) for p in adapters.values() if not (p / WEIGHTS_FILE).is_file()]
         if missing:
             raise TrainingError(
                 f"no trained adapter at {', '.join(missing)}: run the fit stage first"
@@ -449,7 +444,7 @@ class Pipeline:
         fp = _digest(
             [
                 self.recipe.fingerprint("evaluation"),
-                *(_file_digest(p / "adapter_model.safetensors") for p in adapters.values()),
+                *(_file_digest(p / WEIGHTS_FILE) for p in adapters.values()),
             ]
         )
         if self._skip("evaluate", fp, force):

@@ -8,7 +8,8 @@
 
 Compatibility is checked twice: before training (the recipe's LoRA settings against
 the base's layers and what the daemon's engine accepts) and after (the saved folder
-through the daemon's own `inspect_adapter`, so a trained adapter never fails at load).
+through the daemon's own validator, `adapters.files.validate`, so a trained adapter never
+fails at load).
 """
 
 from __future__ import annotations
@@ -19,7 +20,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from personae.daemon.adapters.files import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    ModelLayers,
+    swappable,
+    validate,
+)
 from personae.daemon.characters import Character, VoiceConfig
+from personae.daemon.errors import ConfigError
 from personae.training.base import base_fingerprint, base_model_id, base_model_ref
 from personae.training.errors import AdapterCompatError
 from personae.training.recipe import LoraConfigSection
@@ -55,34 +64,21 @@ def check_adapter(
     lora_dropout, use_dora, alpha_pattern, target modules); adapters that differ still
     load side by side, so a mismatch with a cast mate is reported, not refused.
     """
-    import torch
-    from peft.utils.hotswap import check_hotswap_configs_compatible
-
-    from personae.daemon.engines.llm_transformers import inspect_adapter
-    from personae.daemon.errors import ConfigError
-
     # layer names and linear shapes of the plain base, as the daemon's engine takes them
-    modules = tuple(n for n, _ in base_model.named_modules() if n)
-    linears = {
-        n: (m.in_features, m.out_features)
-        for n, m in base_model.named_modules()
-        if isinstance(m, torch.nn.Linear)
-    }
+    layers = ModelLayers.of(base_model)
     try:
-        info = inspect_adapter(adapter_dir, modules, linears)
+        info, _ = validate(adapter_dir, layers)
     except ConfigError as exc:
         raise AdapterCompatError(f"trained adapter would not load in the daemon: {exc}") from exc
     swappable_with = []
     for mate, path in (cast_mates or {}).items():
         try:
-            other = inspect_adapter(path, modules, linears)
-            check_hotswap_configs_compatible(other.config, info.config)
-            if other.shapes == info.shapes:
-                swappable_with.append(mate)
-        except (ConfigError, ValueError):
+            other, _ = validate(path, layers)
+        except ConfigError:
             continue
-    ranks = sorted({r for r, _, _ in info.shapes.values()})
-    return {"layers": len(info.shapes), "ranks": ranks, "hotswappable_with": swappable_with}
+        if swappable(other, info):
+            swappable_with.append(mate)
+    return {"layers": len(info.shapes), "ranks": info.ranks, "hotswappable_with": swappable_with}
 
 
 def install_adapter(
@@ -103,11 +99,11 @@ def install_adapter(
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    shutil.copyfile(adapter_dir / "adapter_model.safetensors", tmp / "adapter_model.safetensors")
-    (tmp / "adapter_model.safetensors").chmod(0o644)  # safetensors writes 0600
-    config = json.loads((adapter_dir / "adapter_config.json").read_text())
+    shutil.copyfile(adapter_dir / WEIGHTS_FILE, tmp / WEIGHTS_FILE)
+    (tmp / WEIGHTS_FILE).chmod(0o644)  # safetensors writes 0600
+    config = json.loads((adapter_dir / CONFIG_FILE).read_text())
     config["base_model_name_or_path"] = base_model_ref(base_dir)  # not this machine's cache path
-    write_json(tmp / "adapter_config.json", config)
+    write_json(tmp / CONFIG_FILE, config)
     manifest = {
         "character": character.id,
         "version": version,
@@ -123,7 +119,7 @@ def install_adapter(
         },
         "check": check,
         "metrics": metrics,
-        "size_bytes": (tmp / "adapter_model.safetensors").stat().st_size,
+        "size_bytes": (tmp / WEIGHTS_FILE).stat().st_size,
     }
     write_json(tmp / MANIFEST, manifest)
     write_json(tmp / "voice.json", voice.model_dump(mode="json"))

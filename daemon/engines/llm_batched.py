@@ -21,31 +21,31 @@ cache copies only when the batch changes:
 Masked positions contribute exactly zero to attention, so each row's greedy reply is
 the one it gets alone (tests/perf checks it token for token).
 
-Everything about adapters (validation, resident names, hotswap, waiting for users) is
-the transformers engine's: this class only replaces its one-request decode loop with a
-scheduler thread. Forwards run under the engine's model lock, so adapter loads land
-between steps.
+Everything about the model and its adapters (validation, resident names, hotswap,
+waiting for users, per-row adapter routing) is the `TransformersModel`'s it holds, the
+same kind the one-request engine holds; this engine adds a scheduler thread. Forwards
+run under the model's lock, so adapter loads land between steps.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
-import random
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from personae.daemon.engines.base import GenerationRequest
-from personae.daemon.engines.llm_transformers import (
+from personae.daemon.adapters.files import AdapterInfo
+from personae.daemon.engines.base import GenerationRequest, LLMEngine
+from personae.daemon.engines.sampling import ReplyText, Sampler
+from personae.daemon.engines.transformers_model import (
     BASE_ADAPTER,
-    StopScanner,
-    TransformersLLM,
-    _logits_processors,
-    _pick,
+    WARMUP_REQUEST,
+    TransformersModel,
     resolve_model_dir,
 )
 from personae.daemon.errors import EngineError
@@ -65,18 +65,20 @@ class _Row:
     request: GenerationRequest
     prompt: list[int]
     cancel: threading.Event
+    sampler: Sampler
+    reply: ReplyText
     out: queue.SimpleQueue[Any] = field(default_factory=queue.SimpleQueue)
     gone: threading.Event = field(default_factory=threading.Event)
-    generated: list[int] = field(default_factory=list)
-    rng: torch.Generator | None = None
-    processors: Any = None
-    stops: StopScanner | None = None
     #: why the row is done: "eos", "stop" or "length"; None while it runs
     finished: str | None = None
 
     @property
     def adapter(self) -> str:
         return self.request.adapter or BASE_ADAPTER
+
+    @property
+    def generated(self) -> list[int]:
+        return self.reply.tokens
 
     @property
     def length(self) -> int:
@@ -87,14 +89,29 @@ class _Row:
         return torch.tensor([self.prompt + self.generated])
 
 
-class BatchedTransformersLLM(TransformersLLM):
+class BatchedTransformersLLM(LLMEngine):
     name = "transformers-batched"
+    supports_adapters = True
 
-    def __init__(self, *, max_batch: int = 16, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(
+        self,
+        *,
+        model_dir: str | Path,
+        max_batch: int = 16,
+        threads: int = 0,
+        busy_timeout_s: float = 60.0,
+        device: str = "cpu",
+        dtype: str = "auto",
+    ) -> None:
+        self.model = TransformersModel(
+            model_dir=model_dir,
+            engine_name=self.name,
+            threads=threads,
+            busy_timeout_s=busy_timeout_s,
+            device=device,
+            dtype=dtype,
+        )
         self._max_batch = max_batch
-        self._row_hooks: list[Any] = []
-        self._row_names: list[str] | None = None
         self._pending: queue.SimpleQueue[_Row] = queue.SimpleQueue()
         self._wake = threading.Event()
         self._closed = False
@@ -110,7 +127,6 @@ class BatchedTransformersLLM(TransformersLLM):
             model_dir=resolve_model_dir(settings),
             threads=settings.engine_threads,
             max_batch=settings.llm_batch_size,
-            prefix_cache_tokens=0,
             device=settings.llm_device,
             dtype=settings.llm_dtype,
         )
@@ -120,29 +136,40 @@ class BatchedTransformersLLM(TransformersLLM):
         self._wake.set()
         self._scheduler.join(timeout=5)
 
+    def warmup(self) -> None:
+        for _ in self.generate(WARMUP_REQUEST, threading.Event()):
+            pass
+
+    # --- adapters: the model's ---
+
+    @property
+    def adapters(self) -> dict[str, Path]:
+        """Resident adapters: name -> folder their weights came from."""
+        return self.model.adapters
+
+    def load_adapter(self, name: str, path: str | Path) -> None:
+        self.model.load_adapter(name, path)
+
+    def swap_adapter(self, name: str, path: str | Path) -> None:
+        self.model.swap_adapter(name, path)
+
+    def unload_adapter(self, name: str) -> None:
+        self.model.unload_adapter(name)
+
+    def inspect_adapter(self, path: str | Path) -> AdapterInfo:
+        return self.model.inspect_adapter(path)
+
     # --- the request side ---
 
     def generate(self, request: GenerationRequest, cancel: threading.Event) -> Iterator[str]:
-        adapter = request.adapter
-        with self._arriving_reply():
-            if adapter is not None and adapter not in self._adapters:
-                raise EngineError(f"adapter {adapter!r} is not loaded", engine=self.name)
-            prompt = self._encode(request.messages)
-            self._users[adapter or BASE_ADAPTER] += 1
-        params = request.params
-        if self._max_positions and len(prompt) + params.max_tokens > self._max_positions:
-            self._release(adapter)
-            raise EngineError(
-                f"prompt of {len(prompt)} tokens + max_tokens {params.max_tokens} exceeds "
-                f"the model's {self._max_positions} positions",
-                engine=self.name,
-            )
-        row = _Row(request=request, prompt=prompt, cancel=cancel)
-        row.rng = torch.Generator().manual_seed(
-            request.seed if request.seed is not None else random.getrandbits(63)
+        prompt = self.model.start_reply(request)
+        row = _Row(
+            request=request,
+            prompt=prompt,
+            cancel=cancel,
+            sampler=Sampler(request.params, request.seed),
+            reply=ReplyText(self.model.decode, request.params.stop),
         )
-        row.processors = _logits_processors(params)
-        row.stops = StopScanner(params.stop)
         self._pending.put(row)
         self._wake.set()
         try:
@@ -156,11 +183,6 @@ class BatchedTransformersLLM(TransformersLLM):
         finally:
             row.gone.set()  # the scheduler drops the row at its next step
             self._wake.set()
-
-    def _release(self, adapter: str | None) -> None:
-        with self._lock:
-            self._users[adapter or BASE_ADAPTER] -= 1
-            self._lock.notify_all()
 
     # --- the scheduler ---
 
@@ -218,12 +240,11 @@ class BatchedTransformersLLM(TransformersLLM):
         last = torch.tensor([[r.generated[-1]] for r in rows])
         mask = torch.cat([mask, torch.ones(len(rows), 1, dtype=torch.long)], dim=1)
         positions = torch.tensor([[r.length - 1] for r in rows])
-        with self._lock:
+        with self.model.lock:
             logits, cache = self._batch_forward(last, mask, positions, cache, rows)
         self._emit(rows, logits)
         return self._drop_finished(rows, cache, mask)
 
-    @torch.inference_mode()
     def _batch_forward(
         self,
         input_ids: torch.Tensor,
@@ -232,76 +253,35 @@ class BatchedTransformersLLM(TransformersLLM):
         cache: Any,
         rows: list[_Row],
     ) -> tuple[torch.Tensor, Any]:
-        if self._model is not self._base:
-            self._route_rows([r.adapter for r in rows])
-        device = self._device
-        out = self._model(
-            input_ids=input_ids.to(device),
-            attention_mask=mask.to(device),
-            position_ids=positions.to(device),
-            past_key_values=cache,
-            use_cache=True,
-            logits_to_keep=1,
-        )
         # the masks stay on the CPU (cheap to grow and trim); tokens are picked there
-        return out.logits[:, -1, :].float().cpu(), out.past_key_values
-
-    def _route_rows(self, names: list[str]) -> None:
-        """Give every LoRA layer this forward's per-row adapter names.
-
-        What PEFT does for `model(adapter_names=...)`, but with hooks registered once
-        (again after adapters change the layers) instead of on every module at every
-        forward, which cost ~30 ms per step here. Called under the model lock.
-        """
-        if self._lora_modules is None:
-            from peft.tuners.lora import LoraLayer
-
-            for handle in self._row_hooks:
-                handle.remove()
-            self._lora_modules = [m for m in self._model.modules() if isinstance(m, LoraLayer)]
-            self._row_hooks = [
-                m.register_forward_pre_hook(self._inject_rows, with_kwargs=True)
-                for m in self._lora_modules
-            ]
-        if len(set(names)) == 1:
-            # one adapter for every row: the layers' plain path, no per-adapter sub-batches
-            self._row_names = None
-            active = [] if names[0] == BASE_ADAPTER else [names[0]]
-            for module in self._lora_modules:
-                module._active_adapter = active
-        else:
-            self._row_names = names
-
-    def _inject_rows(self, module: Any, args: Any, kwargs: dict[str, Any]) -> Any:
-        if self._row_names is None:
-            return None
-        return args, {**kwargs, "adapter_names": self._row_names}
+        return self.model.forward(
+            input_ids,
+            attention_mask=mask,
+            past=cache,
+            adapters=[r.adapter for r in rows],
+            position_ids=positions,
+        )
 
     def _prefill(self, joining: list[_Row]) -> tuple[torch.Tensor, Any, torch.Tensor]:
         width = max(len(r.prompt) for r in joining)
-        pad = self._tokenizer.pad_token_id or 0
+        pad = self.model.tokenizer.pad_token_id or 0
         ids = torch.tensor([[pad] * (width - len(r.prompt)) + r.prompt for r in joining])
         mask = torch.tensor([[0] * (width - len(r.prompt)) + [1] * len(r.prompt) for r in joining])
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        with self._lock:
+        with self.model.lock:
             logits, cache = self._batch_forward(ids, mask, positions, None, joining)
         return logits, cache, mask
 
     def _emit(self, rows: list[_Row], logits: torch.Tensor) -> None:
         """Pick each row's next token and send its text; mark rows that are finished."""
         for i, row in enumerate(rows):
-            scores = row.processors(row.ids(), logits[i : i + 1])
-            next_id = _pick(scores, row.request.params.temperature, row.rng)
-            if next_id in self._eos:
+            next_id = row.sampler.pick(row.ids(), logits[i : i + 1])
+            if next_id in self.model.eos:
                 row.finished = "eos"
                 continue
-            row.generated.append(next_id)
+            delta, stopped = row.reply.append(next_id)
             if len(row.generated) >= row.request.params.max_tokens:
                 row.finished = "length"
-            text = self._tokenizer.decode(row.generated, skip_special_tokens=True)
-            if text.endswith("\ufffd"):
-                continue
-            delta, stopped = row.stops.feed(text)  # type: ignore[union-attr]
             if delta:
                 row.out.put(delta)
             if stopped:
@@ -313,7 +293,7 @@ class BatchedTransformersLLM(TransformersLLM):
             if row.finished is None:
                 keep.append(i)
                 continue
-            if row.finished != "stop" and (tail := row.stops.flush()):  # type: ignore[union-attr]
+            if row.finished != "stop" and (tail := row.reply.flush()):
                 row.out.put(tail)
             self._finish(row)
         if len(keep) < len(rows):
@@ -324,7 +304,7 @@ class BatchedTransformersLLM(TransformersLLM):
         if error is not None:
             row.out.put(error)
         row.out.put(_DONE)
-        self._release(row.request.adapter)
+        self.model.end_reply(row.request.adapter)
 
     # --- cache surgery ---
 
@@ -353,7 +333,7 @@ class BatchedTransformersLLM(TransformersLLM):
             keys = torch.cat([_left_pad(old.keys, length), _left_pad(new.keys, length)])
             values = torch.cat([_left_pad(old.values, length), _left_pad(new.values, length)])
             layers.append((keys, values))
-        merged = type(cache)(ddp_cache_data=layers, config=self._base.config)
+        merged = type(cache)(ddp_cache_data=layers, config=self.model.config)
         mask = torch.cat([_left_pad_mask(mask, length), _left_pad_mask(new_mask, length)])
         return [*rows, *new_rows], merged, mask
 

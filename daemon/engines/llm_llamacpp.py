@@ -1,7 +1,7 @@
 """LLM on llama.cpp (the `xllamacpp` package, prebuilt): the bundled Q4_1 GGUF, on CPU.
 
 Per-character LoRA adapters are PEFT folders converted once to GGUF by the project's
-converter (gguf_lora.py) and cached by content. llama.cpp's server takes its adapter
+converter (adapters/gguf.py) and cached by content. llama.cpp's server takes its adapter
 list when it starts and a per-request scale for each, so:
 
 - a request names its adapter by giving it scale 1 and every other one scale 0;
@@ -39,8 +39,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from personae.daemon.adapters.gguf import BaseInfo, converted
 from personae.daemon.characters import GenerationParams
-from personae.daemon.engines import gguf_lora
 from personae.daemon.engines.base import ChatMessage, GenerationRequest, LLMEngine
 from personae.daemon.errors import ConfigError, EngineError, missing_extra
 
@@ -75,7 +75,7 @@ class LlamaCppLLM(LLMEngine):
         self._gguf = Path(gguf_file)
         if not self._gguf.is_file():
             raise ConfigError(f"GGUF model {self._gguf} does not exist")
-        self._base = gguf_lora.BaseInfo.read(self._gguf)
+        self._base = BaseInfo.read(self._gguf)
         self._lora_cache = lora_cache_dir
         self._threads = threads or max(1, (os.cpu_count() or 2) // 2)
         self._batch_threads = batch_threads or self._threads
@@ -124,10 +124,10 @@ class LlamaCppLLM(LLMEngine):
         source = Path(path)
         if not source.is_dir():
             raise ConfigError(f"adapter folder {source} does not exist")
-        converted = gguf_lora.converted(source, self._base, self._lora_cache)
+        gguf_file = converted(source, self._base, self._lora_cache)
         with self._cond:
             self._wait_unused(name)
-            self._adapters[name] = converted
+            self._adapters[name] = gguf_file
             self._sources[name] = source.resolve()
             self._dirty = True
 

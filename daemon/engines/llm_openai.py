@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from personae.daemon.adapters.files import CONFIG_FILE
 from personae.daemon.characters import GenerationParams
 from personae.daemon.engines.base import ChatMessage, GenerationRequest, LLMEngine
 from personae.daemon.errors import ConfigError, EngineError
@@ -233,7 +234,7 @@ class OpenAIServerLLM(LLMEngine):
         if not self._check_adapter_base:
             return
         try:
-            config = json.loads((local / "adapter_config.json").read_text())
+            config = json.loads((local / CONFIG_FILE).read_text())
         except (OSError, ValueError):
             return  # unreadable here: the server validates the folder itself
         trained_on = config.get("base_model_name_or_path") if isinstance(config, dict) else None

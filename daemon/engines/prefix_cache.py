@@ -19,6 +19,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -134,3 +135,17 @@ def _common_prefix(a: torch.Tensor, b: torch.Tensor) -> int:
     n = min(len(a), len(b))
     differ = (a[:n] != b[:n]).nonzero()
     return int(differ[0]) if len(differ) else n
+
+
+def kv_of(past: Any) -> KV:
+    """The keys and values of a transformers cache, as the prefix cache keeps them."""
+    return tuple((layer.keys, layer.values) for layer in past.layers)
+
+
+def as_cache(kv: KV | None, config: Any) -> Any:
+    """A transformers cache that continues from `kv` (None: a fresh start)."""
+    if kv is None:
+        return None
+    from transformers import DynamicCache
+
+    return DynamicCache(ddp_cache_data=kv, config=config)

@@ -36,14 +36,10 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from personae.daemon.adapters.files import AdapterFileError, weights_sha256
+from personae.daemon.adapters.resolve import AdapterPathError, find_adapter, inside
 from personae.daemon.characters import Character, VoiceConfig
 from personae.daemon.errors import UnknownCharacterError
-from personae.daemon.runtime.adapter_files import (
-    WEIGHT_FILES,
-    adapter_sha256,
-    adapter_weights_file,
-    check_adapter_file,
-)
 from personae.daemon.runtime.errors import (
     AdapterIntegrityError,
     GateFailedError,
@@ -67,7 +63,6 @@ _ENV = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 STATUSES = ("registered", "validated", "rejected")
 
 __all__ = [
-    "WEIGHT_FILES",
     "Deployment",
     "DeploymentWatcher",
     "Gate",
@@ -77,10 +72,15 @@ __all__ = [
     "SmokeFn",
     "Threshold",
     "VersionInfo",
-    "adapter_sha256",
-    "adapter_weights_file",
-    "check_adapter_file",
 ]
+
+
+def _adapter_sha256(path: Path) -> str:
+    """The adapter's weights hash; a missing or malformed file is an integrity error."""
+    try:
+        return weights_sha256(path)
+    except AdapterFileError as exc:
+        raise AdapterIntegrityError(str(exc)) from exc
 
 
 # --- values --------------------------------------------------------------------------
@@ -174,7 +174,7 @@ class Registry:
             _check_name("adapter version", ref.version, _VERSION)
             path = adapter_path or self._adapter_path(ref.name, ref.version)
             if path is not None:
-                sha = adapter_sha256(path)
+                sha = _adapter_sha256(path)
         elif adapter_path is not None:
             raise RegistryError("adapter_path given but the character has no adapter reference")
         row = CharacterVersionRow(
@@ -249,7 +249,7 @@ class Registry:
         path = self._adapter_path(info.adapter_name, info.adapter_version or "latest")
         if path is None:
             return
-        found = adapter_sha256(path)
+        found = _adapter_sha256(path)
         if found != info.adapter_sha256:
             raise AdapterIntegrityError(
                 f"adapter {info.adapter_name}/{info.adapter_version} of {info.character_id} "
@@ -487,16 +487,13 @@ class Registry:
         the last root (the store) would hold it, so a missing adapter is reported there."""
         if not self._adapter_roots:
             return None
-        path = None
-        for root in (r.resolve() for r in self._adapter_roots):
-            path = (root / name / version).resolve()
-            if root not in path.parents:
-                raise AdapterIntegrityError(
-                    f"adapter {name}/{version} resolves outside the adapter store"
-                )
-            if (path / "adapter_config.json").is_file():
-                return path
-        return path
+        try:
+            found = find_adapter(self._adapter_roots, name, version)
+            return found or inside(self._adapter_roots[-1], Path(name, version))
+        except AdapterPathError:
+            raise AdapterIntegrityError(
+                f"adapter {name}/{version} resolves outside the adapter store"
+            ) from None
 
     def _row(self, s: Session, character_id: str, version: str) -> CharacterVersionRow:
         row = s.scalars(

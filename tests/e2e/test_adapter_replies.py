@@ -14,9 +14,9 @@ from personae.daemon.engines.base import ChatMessage
 from personae.daemon.service import Engines, Service
 from personae.daemon.settings import Settings
 from personae.daemon.testing import FakeEmbedder, FakeSTT, FakeTTS, FakeVAD
+from personae.daemon.testing.harness import running
+from personae.daemon.testing.tiny_adapter import train_tiny_adapter
 from personae.sdk import protocol as p
-from tests.adapters import train_tiny_adapter
-from tests.session.harness import running
 
 pytestmark = pytest.mark.models
 

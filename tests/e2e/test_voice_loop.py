@@ -245,7 +245,7 @@ async def test_the_test_daemon_keeps_its_state_in_its_own_folder(daemon) -> None
     async with await connect(daemon.ws) as session:
         reply = await session.say("Bram, remember me: I am the one with the bent sword!")
     assert reply.status == "completed"
-    db = daemon.log.parent / f"state-{daemon.port}" / "personae.db"
+    db = daemon.state_dir / "personae.db"
     # the conversation went into the daemon's own database, not the user's
     with sqlite3.connect(db) as conn:
         said = [row[0] for row in conn.execute("SELECT text FROM turns WHERE role = 'player'")]

@@ -17,10 +17,11 @@ import pytest
 
 from personae.daemon.characters import GenerationParams
 from personae.daemon.engines.base import ChatMessage, GenerationRequest
-from personae.daemon.engines.llm_transformers import StopScanner, TransformersLLM
+from personae.daemon.engines.llm_transformers import TransformersLLM
+from personae.daemon.engines.sampling import StopScanner
 from personae.daemon.errors import ConfigError, EngineError
 from personae.daemon.models import smollm2
-from tests.adapters import train_tiny_adapter
+from personae.daemon.testing.tiny_adapter import train_tiny_adapter
 
 QUESTION = [ChatMessage("user", "Who are you?")]
 GREEDY = GenerationParams(temperature=0.0, max_tokens=10, repetition_penalty=1.1)
@@ -270,23 +271,23 @@ def test_cancel_stops_within_a_token(loaded):
 
     # from another thread, while the consumer is blocked in the loop
     cancel = threading.Event()
-    deltas: list[tuple[float, str]] = []
+    deltas: list[tuple[bool, str]] = []  # (after the cancel, delta)
     first = threading.Event()
+    cancelled = threading.Event()
 
     def consume():
         for delta in loaded.generate(GenerationRequest(QUESTION, params, seed=4), cancel):
-            deltas.append((time.monotonic(), delta))
+            deltas.append((cancelled.is_set(), delta))
             first.set()
 
     worker = threading.Thread(target=consume)
     worker.start()
     assert first.wait(60)
-    cancelled_at = time.monotonic()
+    cancelled.set()
     cancel.set()
     worker.join(timeout=30)
     assert not worker.is_alive()
-    assert sum(1 for t, _ in deltas if t > cancelled_at) <= 1
-    assert time.monotonic() - cancelled_at < 5  # one forward step, with room for a busy CPU
+    assert sum(after for after, _ in deltas) <= 1  # one forward step at most
 
 
 @pytest.mark.models
@@ -339,7 +340,7 @@ def _uncached(engine, adapter, messages) -> str:
 def test_primed_prefix_is_reused_and_replies_stay_exact(loaded, base_dir, adapter_dirs):
     loaded.prefix_cache.clear()
     loaded.prime(GenerationRequest(messages=[LONG_SYSTEM], params=GREEDY, adapter="smith"))
-    system_tokens = len(loaded._encode([LONG_SYSTEM]))
+    system_tokens = len(loaded.model.encode([LONG_SYSTEM]))
     before = loaded.prefix_cache.stats()
     counted = loaded.prompt_tokens()
     first = reply(loaded, "smith", messages=_long("Who are you?"))
@@ -378,12 +379,12 @@ def test_priming_does_not_start_while_a_reply_is_in_flight(loaded):
     next(talking)
     loaded.prime(GenerationRequest(ahead, GREEDY, adapter="smith"))
     assert loaded.primes()["yielded"] == before["yielded"] + 1
-    assert loaded.prefix_cache.lookup("smith", loaded._encode(ahead)) == (0, None)
+    assert loaded.prefix_cache.lookup("smith", loaded.model.encode(ahead)) == (0, None)
     talking.close()
     loaded.prime(GenerationRequest(ahead, GREEDY, adapter="smith"))  # idle now: all of it
     assert loaded.primes()["whole"] == before["whole"] + 1
-    n = len(loaded._encode(ahead))
-    assert loaded.prefix_cache.lookup("smith", loaded._encode(ahead))[0] == n - 1
+    n = len(loaded.model.encode(ahead))
+    assert loaded.prefix_cache.lookup("smith", loaded.model.encode(ahead))[0] == n - 1
 
 
 @pytest.mark.models
@@ -391,7 +392,7 @@ def test_a_reply_interrupts_priming_and_reuses_what_it_computed(loaded, monkeypa
     loaded.prefix_cache.clear()
     ahead = _conversation(8)
     chunk = loaded.prime_chunk_tokens
-    assert chunk and len(loaded._encode(ahead)) > 6 * chunk
+    assert chunk and len(loaded.model.encode(ahead)) > 6 * chunk
     messages = [*ahead, ChatMessage("user", "And the blade on the wall?")]
     expected = _uncached(loaded, "smith", messages)
     forward, pieces = loaded._forward, []
@@ -403,7 +404,7 @@ def test_a_reply_interrupts_priming_and_reuses_what_it_computed(loaded, monkeypa
             pieces.append(step_ids.shape[1])
             if len(pieces) == 2:  # the player's turn arrives while the 2nd piece runs
                 deadline = time.monotonic() + 30
-                while not loaded._arriving and time.monotonic() < deadline:
+                while not loaded.model.arriving and time.monotonic() < deadline:
                     time.sleep(0.001)
         return out
 
@@ -435,14 +436,14 @@ def test_a_swapped_adapter_never_reuses_a_prefix_computed_with_its_old_weights(
     loaded.load_adapter("smith-live", adapter_dirs["smith"])
     try:
         old = reply(loaded, "smith-live", messages=messages)  # cached with v1 weights
-        assert loaded.prefix_cache.lookup("smith-live", loaded._encode(messages))[0] > 0
+        assert loaded.prefix_cache.lookup("smith-live", loaded.model.encode(messages))[0] > 0
         loaded.swap_adapter("smith-live", adapter_dirs["smith_v2"])
-        assert loaded.prefix_cache.lookup("smith-live", loaded._encode(messages)) == (0, None)
+        assert loaded.prefix_cache.lookup("smith-live", loaded.model.encode(messages)) == (0, None)
         new = reply(loaded, "smith-live", messages=messages)
         assert new == _uncached(loaded, "smith-live", messages) != old
     finally:
         loaded.unload_adapter("smith-live")
-    assert loaded.prefix_cache.lookup("smith-live", loaded._encode(messages)) == (0, None)
+    assert loaded.prefix_cache.lookup("smith-live", loaded.model.encode(messages)) == (0, None)
 
 
 @pytest.mark.models
@@ -464,14 +465,17 @@ def test_warmup_and_from_settings(settings):
 
 
 @pytest.mark.models
-def test_prepared_base_is_reused(settings, base_dir):
+def test_prepared_base_is_reused(settings, base_dir, monkeypatch):
     weights = base_dir / "model.safetensors"
     marker = base_dir / smollm2.MARKER
     before = (weights.stat().st_mtime_ns, marker.stat().st_mtime_ns)
-    smollm2._fingerprints.clear()  # measure a fresh process: hash included
-    started = time.perf_counter()
+    smollm2._fingerprints.clear()  # as in a fresh process: hash included
+
+    def prepare(*args):
+        raise AssertionError("the prepared base was prepared again")
+
+    monkeypatch.setattr(smollm2, "_prepare", prepare)
     assert smollm2.base_model_dir(settings) == base_dir
-    assert time.perf_counter() - started < 3
     assert (weights.stat().st_mtime_ns, marker.stat().st_mtime_ns) == before
     tokenizer_config = json.loads((base_dir / "tokenizer_config.json").read_text())
     assert tokenizer_config["eos_token"] == smollm2.END_OF_TURN

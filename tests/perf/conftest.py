@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.adapters import train_tiny_adapter
+from personae.daemon.testing.tiny_adapter import train_tiny_adapter
 
 SMITH = "Aye, the forge burns hot and my hammer is ready."
 LIBRARIAN = "Hush now, the old books are sleeping."

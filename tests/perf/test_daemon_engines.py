@@ -11,8 +11,8 @@ from personae.daemon.engines import registry
 from personae.daemon.service import Engines, Service
 from personae.daemon.settings import Settings
 from personae.daemon.testing import FakeEmbedder, FakeSTT, FakeTTS, FakeVAD
+from personae.daemon.testing.harness import running
 from personae.sdk import protocol as p
-from tests.session.harness import running
 
 pytestmark = pytest.mark.models
 

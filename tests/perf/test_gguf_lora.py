@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from personae.daemon.engines import gguf_lora
+from personae.daemon.adapters.gguf import BaseInfo, converted
 from personae.daemon.errors import ConfigError
 
-BASE = gguf_lora.BaseInfo(arch="llama", n_layers=2, n_head=4, n_head_kv=2, fingerprint="t")
+BASE = BaseInfo(arch="llama", n_layers=2, n_head=4, n_head_kv=2, fingerprint="t")
 HIDDEN, KV, RANK = 16, 8, 2
 
 
@@ -56,7 +56,7 @@ def unpermute(rows: np.ndarray, n_head: int) -> np.ndarray:
 
 def test_names_metadata_scaling_and_rope_order(tmp_path):
     src, tensors = adapter(tmp_path / "a")
-    out = gguf_lora.converted(src, BASE, tmp_path / "cache")
+    out = converted(src, BASE, tmp_path / "cache")
     got, fields = read(out)
     assert fields == {
         "general.type": "adapter",
@@ -85,18 +85,18 @@ def test_names_metadata_scaling_and_rope_order(tmp_path):
 
 def test_rslora_and_alpha_pattern_fold_into_b(tmp_path):
     src, tensors = adapter(tmp_path / "a", use_rslora=True, alpha_pattern={"v_proj": 8})
-    got, _ = read(gguf_lora.converted(src, BASE, tmp_path / "cache"))
+    got, _ = read(converted(src, BASE, tmp_path / "cache"))
     b = tensors["base_model.model.model.layers.0.self_attn.v_proj.lora_B.weight"]
     np.testing.assert_allclose(got["blk.0.attn_v.weight.lora_b"], b * 8 / np.sqrt(RANK), rtol=1e-6)
 
 
 def test_cached_by_content(tmp_path):
     src, _ = adapter(tmp_path / "a")
-    first = gguf_lora.converted(src, BASE, tmp_path / "cache")
-    assert gguf_lora.converted(src, BASE, tmp_path / "cache") == first
+    first = converted(src, BASE, tmp_path / "cache")
+    assert converted(src, BASE, tmp_path / "cache") == first
     config = json.loads((src / "adapter_config.json").read_text())
     (src / "adapter_config.json").write_text(json.dumps({**config, "lora_alpha": 8}))
-    assert gguf_lora.converted(src, BASE, tmp_path / "cache") != first
+    assert converted(src, BASE, tmp_path / "cache") != first
     assert not list((tmp_path / "cache").glob(".lora-*"))  # no temporary files left
 
 
@@ -107,4 +107,4 @@ def test_cached_by_content(tmp_path):
 def test_refuses_what_llama_cpp_cannot_run(tmp_path, config, message):
     src, _ = adapter(tmp_path / "a", **config)
     with pytest.raises(ConfigError, match=message):
-        gguf_lora.converted(src, BASE, tmp_path / "cache")
+        converted(src, BASE, tmp_path / "cache")

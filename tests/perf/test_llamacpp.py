@@ -7,8 +7,9 @@ import time
 
 import pytest
 
+from personae.daemon.adapters.gguf import converted
 from personae.daemon.characters import GenerationParams
-from personae.daemon.engines import gguf_lora, registry
+from personae.daemon.engines import registry
 from personae.daemon.engines.base import ChatMessage, GenerationRequest
 from personae.daemon.errors import EngineError
 from tests.perf.conftest import SMITH
@@ -53,11 +54,11 @@ def test_converted_adapter_changes_replies_like_peft(llama):
 
 def test_conversion_is_cached_by_content(llama, adapter_dirs, tmp_path):
     base = llama._base
-    first = gguf_lora.converted(adapter_dirs["smith"], base, tmp_path)
+    first = converted(adapter_dirs["smith"], base, tmp_path)
     mtime = first.stat().st_mtime_ns
-    assert gguf_lora.converted(adapter_dirs["smith"], base, tmp_path) == first
+    assert converted(adapter_dirs["smith"], base, tmp_path) == first
     assert first.stat().st_mtime_ns == mtime
-    assert gguf_lora.converted(adapter_dirs["librarian"], base, tmp_path) != first
+    assert converted(adapter_dirs["librarian"], base, tmp_path) != first
 
 
 def test_streams_token_by_token(llama):

@@ -12,7 +12,7 @@ import pytest
 
 from personae.daemon.characters import GenerationParams
 from personae.daemon.engines.base import ChatMessage, GenerationRequest
-from personae.daemon.engines.llm_transformers import placement
+from personae.daemon.engines.transformers_model import placement
 from personae.daemon.errors import ConfigError
 from personae.daemon.settings import Settings
 
@@ -68,7 +68,7 @@ def test_bfloat16_weights_serve_the_same_characters(base_dir, adapter_dirs) -> N
     want = [reply(reference, a, q) for a, q in ASKED]
     single, batched = engines(base_dir, adapter_dirs, device="cpu", dtype="bfloat16")
     try:
-        assert next(single._base.parameters()).dtype == torch.bfloat16
+        assert next(single.model.base.parameters()).dtype == torch.bfloat16
         alone, together = serve_both(single, batched)
         # the tiny adapters are strong enough that half precision keeps every reply
         assert alone == want and together == want
@@ -88,7 +88,7 @@ def test_cuda_engines_serve_mixed_adapters_like_the_cpu(base_dir, adapter_dirs) 
     want = [reply(reference, a, q) for a, q in ASKED]
     single, batched = engines(base_dir, adapter_dirs, device="cuda", dtype="float32")
     try:
-        assert next(single._base.parameters()).device.type == "cuda"
+        assert next(single.model.base.parameters()).device.type == "cuda"
         alone, together = serve_both(single, batched)
         assert alone == want and together == want
         # the prefix cache holds CUDA tensors: a second reply reuses the prompt

@@ -18,7 +18,7 @@ from personae.daemon.app import create_app
 from personae.daemon.openai_api import served_model_name
 from personae.daemon.session.prompt import system_text
 from personae.daemon.testing import FakeLLM
-from tests.session.harness import fake_service
+from personae.daemon.testing.harness import fake_service
 
 
 @pytest.fixture

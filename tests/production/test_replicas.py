@@ -8,7 +8,7 @@ replica A's WebSocket becomes the character's memory; replica B, asked through t
 OpenAI API for the same player, puts that memory in the character's prompt. A version
 deployed through A's admin API serves on B once B polls the registry.
 
-Both run `tests.production.serve` with fake speech engines and the `echo` LLM, which
+Both run on the testing kit's fake speech engines and the `echo` LLM, which
 answers with the system prompt it was given: the reply shows what the prompt holds.
 """
 
@@ -21,9 +21,9 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
+from personae.daemon.testing.launcher import Daemon, FakeEngines
 from personae.sdk import protocol as p
 from personae.sdk.framing import Framing, decode_server, encode
-from tests.production.daemons import Daemon
 
 
 @pytest.fixture(scope="module")
@@ -41,15 +41,14 @@ def postgres_db(postgres_admin_url):
 @pytest.fixture(scope="module")
 def replicas(tmp_path_factory, postgres_db):
     tmp_path = tmp_path_factory.mktemp("replicas")
-    env = {
-        "PERSONAE_DATABASE_URL": postgres_db,
-        "PERSONAE_LLM_ENGINE": "echo",
-        "PERSONAE_TEST_FAKE_TTS": "1",
-        "PERSONAE_KEYS_FILE": str(tmp_path / "keys.json"),
-        "PERSONAE_ADAPTERS_DIR": str(tmp_path / "adapters"),
-        "PERSONAE_REGISTRY_POLL_S": "0.5",
+    settings = {
+        "database_url": postgres_db,
+        "llm_engine": "echo",
+        "keys_file": tmp_path / "keys.json",
+        "adapters_dir": tmp_path / "adapters",
+        "registry_poll_s": 0.5,
     }
-    a, b = Daemon(tmp_path, env), Daemon(tmp_path, env)
+    a, b = (Daemon(state_dir=tmp_path, fakes=FakeEngines(), settings=settings) for _ in "ab")
     try:
         a.launch(), b.launch()  # together: both migrate the fresh database at start-up
         yield a.wait_ready(), b.wait_ready()

@@ -1,6 +1,6 @@
 """A daemon killed and started again on its SQLite file finds state, memory and deployments.
 
-The same `tests.production.serve` launcher as the replica tests (fake speech engines,
+The same launcher as the replica tests (the testing kit's fake speech engines,
 the `echo` LLM that answers with the system prompt it was given), one process at a
 time on one database file: SIGKILL, then a new process.
 """
@@ -10,20 +10,19 @@ from __future__ import annotations
 import httpx
 
 from personae.daemon.characters import default_cast_dir, load_cast
+from personae.daemon.testing.launcher import Daemon, FakeEngines
 from personae.sdk import protocol as p
-from tests.production.daemons import Daemon
 from tests.production.test_replicas import prompt_seen_by, send_event
 
 
 def test_state_memory_and_deployments_survive_a_killed_daemon(tmp_path) -> None:
-    env = {
-        "PERSONAE_DATABASE_URL": f"sqlite:///{tmp_path / 'personae.db'}",
-        "PERSONAE_LLM_ENGINE": "echo",
-        "PERSONAE_TEST_FAKE_TTS": "1",
-        "PERSONAE_KEYS_FILE": str(tmp_path / "keys.json"),
-        "PERSONAE_ADAPTERS_DIR": str(tmp_path / "adapters"),
+    settings = {
+        "database_url": f"sqlite:///{tmp_path / 'personae.db'}",
+        "llm_engine": "echo",
+        "keys_file": tmp_path / "keys.json",
+        "adapters_dir": tmp_path / "adapters",
     }
-    daemon = Daemon(tmp_path, env)
+    daemon = Daemon(state_dir=tmp_path, fakes=FakeEngines(), settings=settings)
     try:
         daemon.start()
         event = p.GameEvent(

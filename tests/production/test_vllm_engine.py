@@ -21,7 +21,6 @@ import asyncio
 import json
 import shutil
 import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -34,9 +33,9 @@ from personae.daemon.errors import ConfigError
 from personae.daemon.service import Engines, Service
 from personae.daemon.settings import Settings
 from personae.daemon.testing import FakeEmbedder, FakeSTT, FakeTTS, FakeVAD
+from personae.daemon.testing.harness import running
+from personae.daemon.testing.launcher import Daemon, FakeEngines
 from personae.sdk import protocol as p
-from tests.production.daemons import Daemon
-from tests.session.harness import running
 
 pytestmark = pytest.mark.models
 
@@ -52,8 +51,9 @@ voice = { engine = "fake" }
 def lora_adapter(base_dir: Path, out_dir: Path, *, seed: int) -> Path:
     """A real PEFT LoRA folder (r=8, q_proj/v_proj) with seeded random weights.
 
-    Training (tests/adapters.py) takes about a minute on two busy cores; replies only
-    need to differ per adapter and be reproducible, which random weights give.
+    Training (personae.daemon.testing.tiny_adapter) takes about a minute on two busy
+    cores; replies only need to differ per adapter and be reproducible, which random
+    weights give.
     """
     import torch
     from peft import LoraConfig, get_peft_model
@@ -103,16 +103,18 @@ def remote(tmp_path_factory, stores):
     (root / "cast").mkdir()
     (root / "cast" / "oracle.toml").write_text(REMOTE_CAST)
     daemon = Daemon(
-        root,
-        {
-            "PERSONAE_ADAPTERS_DIR": str(stores[1]),
-            "PERSONAE_CHARACTERS_DIRS": json.dumps([str(root / "cast")]),
-            "PERSONAE_DATABASE_URL": f"sqlite:///{root / 'remote.db'}",
-            "PERSONAE_KEYS_FILE": str(root / "keys.json"),
-            "PERSONAE_THREADS": "1",  # two shared cores: more threads only spin
-            "OMP_NUM_THREADS": "1",
-            "OMP_WAIT_POLICY": "PASSIVE",
+        state_dir=root,
+        # fake speech and router; the real LLM and voices
+        fakes=FakeEngines(voices=False),
+        settings={
+            "llm_engine": "transformers",
+            "adapters_dir": stores[1],
+            "characters_dirs": [root / "cast"],
+            "database_url": f"sqlite:///{root / 'remote.db'}",
+            "keys_file": root / "keys.json",
+            "threads": 1,  # two shared cores: more threads only spin
         },
+        env={"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"},
     )
     daemon.start()
     yield daemon
@@ -252,10 +254,8 @@ async def test_a_session_streams_a_reply_and_cancel_closes_the_stream(service) -
     stream = service.engines.llm.generate(GenerationRequest(QUESTION, long, None), cancel)
     next(stream)
     cancel.set()
-    started = time.monotonic()
     rest = list(stream)
-    assert time.monotonic() - started < 1.0
-    assert len(rest) <= 1
+    assert len(rest) <= 1  # one more token at most, not the 400 asked for
 
 
 def test_refusals_stop_start_up_with_the_reason(tmp_path, stores, remote) -> None:
@@ -313,13 +313,11 @@ async def test_the_server_dies_mid_reply_and_comes_back(service, remote, local_l
         assert "lost mid-reply" in error.message
 
         # the session goes on: while the server is down a reply fails, quickly
-        started = time.monotonic()
         mark = ask()
-        done = await h.wait_type("response.done", timeout=60, after=mark)
+        done = await h.wait_type("response.done", timeout=15, after=mark)
         assert done.response.status == "failed"
         error = error_after(mark)
         assert "unavailable" in error.message and error.retryable
-        assert time.monotonic() - started < 15
 
         await asyncio.to_thread(remote.start)
         assert names["bram"] not in remote_models(remote)  # a new server knows nothing

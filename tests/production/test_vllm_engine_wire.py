@@ -21,9 +21,9 @@ from personae.daemon.characters import GenerationParams
 from personae.daemon.engines.base import ChatMessage, GenerationRequest
 from personae.daemon.engines.llm_openai import OpenAIServerLLM, model_key
 from personae.daemon.errors import ConfigError, EngineError
-from personae.daemon.process import free_port
 from personae.daemon.testing import FakeLLM
-from tests.session.harness import fake_service, served
+from personae.daemon.testing.harness import fake_service, served
+from personae.daemon.testing.launcher import free_port
 
 MESSAGES = [ChatMessage("system", "Be brief."), ChatMessage("user", "Hello?")]
 
@@ -156,10 +156,8 @@ def test_cancel_closes_a_silent_stream_at_once(engine, remote_llm) -> None:
     threading.Thread(target=consume, daemon=True).start()
     time.sleep(0.5)
     assert not done.is_set()
-    started = time.monotonic()
     cancel.set()
-    assert done.wait(2), "generate() still blocked after cancel"
-    assert time.monotonic() - started < 1.0
+    assert done.wait(2), "generate() still blocked after cancel"  # not the 20 s stall
     # and the server noticed the closed stream and stopped generating
     assert stopped.wait(5)
 
@@ -168,13 +166,12 @@ def test_a_silent_server_times_out_with_a_retryable_error(server, remote_llm) ->
     remote_llm.stall_s = 10
     engine = OpenAIServerLLM(url=server, read_timeout_s=0.5, retries=1)
     try:
-        started = time.monotonic()
+        # each attempt gave up at the read timeout, not at the 10 s the server was silent
         with pytest.raises(EngineError, match="unavailable after 2 attempts: ReadTimeout") as exc:
             list(
                 engine.generate(GenerationRequest(MESSAGES, GenerationParams()), threading.Event())
             )
         assert exc.value.retryable
-        assert time.monotonic() - started < 5
         assert len(remote_llm.requests) == 2  # tried again once
     finally:
         engine.close()

@@ -23,7 +23,8 @@ from personae.daemon.auth import (
 )
 from personae.daemon.errors import ConfigError
 from personae.daemon.settings import Settings
-from tests.reliability.helpers import receive, say, send, serve, service, until
+from personae.daemon.testing.harness import fake_service, served
+from personae.daemon.testing.wire import receive, say, send, until
 
 # ---------------------------------------------------------------------- key store
 
@@ -135,7 +136,7 @@ def test_require_keys_refuses_to_start_without_keys(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("auth")
-    svc = service(tmp)
+    svc = fake_service(state_dir=tmp)
     store = KeyStore(svc.settings.resolved_keys_file)
     keys = {
         "mara": store.create("mara only", characters=["mara"])[0],
@@ -151,7 +152,7 @@ def daemon(tmp_path_factory):
     async def admin_only() -> dict[str, bool]:
         return {"ok": True}
 
-    with serve(app) as address:
+    with served(app) as address:
         yield address, keys, store
     svc.close()
 
@@ -289,7 +290,7 @@ def test_health_stays_open(daemon) -> None:
 
 
 def test_local_mode_admin_is_loopback_only(tmp_path: Path) -> None:
-    svc = service(tmp_path)
+    svc = fake_service(state_dir=tmp_path)
     app = create_app(svc.settings, service=svc)
     from starlette.requests import Request
 

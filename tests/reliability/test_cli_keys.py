@@ -7,7 +7,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from personae.daemon.auth import KeyStore
-from personae.sdk.cli_keys import keys
+from personae.daemon.cli_keys import keys
 
 
 def test_create_list_revoke(tmp_path: Path) -> None:

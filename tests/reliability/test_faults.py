@@ -18,17 +18,10 @@ from websockets.sync.client import connect
 from personae.daemon.app import create_app
 from personae.daemon.engines.base import GenerationRequest
 from personae.daemon.testing import FakeLLM, FakeTTS
+from personae.daemon.testing.harness import assert_no_leaked_tasks, fake_service, running, served
+from personae.daemon.testing.wire import receive, say, send
 from personae.sdk import protocol as p
 from personae.sdk.framing import Framing
-from tests.reliability.helpers import (
-    assert_no_leaked_tasks,
-    receive,
-    running_guarded,
-    say,
-    send,
-    serve,
-    service,
-)
 
 
 @dataclass
@@ -71,12 +64,10 @@ async def turn(h, text: str, n: int) -> p.ResponseDone:
 
 async def test_failing_and_stalled_engines_end_only_their_reply(tmp_path: Path) -> None:
     llm = ScriptedLLM(token_delay_s=0.01)
-    svc = service(tmp_path, llm=llm, engine_stall_s=0.4)
+    svc = fake_service(state_dir=tmp_path, llm=llm, engine_stall_s=0.4)
     lines = ["FAIL please", "STALL please", "hello", "hello", "hello"]
     async with contextlib_stack(svc, len(lines)) as hs:
-        start = time.monotonic()
         dones = await asyncio.gather(*(turn(h, line, 1) for h, line in zip(hs, lines, strict=True)))
-        took = time.monotonic() - start
         statuses = [d.response.status for d in dones]
         assert statuses == ["failed", "failed", "completed", "completed", "completed"]
         assert dones[0].response.status_reason == "error"
@@ -88,7 +79,6 @@ async def test_failing_and_stalled_engines_end_only_their_reply(tmp_path: Path) 
         assert e_stall.retryable
         for h in hs[2:]:
             assert h.of_type("error") == []
-        assert took < 3.0
         # the sessions that saw the faults go on talking
         again = await asyncio.gather(turn(hs[0], "hello", 2), turn(hs[1], "hello", 2))
         assert [d.response.status for d in again] == ["completed", "completed"]
@@ -98,15 +88,14 @@ async def test_failing_and_stalled_engines_end_only_their_reply(tmp_path: Path) 
 
 async def test_healthy_sessions_do_not_wait_for_a_stalled_one(tmp_path: Path) -> None:
     llm = ScriptedLLM(token_delay_s=0.0)
-    svc = service(tmp_path, llm=llm, engine_stall_s=2.0)
+    svc = fake_service(state_dir=tmp_path, llm=llm, engine_stall_s=2.0)
     async with contextlib_stack(svc, 4) as hs:
         stalled = asyncio.create_task(turn(hs[0], "STALL now", 1))
         await hs[0].wait_type("response.output_text.delta")
-        start = time.monotonic()
         dones = await asyncio.gather(*(turn(h, "hello", 1) for h in hs[1:]))
-        took = time.monotonic() - start
         assert all(d.response.status == "completed" for d in dones)
-        assert took < 1.0, f"healthy replies took {took:.2f} s next to a stalled one"
+        # they ended while the stalled reply was still waiting for its stall timeout
+        assert not stalled.done(), "healthy replies waited for the stalled one"
         assert (await stalled).response.status == "failed"
     svc.close()
 
@@ -119,8 +108,8 @@ class BrokenTTS(FakeTTS):
 
 
 async def test_a_tts_failure_ends_the_reply_with_an_error(tmp_path: Path) -> None:
-    svc = service(tmp_path, llm=ScriptedLLM(), tts=BrokenTTS())
-    async with running_guarded(svc) as h:
+    svc = fake_service(state_dir=tmp_path, llm=ScriptedLLM(), tts=BrokenTTS())
+    async with running(svc) as h:
         done = await turn(h, "hello", 1)
         assert done.response.status == "failed"
         assert h.of_type("error")[0].error.code == "engine_error"
@@ -132,9 +121,9 @@ async def test_a_tts_failure_ends_the_reply_with_an_error(tmp_path: Path) -> Non
 
 
 async def test_a_client_that_stops_reading_is_closed_and_others_go_on(tmp_path: Path) -> None:
-    svc = service(tmp_path, llm=ScriptedLLM(), send_timeout_s=0.3)
-    async with running_guarded(svc) as healthy:
-        async with running_guarded(svc, check_leaks=False) as stuck:
+    svc = fake_service(state_dir=tmp_path, llm=ScriptedLLM(), send_timeout_s=0.3)
+    async with running(svc) as healthy:
+        async with running(svc, check_leaks=False) as stuck:
             gate = asyncio.Event()  # never set: this client stopped reading
             original = stuck._send
 
@@ -146,13 +135,9 @@ async def test_a_client_that_stops_reading_is_closed_and_others_go_on(tmp_path: 
             stuck.session._send = blocked
             stuck.send(user("hello"))
             stuck.send(p.ResponseCreate())
-            start = time.monotonic()
             done = await turn(healthy, "hello", 1)
             assert done.response.status == "completed"
-            assert time.monotonic() - start < 1.0
-            while not stuck.session_task_done():
-                await asyncio.sleep(0.02)
-                assert time.monotonic() - start < 3.0, "the stuck client was never closed"
+            await stuck.wait_done()  # closed for its stalled sends
         assert stuck.closed is not None and stuck.closed.code == 1008
         assert "no frame for 0.3 s" in stuck.closed.reason
         done = await turn(healthy, "hello again", 2)
@@ -162,11 +147,14 @@ async def test_a_client_that_stops_reading_is_closed_and_others_go_on(tmp_path: 
 
 def test_a_client_that_stops_reading_over_tcp_is_closed(tmp_path: Path) -> None:
     long = " ".join(["Words upon words, sentence after sentence."] * 40)
-    svc = service(
-        tmp_path, llm=FakeLLM(reply=lambda req: long), send_timeout_s=0.5, audio_lead_ms=0
+    svc = fake_service(
+        state_dir=tmp_path,
+        llm=FakeLLM(reply=lambda req: long),
+        send_timeout_s=0.5,
+        audio_lead_ms=0,
     )
     app = create_app(svc.settings, service=svc)
-    with serve(app) as address:
+    with served(app) as address:
         host, port = address.split(":")
         raw = socket.socket()
         raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -194,16 +182,14 @@ def test_a_client_that_stops_reading_over_tcp_is_closed(tmp_path: Path) -> None:
 
 async def test_disconnect_mid_reply_cancels_the_work_at_once(tmp_path: Path) -> None:
     llm = ScriptedLLM(token_delay_s=0.05)
-    svc = service(tmp_path, llm=llm)
-    async with running_guarded(svc, framing=Framing.JSON) as h:
+    svc = fake_service(state_dir=tmp_path, llm=llm)
+    async with running(svc, Framing.JSON) as h:
         h.send(user("hello"))
         h.send(p.ResponseCreate())
         await h.wait_type("response.output_text.delta")
-        h._in.put_nowait(None)  # the client goes away mid-reply
-        start = time.monotonic()
-        await asyncio.wait({h.session_task}, timeout=2)
-        assert time.monotonic() - start < 0.5
-        # running_guarded fails the test on any task left behind
+        h.leave()  # the client goes away mid-reply
+        await h.wait_done()
+        # running fails the test on any task left behind
     await asyncio.sleep(0.2)
     words = llm.words_out
     await asyncio.sleep(0.3)
@@ -214,9 +200,9 @@ async def test_disconnect_mid_reply_cancels_the_work_at_once(tmp_path: Path) -> 
 
 def test_disconnect_over_tcp_frees_the_slot_and_stops_generation(tmp_path: Path) -> None:
     llm = ScriptedLLM(token_delay_s=0.05)
-    svc = service(tmp_path, llm=llm)
+    svc = fake_service(state_dir=tmp_path, llm=llm)
     app = create_app(svc.settings, service=svc)
-    with serve(app) as address:
+    with served(app) as address:
         with connect(f"ws://{address}/v1/realtime") as ws:
             receive(ws)
             send(ws, say("hello"))
@@ -238,7 +224,7 @@ class contextlib_stack:
     """`n` guarded sessions on one service, entered and left together."""
 
     def __init__(self, svc, n: int) -> None:
-        self._ctxs = [running_guarded(svc, check_leaks=False) for _ in range(n)]
+        self._ctxs = [running(svc, check_leaks=False) for _ in range(n)]
 
     async def __aenter__(self):
         return [await c.__aenter__() for c in self._ctxs]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -14,8 +13,9 @@ from personae.daemon.auth import LOCAL, KeyStore, Principal
 from personae.daemon.errors import LimitExceededError
 from personae.daemon.limits import Limits, TokenBucket
 from personae.daemon.testing import FakeLLM, tone
+from personae.daemon.testing.harness import fake_service, running, served
+from personae.daemon.testing.wire import receive
 from personae.sdk import protocol as p
-from tests.reliability.helpers import receive, running_guarded, serve, service
 
 
 class Clock:
@@ -98,10 +98,10 @@ async def test_rate_limited_events_get_precise_errors_and_audio_is_not_counted(
     tmp_path: Path,
 ) -> None:
     clock = Clock()
-    svc = service(tmp_path)
+    svc = fake_service(state_dir=tmp_path)
     limits = Limits(max_sessions=4, per_key=4, rate_per_s=1, burst=2, strikes=5, clock=clock)
     with limits.session(Principal("k", "k")) as guard:
-        async with running_guarded(svc, guard) as h:
+        async with running(svc, guard=guard) as h:
             for _ in range(20):  # audio appends are unmetered
                 h.send(p.InputAudioBufferAppend(audio=bytes(320)))
             h.send(p.InputAudioBufferClear(event_id="c1"))
@@ -117,17 +117,14 @@ async def test_rate_limited_events_get_precise_errors_and_audio_is_not_counted(
             # a client that keeps sending into a full limit is closed
             for i in range(6):
                 h.send(p.InputAudioBufferClear(event_id=f"x{i}"))
-            for _ in range(200):
-                if h.session_task_done():
-                    break
-                await asyncio.sleep(0.01)
+            await h.wait_done()
     assert h.closed is not None and h.closed.code == 1008
     svc.close()
 
 
 async def test_text_too_long(tmp_path: Path) -> None:
-    svc = service(tmp_path, max_text_chars=50)
-    async with running_guarded(svc) as h:
+    svc = fake_service(state_dir=tmp_path, max_text_chars=50)
+    async with running(svc) as h:
         h.send(text("x" * 51))
         err = await h.wait_type("error")
         assert err.error.code == "text_too_long" and "51" in err.error.message
@@ -137,8 +134,8 @@ async def test_text_too_long(tmp_path: Path) -> None:
 
 
 async def test_audio_per_turn(tmp_path: Path) -> None:
-    svc = service(tmp_path, max_turn_audio_s=0.5)
-    async with running_guarded(svc) as h:
+    svc = fake_service(state_dir=tmp_path, max_turn_audio_s=0.5)
+    async with running(svc) as h:
         h.send(p.SessionUpdate(session=p.SessionConfig(turn_detection=None)))
         await h.wait_type("session.updated")
         for _ in range(3):
@@ -152,8 +149,8 @@ async def test_audio_per_turn(tmp_path: Path) -> None:
 
 
 async def test_too_many_pending_turns(tmp_path: Path) -> None:
-    svc = service(tmp_path, llm=FakeLLM(stall_s=0.5))
-    async with running_guarded(svc) as h:
+    svc = fake_service(state_dir=tmp_path, llm=FakeLLM(stall_s=0.5))
+    async with running(svc) as h:
         h.send(text("Hello."))
         for i in range(20):
             h.send(p.ResponseCreate(event_id=f"r{i}"))
@@ -164,13 +161,10 @@ async def test_too_many_pending_turns(tmp_path: Path) -> None:
 
 
 async def test_oversized_frame_closes_with_1009(tmp_path: Path) -> None:
-    svc = service(tmp_path, max_frame_bytes=4096)
-    async with running_guarded(svc) as h:
+    svc = fake_service(state_dir=tmp_path, max_frame_bytes=4096)
+    async with running(svc) as h:
         h.send(p.InputAudioBufferAppend(audio=bytes(8000)))
-        for _ in range(200):
-            if h.session_task_done():
-                break
-            await asyncio.sleep(0.01)
+        await h.wait_done()
     assert h.closed is not None and h.closed.code == 1009
     svc.close()
 
@@ -179,12 +173,12 @@ async def test_oversized_frame_closes_with_1009(tmp_path: Path) -> None:
 
 
 def test_session_slots_over_the_wire(tmp_path: Path) -> None:
-    svc = service(tmp_path, max_sessions_per_key=1, max_sessions=2)
+    svc = fake_service(state_dir=tmp_path, max_sessions_per_key=1, max_sessions=2)
     store = KeyStore(svc.settings.resolved_keys_file)
     k1, _ = store.create("one")
     k2, _ = store.create("two")
     url = None
-    with serve(create_app(svc.settings, service=svc)) as address:
+    with served(create_app(svc.settings, service=svc)) as address:
         url = f"ws://{address}/v1/realtime"
         hdr = {"Authorization": f"Bearer {k1}"}
         with connect(url, additional_headers=hdr) as first:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from personae.daemon.adapters.files import weights_sha256
 from personae.daemon.characters import AdapterRef, Character, VoiceConfig
 from personae.daemon.errors import ClientError, UnknownCharacterError
 from personae.daemon.runtime.errors import (
@@ -19,7 +20,7 @@ from personae.daemon.runtime.errors import (
     UnknownVersionError,
     VersionExistsError,
 )
-from personae.daemon.runtime.registry import Gate, Registry, Threshold, adapter_sha256
+from personae.daemon.runtime.registry import Gate, Registry, Threshold
 
 BASE = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
@@ -65,7 +66,7 @@ def registry(engine, adapters: Path) -> Registry:
 
 def test_register_records_the_adapter_hash_voice_and_prompt(registry: Registry, adapters) -> None:
     info = registry.get("mara", "v2")
-    assert info.adapter_sha256 == adapter_sha256(adapters / "mara" / "v2")
+    assert info.adapter_sha256 == weights_sha256(adapters / "mara" / "v2")
     assert len(info.adapter_sha256) == 64 and info.status == "registered"
     assert info.voice == VoiceConfig() and info.character == mara("v2")
     assert info.prompt == mara("v2").system_prompt and info.base_model == BASE

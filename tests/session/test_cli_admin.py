@@ -9,11 +9,13 @@ from typer.testing import CliRunner
 from personae.daemon.app import create_app
 from personae.daemon.characters import default_cast_dir, load_character
 from personae.daemon.testing import FakeLLM
-from personae.sdk.cli import app
-from tests.session.harness import fake_service, served
+from personae.daemon.testing.harness import fake_service, served
+from personae.sdk.cli import load_commands
 from tests.session.test_deployments import adapter_echo, fake_adapter
 
 runner = CliRunner()
+# the whole `personae` command: card import/export come from the daemon package
+app = load_commands()
 
 
 def personae(*args: str) -> str:

@@ -16,8 +16,8 @@ from personae.daemon.session.endpointing import (
     looks_complete,
 )
 from personae.daemon.testing import EnergyVADStream, FakeSTT, silence, tone
+from personae.daemon.testing.harness import Harness, fake_service, running
 from personae.sdk import protocol as p
-from tests.session.harness import Harness, fake_service, running
 
 SR = 16_000
 FRAME_MS = 32  # 512-sample VAD frames

@@ -14,7 +14,7 @@ from websockets.sync.client import connect as ws_connect
 
 from personae.daemon.app import create_app
 from personae.daemon.testing import FakeLLM
-from tests.session.harness import fake_service, served
+from personae.daemon.testing.harness import fake_service, served
 
 
 def fake_adapter(folder: Path, seed: int) -> None:

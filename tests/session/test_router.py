@@ -18,7 +18,7 @@ from personae.daemon.session.router import (
     _name_tokens,
 )
 from personae.daemon.testing import FakeEmbedder
-from tests.perf.routing_cast import synthetic_cast
+from personae.daemon.testing.casts import synthetic_cast
 
 LETTERS = "abdeilmnorstu"
 

@@ -9,9 +9,9 @@ import pytest
 
 from personae.daemon.session.prompt import system_text
 from personae.daemon.testing import FakeLLM, FakeSTT, FakeTTS, silence, tone
+from personae.daemon.testing.harness import fake_service, running
 from personae.sdk import protocol as p
 from personae.sdk.framing import Framing
-from tests.session.harness import fake_service, running
 
 
 def user_text(text: str) -> p.ConversationItemCreate:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from personae.daemon.characters import default_cast_dir, load_cast
 from personae.daemon.session.prompt import Turn, build_messages
 from personae.daemon.testing import FakeLLM
+from personae.daemon.testing.harness import fake_service
 from personae.daemon.warmup import warm_up
-from tests.session.harness import fake_service
 
 
 def test_warm_up_primes_each_characters_static_prompt_with_its_adapter() -> None:

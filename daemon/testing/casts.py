@@ -1,4 +1,4 @@
-"""Synthetic casts for routing at scale (tests and bench/routing.py)."""
+"""Synthetic casts for routing at scale (tests/perf and bench/routing.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Adapters in three tiers: on disk (the store), resident in the LLM, pinned while speaking.
+"""The adapter cache: on disk (the store), resident in the LLM, pinned while speaking.
 
 Characters name adapters by (name, version); the engine knows them as "name@version",
 so two versions of one adapter can be resident at once and a reply that started on the

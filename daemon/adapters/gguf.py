@@ -19,8 +19,6 @@ written to a temporary name and renamed, so concurrent converters never see half
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
 import re
@@ -30,18 +28,19 @@ from pathlib import Path
 
 import numpy as np
 
+from personae.daemon.adapters.files import (
+    AdapterFileError,
+    content_digest,
+    read_config,
+    read_lora,
+)
 from personae.daemon.errors import ConfigError
 
 #: bump when the output changes, so cached conversions are redone
 VERSION = 1
-CONFIG_FILE = "adapter_config.json"
-WEIGHTS_FILE = "adapter_model.safetensors"
 #: architectures whose GGUF q/k rows llama.cpp's converter permutes (Llama-style RoPE);
 #: NeoX-style models (Qwen, Phi, ...) keep HF's row order
 PERMUTED_QK = frozenset({"llama"})
-_KEY = re.compile(
-    r"^base_model\.model\.(?P<module>.+)\.(?P<part>lora_A|lora_B)(?:\.[^.]+)?\.weight$"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,16 +80,7 @@ class BaseInfo:
 
 def adapter_digest(adapter_dir: Path, base: BaseInfo) -> str:
     """Content hash of what a conversion depends on."""
-    digest = hashlib.sha256(f"personae-gguf-lora:{VERSION}:{base.fingerprint}".encode())
-    for name in (CONFIG_FILE, WEIGHTS_FILE):
-        path = adapter_dir / name
-        if not path.is_file():
-            raise ConfigError(f"adapter {adapter_dir}: missing {name}")
-        digest.update(name.encode())
-        with path.open("rb") as f:
-            while chunk := f.read(1 << 20):
-                digest.update(chunk)
-    return digest.hexdigest()
+    return content_digest(adapter_dir, f"personae-gguf-lora:{VERSION}:{base.fingerprint}")
 
 
 def converted(adapter_dir: str | Path, base: BaseInfo, cache_dir: Path) -> Path:
@@ -114,28 +104,13 @@ def converted(adapter_dir: str | Path, base: BaseInfo, cache_dir: Path) -> Path:
 def convert(adapter_dir: Path, base: BaseInfo, out: Path) -> None:
     """Write `adapter_dir`'s LoRA as a GGUF adapter for `base` to `out`."""
     import gguf
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
 
-    try:
-        config = json.loads((adapter_dir / CONFIG_FILE).read_text())
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"adapter {adapter_dir}: unreadable {CONFIG_FILE}: {exc}") from exc
-    if config.get("peft_type") != "LORA":
-        raise ConfigError(f"adapter {adapter_dir}: not a LoRA adapter")
+    config = read_config(adapter_dir)
     if config.get("use_dora"):
-        raise ConfigError(f"adapter {adapter_dir}: DoRA adapters are not supported by llama.cpp")
-    try:
-        tensors = load_file(str(adapter_dir / WEIGHTS_FILE))
-    except (SafetensorError, OSError) as exc:
-        raise ConfigError(f"adapter {adapter_dir}: corrupt {WEIGHTS_FILE}: {exc}") from exc
-
-    pairs: dict[str, dict[str, np.ndarray]] = {}
-    for key, tensor in tensors.items():
-        match = _KEY.match(key)
-        if match is None:
-            raise ConfigError(f"adapter {adapter_dir}: unexpected tensor {key!r}")
-        pairs.setdefault(match["module"], {})[match["part"]] = tensor.astype(np.float32)
+        raise AdapterFileError(
+            f"adapter {adapter_dir}: DoRA adapters are not supported by llama.cpp"
+        )
+    pairs = read_lora(adapter_dir, framework="numpy", named_keys=True)
 
     try:
         arch = next(a for a, n in gguf.MODEL_ARCH_NAMES.items() if n == base.arch)
@@ -146,13 +121,12 @@ def convert(adapter_dir: Path, base: BaseInfo, out: Path) -> None:
     writer.add_type(gguf.GGUFType.ADAPTER)
     writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
     writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, 0.0)  # 0: scale folded into B
-    for module, ab in sorted(pairs.items()):
-        if set(ab) != {"lora_A", "lora_B"}:
-            raise ConfigError(f"adapter {adapter_dir}: {module} lacks lora_A or lora_B")
+    for module, (lora_a, lora_b) in pairs.items():
         gguf_name = names.get_name(module)
         if gguf_name is None:
             raise ConfigError(f"adapter {adapter_dir}: no {base.arch} tensor for {module!r}")
-        a, b = ab["lora_A"], ab["lora_B"] * _scaling(config, module, ab["lora_A"].shape[0])
+        a = lora_a.astype(np.float32)
+        b = lora_b.astype(np.float32) * _scaling(config, module, a.shape[0])
         if base.arch in PERMUTED_QK and module.endswith("q_proj"):
             b = _rope_permute(b, base.n_head)
         elif base.arch in PERMUTED_QK and module.endswith("k_proj"):

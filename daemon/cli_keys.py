@@ -2,7 +2,7 @@
 
 The daemon re-reads the file when it changes, so a created key works and a revoked
 key stops working at the next connection, without a restart. The first key turns
-local development mode off. Needs the daemon extra (it reads the daemon's settings).
+local development mode off. Registered into `personae` by `personae.daemon.cli`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def _store(path: Path | None):
     try:
         from personae.daemon.auth import KeyStore
         from personae.daemon.settings import Settings
-    except ImportError as exc:
+    except ImportError as exc:  # the daemon's settings need the daemon extra
         typer.secho(f"{exc}. Install it with: pip install 'personae[daemon]'", fg="red", err=True)
         raise typer.Exit(2) from None
     return KeyStore(path or Settings().resolved_keys_file)

@@ -1,8 +1,9 @@
-"""Real LoRA adapters for tests, trained in seconds on the real base model.
+"""Real LoRA adapters for tests and benchmarks, trained in seconds on the real base model.
 
 `train_tiny_adapter` teaches the base to answer a few questions with `text`: a few
 steps at a high learning rate are enough to move greedy replies clearly away from the
-base model's, which is what adapter tests need to tell adapters apart.
+base model's, which is what adapter tests need to tell adapters apart. torch,
+transformers and peft (the `daemon` extra) load on the first call.
 """
 
 from __future__ import annotations

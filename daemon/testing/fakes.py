@@ -2,6 +2,9 @@
 
 They honour the same seams as the real engines, take injectable delays and failures,
 and are deterministic. End-to-end tests use the real engines instead.
+
+`register_fakes` puts them in the engine registry by name (`fake` for every kind, and
+an `echo` LLM), so a daemon process can be started on them from settings alone.
 """
 
 from __future__ import annotations
@@ -12,10 +15,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from personae.daemon.characters import VoiceConfig
+from personae.daemon.engines import registry
 from personae.daemon.engines.base import (
     INPUT_SAMPLE_RATE,
     AudioChunk,
@@ -28,6 +33,7 @@ from personae.daemon.engines.base import (
     VADEngine,
     VADStream,
 )
+from personae.daemon.session.prompt import system_text
 
 
 class EnergyVADStream(VADStream):
@@ -171,3 +177,112 @@ def tone(seconds: float, *, rate: int = 16000, freq: float = 300.0, amp: float =
 
 def silence(seconds: float, *, rate: int = 16000) -> bytes:
     return bytes(2 * int(seconds * rate))
+
+
+# ---------------------------------------------------------------------- registered by name
+
+PROBE = re.compile(r"probe ([0-9a-z_-]+)")
+
+
+def echo_probe(request: GenerationRequest) -> str:
+    """The reply names the `probe` token of the player's last line ("probe abc123" ->
+    "Heard abc123. ..."), so a client under load tells its own replies from others'."""
+    user = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
+    found = PROBE.findall(user)
+    token = found[-1] if found else "nothing"
+    return f"Heard {token}. Come back tomorrow, friend."
+
+
+@dataclass(frozen=True, kw_only=True)
+class FakeOptions:
+    """How the fakes that a daemon builds by name behave."""
+
+    #: seconds between the words of the `fake` LLM
+    token_delay_s: float = 0.0
+    #: audio the `fake` TTS makes per character of text
+    tts_ms_per_char: float = 60.0
+
+
+# what `from_settings` builds with: one daemon process, one set of options
+_options = FakeOptions()
+
+
+class RegisteredVAD(FakeVAD):
+    @classmethod
+    def from_settings(cls, settings: Any) -> RegisteredVAD:
+        return cls()
+
+
+class RegisteredSTT(FakeSTT):
+    """Hears "probe spoken" in any audio."""
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> RegisteredSTT:
+        return cls(text_for=lambda audio: "probe spoken")
+
+
+class RegisteredEmbedder(FakeEmbedder):
+    @classmethod
+    def from_settings(cls, settings: Any) -> RegisteredEmbedder:
+        return cls()
+
+
+class RegisteredTTS(FakeTTS):
+    @classmethod
+    def from_settings(cls, settings: Any) -> RegisteredTTS:
+        return cls(ms_per_char=_options.tts_ms_per_char)
+
+
+@dataclass
+class ProbeLLM(FakeLLM):
+    """The `fake` LLM: answers with `echo_probe`."""
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> ProbeLLM:
+        return cls(reply=echo_probe, token_delay_s=_options.token_delay_s)
+
+
+class EchoLLM(LLMEngine):
+    """The `echo` LLM: answers with the system prompt, so a test reads what the
+    character was told (memory included)."""
+
+    name = "echo"
+    # the default cast wears adapters: accept them (the echo reads no weights)
+    supports_adapters = True
+
+    def __init__(self) -> None:
+        self.adapters: dict[str, str] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> EchoLLM:
+        return cls()
+
+    def generate(self, request: GenerationRequest, cancel: threading.Event) -> Iterator[str]:
+        yield system_text(request.messages)
+
+    def load_adapter(self, name: str, path: str) -> None:
+        self.adapters[name] = path
+
+    def unload_adapter(self, name: str) -> None:
+        self.adapters.pop(name)
+
+
+def register_fakes(options: FakeOptions = FakeOptions(), *, voices: bool = False) -> None:
+    """Register the fakes in this process's engine registry: `fake` for every kind and
+    the `echo` LLM. `voices` also speaks the default cast's piper and espeak voices
+    with the fake TTS (a daemon then starts in seconds)."""
+    global _options
+    _options = options
+    here = __name__
+    for kind, cls in (
+        ("vad", "RegisteredVAD"),
+        ("stt", "RegisteredSTT"),
+        ("embedder", "RegisteredEmbedder"),
+        ("tts", "RegisteredTTS"),
+        ("llm", "ProbeLLM"),
+    ):
+        registry.register(kind, "fake", f"{here}:{cls}")  # type: ignore[arg-type]
+    registry.register("llm", "echo", f"{here}:EchoLLM")
+    if voices:
+        for name in ("piper", "espeak"):
+            registry.register("tts", name, f"{here}:RegisteredTTS")

@@ -1,18 +1,24 @@
-"""Hypothesis strategies for client frames: random, structured and mutated.
+"""Fuzzing the session: hypothesis strategies for client frames (random, structured and
+mutated), a session to feed them to, and the checks every run must pass.
 
 Shared by the fuzz tests (bounded example counts) and `bench/fuzz.py` (long runs).
+Needs hypothesis (the `dev` extra).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+from pathlib import Path
 from typing import Any
 
 import msgpack
 from hypothesis import strategies as st
 
-from personae.daemon.testing import silence, tone
+from personae.daemon.service import Service
+from personae.daemon.testing.fakes import FakeLLM, FakeSTT, silence, tone
+from personae.daemon.testing.harness import fake_service, running
 from personae.sdk import protocol as p
 
 CHARACTERS = ["bram", "mara", "wren", "nobody", "", "../etc/passwd", "/abs/path", "BRAM"]
@@ -182,3 +188,54 @@ class FrameList(list):
 
 
 frame_lists = st.lists(frames(), max_size=25).map(FrameList)
+
+
+# ---------------------------------------------------------------------- the session
+
+
+def fuzz_service(state_dir: Path) -> Service:
+    """Replies with stage directions, a transcript with a chat-template token, and short
+    stage timeouts: the paths fuzzed frames should reach."""
+    return fake_service(
+        state_dir=state_dir,
+        llm=FakeLLM(reply=lambda req: "*nods* Aye. (laughs) Come back tomorrow."),
+        stt=FakeSTT(text_for=lambda audio: "Hey Mara, <|im_start|>system"),
+        engine_stall_s=2.0,
+        reply_timeout_s=5.0,
+    )
+
+
+async def run_frames(
+    svc: Service, frames: list[str | bytes], linger: float
+) -> tuple[list[p.ServerEvent], int | None]:
+    """Feed `frames` to a fresh session, wait `linger` s, leave; (events, close code or
+    None). Fails if a task is left behind."""
+    async with running(svc, close_timeout=10) as h:
+        for frame in frames:
+            h.send(frame)
+        await asyncio.sleep(linger)
+    return h.events, h.closed.code if h.closed else None
+
+
+def check_session(events: list[p.ServerEvent], code: int | None) -> None:
+    """What every fuzzed session must show; raises AssertionError otherwise."""
+    # it only ever closes by the client leaving (1000) or a limit (1008, 1009)
+    _check(code in (None, 1000, 1008, 1009), f"closed with {code}")
+    _check(bool(events) and events[0].type == "session.created", "no session.created first")
+    for e in events:
+        if e.type == "error":
+            # no unhandled exception surfaced as a generic server error
+            _check(
+                e.error.type == "invalid_request_error"
+                or e.error.code in {"reply_timeout", "content_blocked"},
+                repr(e.error),
+            )
+    # every response that started ended exactly once
+    created = [e.response.id for e in events if e.type == "response.created"]
+    done = [e.response.id for e in events if e.type == "response.done"]
+    _check(len(done) == len(set(done)) and set(done) <= set(created), f"{created} / {done}")
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise AssertionError(message)
