@@ -7,8 +7,11 @@ scripts/ci-wheel.sh then installs this wheel and holds a conversation with it.
 
 from __future__ import annotations
 
+import configparser
+import re
 import subprocess
 import sys
+import tomllib
 import zipfile
 from collections.abc import Iterator
 
@@ -76,10 +79,15 @@ def test_the_wheel_holds_nothing_else(wheel) -> None:
     assert not extra, extra
 
 
-def test_the_wheel_declares_the_command_and_the_extras(wheel) -> None:
+def test_the_wheel_declares_pyprojects_extras_and_commands(wheel) -> None:
+    """The commands the daemon and training add to `personae` are entry points."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     (meta,) = [n for n in wheel.namelist() if n.endswith(".dist-info/METADATA")]
-    metadata = wheel.read(meta).decode()
-    for extra in ("daemon", "piper", "models", "llamacpp", "training", "dev"):
-        assert f"Provides-Extra: {extra}" in metadata
-    (entry_points,) = [n for n in wheel.namelist() if n.endswith(".dist-info/entry_points.txt")]
-    assert "personae = personae.sdk.cli:main" in wheel.read(entry_points).decode()
+    provided = re.findall(r"^Provides-Extra: (\S+)$", wheel.read(meta).decode(), re.MULTILINE)
+    assert sorted(provided) == sorted(project["optional-dependencies"])
+    (listed,) = [n for n in wheel.namelist() if n.endswith(".dist-info/entry_points.txt")]
+    entry_points = configparser.ConfigParser(delimiters=("=",))
+    entry_points.optionxform = str  # type: ignore[assignment,method-assign]
+    entry_points.read_string(wheel.read(listed).decode())
+    wanted = {"console_scripts": project["scripts"], **project.get("entry-points", {})}
+    assert {g: dict(entry_points[g]) for g in entry_points.sections()} == wanted
