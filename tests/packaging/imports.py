@@ -27,9 +27,6 @@ class Use:
     line: int
     lazy: bool
     guard: str | None  # an extra's name, OPTIONAL, or None
-    #: extras that a lazy import's function evidently runs under: it also imports
-    #: personae.daemon (daemon) or personae.training (training) lazily
-    context: frozenset[str] = frozenset()
 
     @property
     def top(self) -> str:
@@ -90,14 +87,13 @@ def _is_type_checking(test: ast.expr) -> bool:
 class _Collector(ast.NodeVisitor):
     def __init__(self, module: str, is_package: bool) -> None:
         self.package = module if is_package else module.rpartition(".")[0]
-        self.uses: list[tuple[Use, ast.AST | None]] = []
-        self._function: ast.AST | None = None
+        self.uses: list[Use] = []
+        self._functions = 0  # how deep in function bodies
         self._guards: list[str] = []
 
     def _add(self, target: str, node: ast.stmt) -> None:
         guard = self._guards[-1] if self._guards else None
-        use = Use(target, node.lineno, self._function is not None, guard)
-        self.uses.append((use, self._function))
+        self.uses.append(Use(target, node.lineno, self._functions > 0, guard))
 
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
@@ -136,10 +132,10 @@ class _Collector(ast.NodeVisitor):
         for expr in [*node.decorator_list, *node.args.defaults, *node.args.kw_defaults]:
             if expr is not None:
                 self.visit(expr)
-        outer, self._function = self._function, self._function or node
+        self._functions += 1
         for stmt in node.body:
             self.visit(stmt)
-        self._function = outer
+        self._functions -= 1
 
     visit_FunctionDef = _visit_function
     visit_AsyncFunctionDef = _visit_function
@@ -148,18 +144,7 @@ class _Collector(ast.NodeVisitor):
 def uses_of(module: str, path: Path) -> list[Use]:
     collector = _Collector(module, path.name == "__init__.py")
     collector.visit(ast.parse(path.read_text(encoding="utf-8"), str(path)))
-    contexts: dict[int, set[str]] = {}
-    for use, function in collector.uses:
-        if function is not None and use.first_party:
-            for folder, name in FOLDERS.items():
-                if folder != "sdk" and use.target.startswith(name + "."):
-                    contexts.setdefault(id(function), set()).add(folder)
-    return [
-        Use(u.target, u.line, u.lazy, u.guard, frozenset(contexts.get(id(f), ())))
-        if f is not None
-        else u
-        for u, f in collector.uses
-    ]
+    return collector.uses
 
 
 def resolve(target: str, known: dict[str, Path]) -> list[str]:

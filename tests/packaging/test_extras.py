@@ -4,11 +4,9 @@
 default engines, `personae[training]` the training package; an engine that needs
 more names its extra in the engine registry (`registry.extra`). A module's imports
 must be declared by the base dependencies plus the extras that enable it: what it
-imports itself, and what the personae modules it imports at load time import in turn.
-An import inside a function that lazily imports the daemon (or training) runs only
-where that is installed, and is held to its extra; an import guarded by
-`except ImportError` must be declared by the extra its message names; one whose
-guard names no extra is optional.
+imports itself, and what the personae modules it imports at load time import in turn. An import guarded by `except ImportError` must
+be declared by the extra its message names; one whose guard names no extra is
+optional.
 """
 
 from __future__ import annotations
@@ -98,7 +96,7 @@ def problems(module: str) -> list[str]:
         for use in USES[source]:
             if not use.third_party or use.guard == OPTIONAL:
                 continue
-            extras = enabled | use.context
+            extras = set(enabled)
             if source != module:
                 if use.lazy:
                     continue  # checked as that module's own import
