@@ -15,7 +15,7 @@ import numpy as np
 from personae.daemon.characters import Character
 from personae.daemon.engines.base import Embedder
 from personae.daemon.errors import UnknownCharacterError
-from personae.daemon.session.router import RouteDecision
+from personae.daemon.routing.router import RouteDecision
 
 #: similarity bonus for the character who spoke last: conversations have continuity
 CONTINUITY_BONUS = 0.05

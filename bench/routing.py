@@ -184,7 +184,7 @@ def main() -> None:
     from personae.daemon.engines.embedder_onnx import OnnxEmbedder
     from personae.daemon.engines.embedder_st import SentenceTransformerEmbedder
     from personae.daemon.models.embedder_onnx import onnx_embedder_dir, source_model_dir
-    from personae.daemon.session.router import Router
+    from personae.daemon.routing.router import Router
     from personae.daemon.settings import Settings
     from personae.daemon.testing.casts import ProfileVectors, synthetic_cast
 

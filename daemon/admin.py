@@ -8,14 +8,16 @@ changed by a refused request.
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from personae.daemon.characters import AdapterRef, Character
 from personae.daemon.runtime import Deployment, VariantSpec, VersionInfo
-from personae.daemon.service import Service
+
+if TYPE_CHECKING:
+    from personae.daemon.service import Service
 
 
 def require_admin(request: Request) -> None:

@@ -11,18 +11,26 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy import Engine
 
-from personae.daemon.characters import Character, GenerationParams, default_cast_dir
-from personae.daemon.engines.base import ChatMessage, GenerationRequest
+from personae.daemon.adapters import AdapterCache, adapter_roots
+from personae.daemon.characters import Character, GenerationParams
+from personae.daemon.engines.base import ChatMessage, GenerationRequest, LLMEngine
 from personae.daemon.errors import ClientError
-from personae.daemon.runtime import Deployment, DeploymentWatcher, Gate, Registry, VersionInfo
-
-if TYPE_CHECKING:
-    from personae.daemon.service import Service
+from personae.daemon.runtime import (
+    Deployment,
+    DeploymentWatcher,
+    Experiments,
+    Gate,
+    Registry,
+    VersionInfo,
+)
+from personae.daemon.settings import Settings
 
 log = logging.getLogger("personae.daemon")
 
@@ -40,13 +48,29 @@ class Casting:
 
 
 class Deployments:
-    def __init__(self, service: Service) -> None:
-        s = service.settings
-        self._service = service
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        database: Engine,
+        cast: Mapping[str, Character],
+        adapters: AdapterCache,
+        experiments: Experiments,
+        llm: LLMEngine,
+        serve: Callable[[Character], None],
+    ) -> None:
+        """`cast` is the live cast (by id) that `serve` changes: a deployed version is
+        served from then on."""
+        s = settings
+        self._cast = cast
+        self._adapters = adapters
+        self._experiments = experiments
+        self._llm = llm
+        self._serve = serve
         self.environment = s.environment
         self.registry = Registry(
-            service.database,
-            adapters_dir=(s.resolved_adapters_dir, default_cast_dir() / "adapters"),
+            database,
+            adapters_dir=adapter_roots(s),
             gate=Gate(thresholds=dict(s.deploy_min_metrics), smoke=self.smoke),
         )
         self._watcher = DeploymentWatcher(self.registry, environment=self.environment)
@@ -77,8 +101,8 @@ class Deployments:
                 return
             character = d.version.character
             # the adapter loads before the switch, so no reply waits on it
-            self._service.adapters.preload(character)
-            self._service.set_character(character)
+            self._adapters.preload(character)
+            self._serve(character)
             self._versions[d.character_id] = d.version.version
         log.info("%s now serves %s (%s)", d.character_id, d.version.version, d.action)
 
@@ -89,9 +113,9 @@ class Deployments:
 
     def cast(self, character_id: str, player_id: str) -> Casting:
         """The version that speaks this reply: the serving one, or the player's A/B variant."""
-        base = self._service.cast[character_id]
+        base = self._cast[character_id]
         version = self._versions.get(character_id)
-        assigned = self._service.experiments.variant_for(character_id, player_id)
+        assigned = self._experiments.variant_for(character_id, player_id)
         if assigned is None:
             return Casting(base, version)
         experiment, variant = assigned
@@ -107,9 +131,8 @@ class Deployments:
 
     def smoke(self, info: VersionInfo) -> str:
         """A short greedy reply from the version (adapter loaded), for the deploy gate."""
-        svc = self._service
         ch = info.character
-        name = svc.adapters.acquire(ch)
+        name = self._adapters.acquire(ch)
         try:
             messages = [
                 ChatMessage("system", ch.render_system_prompt()),
@@ -117,9 +140,9 @@ class Deployments:
             ]
             params = GenerationParams(temperature=0.0, max_tokens=16, stop=ch.generation.stop)
             request = GenerationRequest(messages=messages, params=params, adapter=name)
-            return "".join(svc.engines.llm.generate(request, threading.Event())).strip()
+            return "".join(self._llm.generate(request, threading.Event())).strip()
         finally:
-            svc.adapters.release(name)
+            self._adapters.release(name)
 
 
 def apply_overrides(character: Character, overrides: dict[str, Any] | Any) -> Character:

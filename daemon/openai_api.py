@@ -30,22 +30,36 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from personae.daemon.adapters import engine_name
+from personae.daemon.adapters import (
+    AdapterNotFoundError,
+    AdapterPathError,
+    engine_name,
+    store_folder,
+)
 from personae.daemon.characters import Character, GenerationParams
 from personae.daemon.engines.base import ChatMessage, GenerationRequest
 from personae.daemon.engines.llm_openai import BUNDLED_BASE
 from personae.daemon.errors import ClientError, ConfigError, PersonaeError
-from personae.daemon.service import Service
-from personae.daemon.session.prompt import Turn, build_messages
+from personae.daemon.openai_requests import (
+    ChatCompletionRequest,
+    LoadLoraRequest,
+    MessageIn,
+    OpenAIError,
+    UnloadLoraRequest,
+    parse_body,
+)
+from personae.daemon.session.prompt import Turn
+
+if TYPE_CHECKING:
+    from personae.daemon.service import Service
 
 log = logging.getLogger("personae.openai")
 
@@ -55,92 +69,6 @@ router = APIRouter(prefix="/v1", tags=["openai"])
 _ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_@+-]{0,127}$")
 #: defaults of raw (adapter or base) requests: those of vLLM, with a bounded length
 RAW_PARAMS = GenerationParams(temperature=1.0, top_p=1.0, max_tokens=512, repetition_penalty=1.0)
-
-
-class OpenAIError(Exception):
-    def __init__(self, status: int, message: str, *, code: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.param = status, code, param
-
-    def response(self) -> JSONResponse:
-        kind = "invalid_request_error" if self.status < 500 else "server_error"
-        if self.status == 404:
-            kind = "not_found_error"
-        return JSONResponse(
-            {"error": {"message": str(self), "type": kind, "param": self.param, "code": self.code}},
-            status_code=self.status,
-        )
-
-
-# --------------------------------------------------------------------------- requests
-
-
-class _Open(BaseModel):
-    # OpenAI clients send many options (logprobs, presence_penalty, ...): ignored
-    model_config = ConfigDict(extra="allow")
-
-
-class MessageIn(_Open):
-    role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[dict[str, Any]] | None = None
-    #: on assistant messages: the id of the character who said it (group chats)
-    name: str | None = None
-
-    def text(self) -> str:
-        if isinstance(self.content, list):
-            return "".join(
-                str(part.get("text", "")) for part in self.content if part.get("type") == "text"
-            )
-        return self.content or ""
-
-
-class StreamOptions(_Open):
-    include_usage: bool = False
-
-
-class ChatCompletionRequest(_Open):
-    model: str
-    messages: list[MessageIn] = Field(min_length=1, max_length=512)
-    stream: bool = False
-    stream_options: StreamOptions | None = None
-    temperature: float | None = Field(None, ge=0.0, le=2.0)
-    top_p: float | None = Field(None, gt=0.0, le=1.0)
-    max_tokens: int | None = Field(None, ge=1, le=1024)
-    max_completion_tokens: int | None = Field(None, ge=1, le=1024)
-    stop: str | list[str] | None = None
-    seed: int | None = None
-    n: int = 1
-    #: the player (state, memory) in character mode
-    user: str | None = Field(None, min_length=1, max_length=64)
-    repetition_penalty: float | None = Field(None, ge=1.0, le=2.0)  # vLLM's extra
-
-
-class LoadLoraRequest(_Open):
-    lora_name: str
-    lora_path: str
-    load_inplace: bool = False
-
-
-class UnloadLoraRequest(_Open):
-    lora_name: str
-
-
-async def _parse(request: Request, model: type[BaseModel]) -> Any:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise OpenAIError(400, "the body is not valid JSON", code="invalid_json") from None
-    try:
-        return model.model_validate(body)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        param = ".".join(str(p) for p in first["loc"]) or None
-        raise OpenAIError(
-            400,
-            f"{param}: {first['msg']}" if param else first["msg"],
-            code="invalid_value",
-            param=param,
-        ) from None
 
 
 # --------------------------------------------------------------------------- state
@@ -226,7 +154,7 @@ async def list_models(request: Request) -> Response:
 @_openai_errors
 async def load_lora_adapter(request: Request) -> Response:
     _require_admin(request)
-    body: LoadLoraRequest = await _parse(request, LoadLoraRequest)
+    body: LoadLoraRequest = await parse_body(request, LoadLoraRequest)
     svc = _service(request)
     name = body.lora_name
     if not svc.engines.llm.supports_adapters:
@@ -255,7 +183,12 @@ async def load_lora_adapter(request: Request) -> Response:
             code="already_loaded",
             param="lora_name",
         )
-    path = store_path(svc, body.lora_path)
+    try:
+        path = store_folder(svc.settings.resolved_adapters_dir, body.lora_path)
+    except AdapterPathError as exc:
+        raise OpenAIError(400, str(exc), code="invalid_path", param="lora_path") from None
+    except AdapterNotFoundError as exc:
+        raise OpenAIError(404, str(exc), code="not_found", param="lora_path") from None
     try:
         await svc.run("llm", svc.engines.llm.load_adapter, name, str(path))
     except ConfigError as exc:
@@ -271,7 +204,7 @@ async def load_lora_adapter(request: Request) -> Response:
 @_openai_errors
 async def unload_lora_adapter(request: Request) -> Response:
     _require_admin(request)
-    body: UnloadLoraRequest = await _parse(request, UnloadLoraRequest)
+    body: UnloadLoraRequest = await parse_body(request, UnloadLoraRequest)
     svc = _service(request)
     loaded = _loaded(request)
     name = body.lora_name
@@ -288,28 +221,6 @@ async def unload_lora_adapter(request: Request) -> Response:
         raise OpenAIError(503 if exc.retryable else 500, str(exc), code=exc.code) from None
     del loaded[name]
     return PlainTextResponse(f"Success: LoRA adapter '{name}' removed successfully.")
-
-
-def store_path(svc: Service, lora_path: str) -> Path:
-    """A folder of the adapter store: relative to it, or absolute inside it; never outside."""
-    root = svc.settings.resolved_adapters_dir.resolve()
-    raw = Path(lora_path)
-    path = (raw if raw.is_absolute() else root / raw).resolve()
-    if not path.is_relative_to(root):
-        raise OpenAIError(
-            400,
-            f"lora_path {lora_path!r} is outside the adapter store {root}",
-            code="invalid_path",
-            param="lora_path",
-        )
-    if not path.is_dir():
-        raise OpenAIError(
-            404,
-            f"No adapter found at {lora_path!r} in the adapter store",
-            code="not_found",
-            param="lora_path",
-        )
-    return path
 
 
 def _principal(request: Request) -> Any:
@@ -361,13 +272,13 @@ class Reply:
     #: a character's reply: its adapter is pinned only while generating
     character: Character | None = None
     #: called with the reply text once it is complete (logs it for the character)
-    said: Callable[[str], None] | None = None
+    said: Callable[[str], Awaitable[None]] | None = None
 
 
 @router.post("/chat/completions")
 @_openai_errors
 async def chat_completions(request: Request) -> Response:
-    body: ChatCompletionRequest = await _parse(request, ChatCompletionRequest)
+    body: ChatCompletionRequest = await parse_body(request, ChatCompletionRequest)
     svc = _service(request)
     if body.n != 1:
         raise OpenAIError(400, "only n=1 is supported", code="invalid_value", param="n")
@@ -406,7 +317,7 @@ async def chat_completions(request: Request) -> Response:
     except PersonaeError as exc:
         raise OpenAIError(_status(exc), str(exc), code=exc.code) from None
     if reply.said is not None:
-        await svc.run("store", reply.said, text)
+        await reply.said(text)
     return JSONResponse(
         {
             "id": completion_id,
@@ -488,7 +399,7 @@ async def _sse(
     yield "data: [DONE]\n\n"
     if reply.said is not None:
         try:
-            await svc.run("store", reply.said, "".join(text))
+            await reply.said("".join(text))
         except PersonaeError as exc:  # the client has its reply; the log lacks it
             log.error("reply not logged: %s", exc)
 
@@ -523,46 +434,27 @@ async def _character_reply(svc: Service, body: ChatCompletionRequest) -> Reply:
     player = body.user or svc.settings.default_player_id
     # one turn-log session per player of this API (it has no sessions of its own)
     session_id = "openai-" + hashlib.sha256(player.encode()).hexdigest()[:16]
-    # the version that speaks to this player (deployments, A/B), resolved once
-    casting = await svc.run("store", svc.deployments.cast, body.model, player)
+    conversation = svc.conversation
+    casting = await conversation.casting(body.model, player)
     character = casting.character
     history, instructions = _history(character, body.messages, svc)
     last = body.messages[-1]
     if last.role == "user" and (heard := last.text().strip()):
-        await svc.run(
-            "store",
-            lambda: svc.runtime.player_said([character.id], player, heard, session_id=session_id),
-        )
-    recent = [t.text for t in history[-2 * svc.settings.history_turns :]]
-    ctx = await svc.run("store", svc.runtime.context_for, character, player, recent)
-    messages = build_messages(
+        await conversation.player_said([character.id], player, heard, session_id=session_id)
+    turn = await conversation.prepare(
         character,
         history,
-        names={cid: c.name for cid, c in svc.cast.items()},
-        max_turns=svc.settings.history_turns,
+        player,
         instructions=instructions,
-        context=ctx.context,
-        context_late=svc.settings.prompt_context_late,
+        params=_params(character.generation, body),
+        seed=body.seed,
     )
 
-    def said(text: str) -> None:
+    async def said(text: str) -> None:
         if text.strip():
-            svc.runtime.character_said(
-                character.id,
-                player,
-                text.strip(),
-                session_id=session_id,
-                version=casting.version,
-                variant=casting.variant,
-            )
+            await conversation.character_said(casting, player, text.strip(), session_id=session_id)
 
-    return Reply(
-        GenerationRequest(
-            messages=messages, params=_params(character.generation, body), seed=body.seed
-        ),
-        character=character,
-        said=said,
-    )
+    return Reply(turn.request, character=character, said=said)
 
 
 def _history(

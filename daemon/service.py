@@ -18,7 +18,7 @@ from typing import TypeVar
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from personae.daemon.adapters import AdapterCache
+from personae.daemon.adapters import AdapterCache, adapter_roots, character_adapter
 from personae.daemon.characters import Character, default_cast_dir, load_cast
 from personae.daemon.deployments import Deployments
 from personae.daemon.engines import registry
@@ -26,8 +26,9 @@ from personae.daemon.engines.base import Embedder, LLMEngine, STTEngine, TTSEngi
 from personae.daemon.errors import ConfigError, EngineError, PersonaeError
 from personae.daemon.models import Progress, no_progress
 from personae.daemon.monitoring import ConsistencyConfig, ConsistencyMonitor, Metrics
+from personae.daemon.routing import Router
 from personae.daemon.runtime import CharacterRuntime, Experiments
-from personae.daemon.session.router import Router
+from personae.daemon.session.conversation import Conversation
 from personae.daemon.settings import Settings
 
 log = logging.getLogger("personae.daemon")
@@ -60,6 +61,8 @@ class Service:
     consistency: ConsistencyMonitor
     #: which version of each character serves; A/B variants
     deployments: Deployments = field(init=False)
+    #: turns prepared and recorded alike for realtime sessions and the OpenAI API
+    conversation: Conversation = field(init=False)
     #: one pool per stage so a queue of LLM requests never starves STT or TTS
     pools: dict[str, ThreadPoolExecutor] = field(default_factory=dict)
 
@@ -104,7 +107,7 @@ class Service:
             adapters=AdapterCache(
                 engines.llm,
                 capacity=settings.adapter_cache_size,
-                resolve=lambda ch: resolve_adapter(settings, ch),
+                resolve=lambda ch: character_adapter(adapter_roots(settings), ch),
                 on_lookup=lambda hit: metrics.adapter_cache(hit=hit),
                 on_load=lambda name: metrics.adapter_swap(),
             ),
@@ -120,7 +123,24 @@ class Service:
                 metrics=metrics,
             ),
         )
-        service.deployments = Deployments(service)
+        service.deployments = Deployments(
+            settings=settings,
+            database=database,
+            cast=service.cast,
+            adapters=service.adapters,
+            experiments=service.experiments,
+            llm=engines.llm,
+            serve=service.set_character,
+        )
+        service.conversation = Conversation(
+            settings=settings,
+            cast=service.cast,
+            deployments=service.deployments,
+            runtime=runtime,
+            experiments=service.experiments,
+            consistency=service.consistency,
+            run=service.run,
+        )
         metrics.watch_prompt_tokens(engines.llm.prompt_tokens)
         service.pools = {
             "store": ThreadPoolExecutor(4, thread_name_prefix="store"),
@@ -241,29 +261,6 @@ def open_runtime(settings: Settings, embedder: Embedder) -> tuple[Engine, Charac
         embed_model=getattr(embedder, "model_name", embedder.name),
         memory_budget_tokens=settings.memory_budget_tokens,
         lore_budget_tokens=settings.lore_budget_tokens,
-    )
-
-
-def resolve_adapter(settings: Settings, character: Character) -> Path:
-    """Adapter folder for a character: the adapter store first, then the bundled cast's.
-
-    Names and versions are validated identifiers, and the resolved path must stay
-    under its root, so a character file cannot point the daemon at arbitrary files.
-    """
-    ref = character.adapter
-    assert ref is not None
-    # the store first: an adapter installed there (a shared volume a vLLM host also
-    # sees, a retrained version) takes precedence over the one bundled with the cast
-    roots = [settings.resolved_adapters_dir, default_cast_dir() / "adapters"]
-    for root in roots:
-        candidate = (root / ref.name / ref.version).resolve()
-        if not candidate.is_relative_to(root.resolve()):
-            raise ConfigError(f"adapter reference of {character.id!r} escapes {root}")
-        if (candidate / "adapter_config.json").is_file():
-            return candidate
-    raise ConfigError(
-        f"adapter {ref.name}/{ref.version} for character {character.id!r} not found under "
-        + " or ".join(str(r) for r in roots)
     )
 
 

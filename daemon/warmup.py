@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from personae.daemon.engines.base import INPUT_SAMPLE_RATE, GenerationRequest
 from personae.daemon.models import Progress, no_progress
-from personae.daemon.service import Service
 from personae.daemon.session.prompt import build_messages
+
+if TYPE_CHECKING:
+    from personae.daemon.service import Service
 
 
 def warm_up(service: Service, progress: Progress = no_progress) -> None:

@@ -11,7 +11,6 @@ checked before the export is kept.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,42 +20,12 @@ import numpy as np
 
 from personae.daemon.engines.base import Embedder
 from personae.daemon.errors import ConfigError, missing_extra
+from personae.daemon.models.embedder_onnx import INT8_FILE, MODEL_FILE, Tokens, onnx_embedder_dir
 
 if TYPE_CHECKING:
     from personae.daemon.settings import Settings
 
 log = logging.getLogger(__name__)
-
-MODEL_FILE = "model.onnx"
-
-
-class Tokens:
-    """The model's own tokenizer, truncating as sentence-transformers does."""
-
-    def __init__(self, model_dir: Path) -> None:
-        from tokenizers import Tokenizer
-
-        meta = json.loads((model_dir / "embedder.json").read_text())
-        self.dims = int(meta["dims"])
-        self._single = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-        pad = self._single.padding or {"pad_id": 0, "pad_token": "[PAD]"}
-        # the file may carry fixed-length padding (all-MiniLM-L6-v2's pads to 128):
-        # a lone utterance is not padded at all, a batch only to its longest text
-        self._single.no_padding()
-        self._single.enable_truncation(max_length=int(meta["max_seq_length"]))
-        self._batch = Tokenizer.from_str(self._single.to_str())
-        self._batch.enable_padding(pad_id=pad["pad_id"], pad_token=pad["pad_token"])
-
-    def one(self, text: str) -> tuple[np.ndarray, np.ndarray]:
-        enc = self._single.encode(text)
-        ids = np.array([enc.ids], dtype=np.int64)
-        return ids, np.ones_like(ids)
-
-    def batch(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        encs = self._batch.encode_batch(texts)
-        ids = np.array([e.ids for e in encs], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encs], dtype=np.int64)
-        return ids, mask
 
 
 class OnnxEmbedder(Embedder):
@@ -92,8 +61,6 @@ class OnnxEmbedder(Embedder):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OnnxEmbedder:
-        from personae.daemon.models.embedder_onnx import INT8_FILE, onnx_embedder_dir
-
         model_dir = onnx_embedder_dir(settings)
         graph = MODEL_FILE
         if settings.embedder_int8:

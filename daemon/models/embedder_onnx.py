@@ -20,6 +20,7 @@ import logging
 import shutil
 import tempfile
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +55,35 @@ PROBES = (
     "Tell me a story about the dragons and the war in the north.",
     "I need my sword sharpened before the tournament tomorrow morning.",
 )
+
+
+class Tokens:
+    """The model's own tokenizer, truncating as sentence-transformers does."""
+
+    def __init__(self, model_dir: Path) -> None:
+        from tokenizers import Tokenizer
+
+        meta = json.loads((model_dir / "embedder.json").read_text())
+        self.dims = int(meta["dims"])
+        self._single = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        pad = self._single.padding or {"pad_id": 0, "pad_token": "[PAD]"}
+        # the file may carry fixed-length padding (all-MiniLM-L6-v2's pads to 128):
+        # a lone utterance is not padded at all, a batch only to its longest text
+        self._single.no_padding()
+        self._single.enable_truncation(max_length=int(meta["max_seq_length"]))
+        self._batch = Tokenizer.from_str(self._single.to_str())
+        self._batch.enable_padding(pad_id=pad["pad_id"], pad_token=pad["pad_token"])
+
+    def one(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        enc = self._single.encode(text)
+        ids = np.array([enc.ids], dtype=np.int64)
+        return ids, np.ones_like(ids)
+
+    def batch(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        encs = self._batch.encode_batch(texts)
+        ids = np.array([e.ids for e in encs], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encs], dtype=np.int64)
+        return ids, mask
 
 
 def source_model_dir(settings: Settings) -> Path:
@@ -98,7 +128,6 @@ def export(source: Path, out: Path, progress: Progress = no_progress) -> dict[st
     import torch
     from transformers import AutoModel
 
-    from personae.daemon.engines.embedder_onnx import Tokens
     from personae.daemon.engines.embedder_st import SentenceTransformerEmbedder
 
     step, steps = "export embedder to ONNX", 5
@@ -173,12 +202,33 @@ def quantize(out: Path) -> None:
 
 def check(exported: Path, graph: str, reference: np.ndarray, *, source: Path) -> dict[str, Any]:
     """Cosine of `graph`'s embeddings of PROBES to sentence-transformers' (`reference`)."""
-    from personae.daemon.engines.embedder_onnx import OnnxEmbedder
+    return agreement(graph_embed(exported, graph), reference, graph=graph, source=source)
 
-    ours = OnnxEmbedder(model_dir=exported, threads=1, graph=graph)
+
+def graph_embed(exported: Path, graph: str) -> Callable[[Sequence[str]], np.ndarray]:
+    """Embed texts with an exported graph as the engine does: one text unpadded, several
+    padded together."""
+    import onnxruntime as ort
+
+    tokens = Tokens(exported)
+    session = ort.InferenceSession(str(exported / graph), providers=["CPUExecutionProvider"])
+
+    def embed(texts: Sequence[str]) -> np.ndarray:
+        ids, mask = tokens.one(texts[0]) if len(texts) == 1 else tokens.batch(list(texts))
+        (vectors,) = session.run(None, {"input_ids": ids, "attention_mask": mask})
+        return np.asarray(vectors, dtype=np.float32)
+
+    return embed
+
+
+def agreement(
+    embed: Callable[[Sequence[str]], np.ndarray], reference: np.ndarray, *, graph: str, source: Path
+) -> dict[str, Any]:
+    """The worst cosine to `reference` over PROBES, padded in one batch (as profiles are
+    embedded) and one at a time (as utterances are); below MIN_COSINE is refused."""
     cosines = [
-        *(reference * ours.embed(PROBES)).sum(axis=1),  # padded, as profiles are embedded
-        *(float(ours.embed([p])[0] @ r) for p, r in zip(PROBES, reference, strict=True)),
+        *(reference * embed(PROBES)).sum(axis=1),
+        *(float(embed([p])[0] @ r) for p, r in zip(PROBES, reference, strict=True)),
     ]
     worst = float(min(cosines))
     if worst < MIN_COSINE:

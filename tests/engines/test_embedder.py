@@ -112,8 +112,7 @@ def _fake(out):
     return {"min_cosine": 1.0}
 
 
-def test_unfaithful_export_is_refused(tmp_path, monkeypatch):
-    from personae.daemon.engines import embedder_onnx as engine
+def test_unfaithful_export_is_refused(tmp_path):
     from personae.daemon.models import embedder_onnx
 
     class Wrong:
@@ -129,10 +128,9 @@ def test_unfaithful_export_is_refused(tmp_path, monkeypatch):
         def embed(self, texts):
             return super().embed(texts)[:, ::-1].copy()
 
-    monkeypatch.setattr(engine, "OnnxEmbedder", Wrong)
     reference = Reference().embed(embedder_onnx.PROBES)
     with pytest.raises(ConfigError, match="agrees with sentence-transformers only"):
-        embedder_onnx.check(tmp_path, "model.onnx", reference, source=tmp_path)
+        embedder_onnx.agreement(Wrong().embed, reference, graph="model.onnx", source=tmp_path)
 
 
 def test_unknown_embedder_lists_both():

@@ -13,7 +13,7 @@ import pytest
 
 from personae.daemon.characters import default_cast_dir, load_cast
 from personae.daemon.engines import registry
-from personae.daemon.session.router import Router
+from personae.daemon.routing.router import Router
 
 pytestmark = pytest.mark.models
 

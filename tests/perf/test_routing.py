@@ -9,8 +9,8 @@ import pytest
 
 from personae.daemon.characters import Character
 from personae.daemon.engines import registry
-from personae.daemon.session import router as router_module
-from personae.daemon.session.router import TOP_SCORES, Router
+from personae.daemon.routing import router as router_module
+from personae.daemon.routing.router import TOP_SCORES, Router
 from personae.daemon.testing.casts import ProfileVectors, synthetic_cast
 
 pytestmark = pytest.mark.models

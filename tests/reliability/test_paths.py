@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from personae.daemon.adapters import adapter_roots, character_adapter
 from personae.daemon.characters import default_cast_dir, load_cast
 from personae.daemon.characters.model import AdapterRef
 from personae.daemon.errors import ConfigError
-from personae.daemon.service import resolve_adapter
 from personae.daemon.settings import Settings
 from personae.sdk.framing import FrameError, decode_client
 
@@ -61,4 +61,4 @@ def test_adapter_versions_cannot_escape_the_store(tmp_path: Path) -> None:
             update={"adapter": AdapterRef.model_construct(name="x", version=version)}
         )
         with pytest.raises(ConfigError):
-            resolve_adapter(settings, ch)
+            character_adapter(adapter_roots(settings), ch)

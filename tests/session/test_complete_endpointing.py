@@ -151,7 +151,8 @@ async def transcript_ready(h: Harness, after: int = 0) -> int:
     (the session signals nothing, so this polls)."""
     async with asyncio.timeout(5):
         while True:
-            ready = h.session._pieces.ready() if h.session._pieces is not None else None
+            pieces = h.session.listener.pieces
+            ready = pieces.ready() if pieces is not None else None
             if ready is not None and ready[0] > after:
                 return ready[0]
             await asyncio.sleep(0.005)

@@ -462,7 +462,7 @@ async def test_clearing_the_buffer_mid_turn_stops_its_transcription() -> None:
             h.send(p.InputAudioBufferAppend(audio=chunk))
         h.send(p.InputAudioBufferClear())
         await h.wait_type("input_audio_buffer.cleared")
-        assert h.session._pieces is None
+        assert h.session.listener.pieces is None
         await asyncio.sleep(0.7)  # what was running finishes; nothing else starts
         assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("stt ")]
         assert not h.of_type("conversation.item.input_audio_transcription.completed")

@@ -9,8 +9,8 @@ import pytest
 from personae.daemon.characters import default_cast_dir, load_cast
 from personae.daemon.engines.base import ChatMessage
 from personae.daemon.errors import ConfigError, UnknownCharacterError
+from personae.daemon.routing.router import Router
 from personae.daemon.session.prompt import Turn, build_messages, forgettable, history_window
-from personae.daemon.session.router import Router
 from personae.daemon.session.splitter import SentenceSplitter, spoken_text
 from personae.daemon.testing import FakeEmbedder
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from personae.daemon.characters import Character
-from personae.daemon.session.common_words import COMMON_WORDS
-from personae.daemon.session.router import (
+from personae.daemon.routing.common_words import COMMON_WORDS
+from personae.daemon.routing.router import (
     _WORD,
     TOP_SCORES,
     Router,

@@ -20,7 +20,7 @@ import numpy as np
 from personae.daemon.characters import Character
 from personae.daemon.engines.base import Embedder
 from personae.daemon.errors import UnknownCharacterError
-from personae.daemon.session.common_words import COMMON_WORDS
+from personae.daemon.routing.common_words import COMMON_WORDS
 
 #: Conversations have continuity: a line with no name goes to another character than
 #: the last speaker only on evidence that it is about them, a similarity of at least

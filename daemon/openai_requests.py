@@ -1,0 +1,100 @@
+"""The OpenAI API's requests and errors, as OpenAI clients send and expect them.
+
+Requests accept (and ignore) the many options OpenAI clients send; what personae uses
+is validated, and a bad body is answered in OpenAI's error shape:
+{"error": {"message", "type", "param", "code"}}.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class OpenAIError(Exception):
+    def __init__(self, status: int, message: str, *, code: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.param = status, code, param
+
+    def response(self) -> JSONResponse:
+        kind = "invalid_request_error" if self.status < 500 else "server_error"
+        if self.status == 404:
+            kind = "not_found_error"
+        return JSONResponse(
+            {"error": {"message": str(self), "type": kind, "param": self.param, "code": self.code}},
+            status_code=self.status,
+        )
+
+
+# --------------------------------------------------------------------------- requests
+
+
+class _Open(BaseModel):
+    # OpenAI clients send many options (logprobs, presence_penalty, ...): ignored
+    model_config = ConfigDict(extra="allow")
+
+
+class MessageIn(_Open):
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[dict[str, Any]] | None = None
+    #: on assistant messages: the id of the character who said it (group chats)
+    name: str | None = None
+
+    def text(self) -> str:
+        if isinstance(self.content, list):
+            return "".join(
+                str(part.get("text", "")) for part in self.content if part.get("type") == "text"
+            )
+        return self.content or ""
+
+
+class StreamOptions(_Open):
+    include_usage: bool = False
+
+
+class ChatCompletionRequest(_Open):
+    model: str
+    messages: list[MessageIn] = Field(min_length=1, max_length=512)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    max_tokens: int | None = Field(None, ge=1, le=1024)
+    max_completion_tokens: int | None = Field(None, ge=1, le=1024)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    n: int = 1
+    #: the player (state, memory) in character mode
+    user: str | None = Field(None, min_length=1, max_length=64)
+    repetition_penalty: float | None = Field(None, ge=1.0, le=2.0)  # vLLM's extra
+
+
+class LoadLoraRequest(_Open):
+    lora_name: str
+    lora_path: str
+    load_inplace: bool = False
+
+
+class UnloadLoraRequest(_Open):
+    lora_name: str
+
+
+async def parse_body(request: Request, model: type[BaseModel]) -> Any:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise OpenAIError(400, "the body is not valid JSON", code="invalid_json") from None
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        param = ".".join(str(p) for p in first["loc"]) or None
+        raise OpenAIError(
+            400,
+            f"{param}: {first['msg']}" if param else first["msg"],
+            code="invalid_value",
+            param=param,
+        ) from None

@@ -1,0 +1,12 @@
+"""A realtime conversation, stage by stage.
+
+session.py       the task group, the client's events and their dispatch, the history
+listener.py      VAD or push-to-talk, endpointing, transcription of a turn
+endpointing.py   where a turn ends; incremental.py: its text, piece by piece
+reply.py         a character's reply: LLM to sentences (splitter.py) to TTS
+priming.py       prefilling the speaker's next prompt after a reply
+outbox.py        paced, bounded sending; control events overtake audio
+conversation.py  a turn prepared and recorded (shared with the OpenAI API)
+prompt.py        the messages a character answers from
+reporting.py     errors mapped to `error` events
+"""
