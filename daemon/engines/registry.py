@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any, Literal
 
-from personae.daemon.errors import ConfigError
+from personae.daemon.errors import ConfigError, missing_extra
 
 if TYPE_CHECKING:
     from personae.daemon.settings import Settings
@@ -32,6 +32,18 @@ ENGINES: dict[Kind, dict[str, str]] = {
     },
 }
 
+#: the extra that installs what an engine imports, where personae[daemon] does not
+#: (tests/packaging checks every engine's imports against it)
+EXTRAS: dict[Kind, dict[str, str]] = {
+    "llm": {"llamacpp": "llamacpp"},
+    "tts": {"piper": "piper"},
+}
+
+
+def extra(kind: Kind, name: str) -> str:
+    """The extra to install for engine `name`: pip install 'personae[<extra>]'."""
+    return EXTRAS.get(kind, {}).get(name, "daemon")
+
 
 def available(kind: Kind) -> list[str]:
     return sorted(ENGINES[kind])
@@ -45,13 +57,23 @@ def engine_class(kind: Kind, name: str) -> type[Any]:
             f"unknown {kind} engine {name!r}; available: {', '.join(available(kind))}"
         ) from None
     module, _, cls = target.partition(":")
-    return getattr(importlib.import_module(module), cls)
+    try:
+        loaded = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        # a package the engine's extra installs (not a module of its own package)
+        missing = (exc.name or "").partition(".")[0]
+        if missing in ("", "personae", module.partition(".")[0]):
+            raise
+        raise missing_extra(missing, extra(kind, name)) from exc
+    return getattr(loaded, cls)
 
 
 def create(kind: Kind, name: str, settings: Settings) -> Any:
     return engine_class(kind, name).from_settings(settings)
 
 
-def register(kind: Kind, name: str, target: str) -> None:
+def register(kind: Kind, name: str, target: str, *, extra: str | None = None) -> None:
     """Add an engine from outside the package ("my_pkg.tts:MyTTS")."""
     ENGINES[kind][name] = target
+    if extra is not None:
+        EXTRAS.setdefault(kind, {})[name] = extra

@@ -14,7 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import msgpack
-from hypothesis import strategies as st
+
+try:
+    from hypothesis import strategies as st
+except ImportError as exc:
+    raise ImportError("the fuzzing helpers need hypothesis: pip install 'personae[dev]'") from exc
 
 from personae.daemon.service import Service
 from personae.daemon.testing.fakes import FakeLLM, FakeSTT, silence, tone

@@ -247,3 +247,37 @@ def test_the_dockerfile_installs_with_the_readmes_script_as_a_non_root_user() ->
     assert "/healthz" in health
     cmd = next(arg for k, arg in steps if k == "CMD")
     assert "personae" in cmd and "serve" in cmd
+
+
+# --------------------------------------------------------------------------- extras
+
+
+def setup_extras() -> set[str]:
+    """The extras scripts/setup.sh installs without --dev: `make run` and the image."""
+    script = (ROOT / "scripts" / "setup.sh").read_text()
+    extras = re.search(r'^EXTRAS="([\w,]+)"$', script, re.MULTILINE)
+    assert extras, "scripts/setup.sh names its extras in one EXTRAS= line"
+    return set(extras[1].split(","))
+
+
+def test_the_image_installs_the_extras_of_every_engine_it_is_configured_with(compose, k8s) -> None:
+    from personae.daemon.characters import default_cast_dir, load_cast
+    from personae.daemon.engines import registry
+
+    voices = {c.voice.engine for c in load_cast([default_cast_dir()]).values()}
+    daemon_env_compose = compose["services"]["daemon"]["environment"]
+    configured = {
+        "the defaults (make run)": Settings(),
+        "compose": settings_from({k: compose_value(str(v)) for k, v in daemon_env_compose.items()}),
+        "kubernetes": settings_from(daemon_env(k8s)),
+    }
+    installed = setup_extras()
+    for where, settings in configured.items():
+        engines = [
+            (kind, getattr(settings, f"{kind}_engine"))
+            for kind in ("vad", "stt", "embedder", "llm")
+        ]
+        for kind, name in [*engines, *(("tts", voice) for voice in voices)]:
+            assert name in registry.available(kind), (where, kind, name)
+            extra = registry.extra(kind, name)
+            assert extra in installed, f"{where}: the {kind} engine {name!r} needs [{extra}]"
