@@ -5,10 +5,10 @@ run:  ## set up, then serve the default cast on ws://127.0.0.1:8765/v1/realtime
 	scripts/setup.sh
 	.venv/bin/personae serve
 
-test:  ## set up with dev extras, run the whole test suite, then the built wheel's own check
+test:  ## set up with dev extras, check the built wheel installs and serves, run the whole test suite
 	scripts/setup.sh --dev
-	scripts/test.sh
 	scripts/ci-wheel.sh
+	scripts/test.sh
 
 lint:
 	.venv/bin/ruff check .
