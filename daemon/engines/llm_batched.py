@@ -39,12 +39,11 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from personae.daemon.adapters.files import AdapterInfo
-from personae.daemon.engines.base import GenerationRequest, LLMEngine
+from personae.daemon.engines.base import GenerationRequest
 from personae.daemon.engines.sampling import ReplyText, Sampler
+from personae.daemon.engines.transformers_engine import ModelHoldingLLM
 from personae.daemon.engines.transformers_model import (
     BASE_ADAPTER,
-    WARMUP_REQUEST,
     TransformersModel,
     resolve_model_dir,
 )
@@ -89,7 +88,7 @@ class _Row:
         return torch.tensor([self.prompt + self.generated])
 
 
-class BatchedTransformersLLM(LLMEngine):
+class BatchedTransformersLLM(ModelHoldingLLM):
     name = "transformers-batched"
     supports_adapters = True
 
@@ -135,29 +134,6 @@ class BatchedTransformersLLM(LLMEngine):
         self._closed = True
         self._wake.set()
         self._scheduler.join(timeout=5)
-
-    def warmup(self) -> None:
-        for _ in self.generate(WARMUP_REQUEST, threading.Event()):
-            pass
-
-    # --- adapters: the model's ---
-
-    @property
-    def adapters(self) -> dict[str, Path]:
-        """Resident adapters: name -> folder their weights came from."""
-        return self.model.adapters
-
-    def load_adapter(self, name: str, path: str | Path) -> None:
-        self.model.load_adapter(name, path)
-
-    def swap_adapter(self, name: str, path: str | Path) -> None:
-        self.model.swap_adapter(name, path)
-
-    def unload_adapter(self, name: str) -> None:
-        self.model.unload_adapter(name)
-
-    def inspect_adapter(self, path: str | Path) -> AdapterInfo:
-        return self.model.inspect_adapter(path)
 
     # --- the request side ---
 

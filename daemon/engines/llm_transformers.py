@@ -20,13 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from personae.daemon.adapters.files import AdapterInfo
-from personae.daemon.engines.base import GenerationRequest, LLMEngine
+from personae.daemon.engines.base import GenerationRequest
 from personae.daemon.engines.prefix_cache import PrefixCache, as_cache, kv_of
 from personae.daemon.engines.sampling import ReplyText, Sampler
+from personae.daemon.engines.transformers_engine import ModelHoldingLLM
 from personae.daemon.engines.transformers_model import (
     BASE_ADAPTER,
-    WARMUP_REQUEST,
     TransformersModel,
     resolve_model_dir,
 )
@@ -42,7 +41,7 @@ if TYPE_CHECKING:
 PRIME_CHUNK_TOKENS = 32
 
 
-class TransformersLLM(LLMEngine):
+class TransformersLLM(ModelHoldingLLM):
     name = "transformers"
     supports_adapters = True
 
@@ -182,26 +181,3 @@ class TransformersLLM(LLMEngine):
         """Primes that prefilled their whole prompt, and those that yielded to a reply."""
         with self.model.lock:
             return {k: self._primes[k] for k in ("whole", "yielded")}
-
-    def warmup(self) -> None:
-        for _ in self.generate(WARMUP_REQUEST, threading.Event()):
-            pass
-
-    # --- adapters: the model's ---
-
-    @property
-    def adapters(self) -> dict[str, Path]:
-        """Resident adapters: name -> folder their weights came from."""
-        return self.model.adapters
-
-    def load_adapter(self, name: str, path: str | Path) -> None:
-        self.model.load_adapter(name, path)
-
-    def swap_adapter(self, name: str, path: str | Path) -> None:
-        self.model.swap_adapter(name, path)
-
-    def unload_adapter(self, name: str) -> None:
-        self.model.unload_adapter(name)
-
-    def inspect_adapter(self, path: str | Path) -> AdapterInfo:
-        return self.model.inspect_adapter(path)
