@@ -186,6 +186,12 @@ namespace Personae
         public int OutputSampleRate = 24000;
         public List<string> OutputModalities;
         public string PlayerId;
+        /// <summary>Scene direction added to every reply (OpenAI's <c>instructions</c>).</summary>
+        public string Instructions;
+        /// <summary>A character id whose voice speaks every reply; null: each their own.</summary>
+        public string Voice;
+        /// <summary>Whether <c>npc.*</c> events are sent.</summary>
+        public bool NpcEvents = true;
 
         internal static SessionInfo From(MapView m)
         {
@@ -201,6 +207,9 @@ namespace Personae
                 OutputSampleRate = m.Int("output_sample_rate", 24000),
                 OutputModalities = m.StrList("output_modalities"),
                 PlayerId = m.Str("player_id"),
+                Instructions = m.Str("instructions"),
+                Voice = m.Str("voice"),
+                NpcEvents = m.Bool("npc_events", true),
             };
             m.Finish();
             return s;
