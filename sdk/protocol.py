@@ -203,6 +203,28 @@ class OpenAISession(Session):
         return {**data, **openai_shape.views(data, self.model, transcription)}
 
 
+class ResponseOptions(_Model):
+    #: answer as this character (skips routing); unknown ids get an error
+    character: CharacterId | None = None
+    output_modalities: list[Literal["text", "audio"]] | None = None
+    #: extra instruction for this one response ("greet the player")
+    instructions: str | None = Field(None, max_length=2000)
+    #: OpenAI's: echoed in the response (`response.done`)
+    metadata: dict[str, str] | None = None
+    #: OpenAI's "auto" / "none": acknowledged; every reply joins the conversation
+    conversation: str | None = None
+    #: OpenAI beta's spelling of output_modalities
+    modalities: list[Literal["text", "audio"]] | None = _input_only()
+
+    @model_validator(mode="after")
+    def _fold_modalities(self) -> ResponseOptions:
+        if self.modalities is not None:
+            if self.output_modalities not in (None, self.modalities):
+                raise ValueError("modalities contradicts output_modalities")
+            self.output_modalities, self.__dict__["modalities"] = self.modalities, None
+        return self
+
+
 class ContentPart(_Model):
     type: Literal["input_text", "output_text", "input_audio"] = "input_text"
     text: str | None = None
@@ -219,14 +241,6 @@ class Item(_Model):
     @property
     def text(self) -> str:
         return " ".join(p.text for p in self.content if p.text)
-
-
-class ResponseOptions(_Model):
-    #: answer as this character (skips routing); unknown ids get an error
-    character: CharacterId | None = None
-    output_modalities: list[Literal["text", "audio"]] | None = None
-    #: extra instruction for this one response ("greet the player")
-    instructions: str | None = Field(None, max_length=2000)
 
 
 # ------------------------------------------------------------------- client events
@@ -402,7 +416,8 @@ class ResponseInfo(_Model):
 
 class ResponseCreated(_Event):
     type: Literal["response.created"] = "response.created"
-    response: ResponseInfo
+    #: an openai_events.OpenAIResponse for OpenAI clients
+    response: SerializeAsAny[ResponseInfo]
 
 
 class _ResponsePart(_Event):
@@ -484,7 +499,7 @@ class NpcAlert(_Event):
 
 class ResponseDone(_Event):
     type: Literal["response.done"] = "response.done"
-    response: ResponseInfo
+    response: SerializeAsAny[ResponseInfo]
 
 
 class ErrorInfo(_Model):

@@ -24,6 +24,7 @@ from personae.daemon.engines import registry
 from personae.daemon.engines.base import (
     INPUT_SAMPLE_RATE,
     AudioChunk,
+    ChatMessage,
     Embedder,
     GenerationRequest,
     LLMEngine,
@@ -108,6 +109,10 @@ class FakeLLM(LLMEngine):
 
     def prime(self, request: GenerationRequest) -> None:
         self.primed.append(request)
+
+    def count_tokens(self, messages: Sequence[ChatMessage], reply: str) -> tuple[int, int]:
+        """Words stand for tokens."""
+        return sum(len(m.content.split()) for m in messages), len(reply.split())
 
     def generate(self, request: GenerationRequest, cancel: threading.Event) -> Iterator[str]:
         self.requests.append(request)
