@@ -109,7 +109,8 @@ def spell(event: BaseModel, dialect: Dialect, *, npc_events: bool) -> BaseModel 
         return None
     if dialect is Dialect.OPENAI_BETA and kind in BETA_NAMES:
         cls = _beta_model(type(event), BETA_NAMES[kind])
-        return cls.model_construct(_fields_set=event.model_fields_set, **dict(event))
+        fields = {k: v for k, v in dict(event).items() if k != "type"}
+        return cls.model_construct(_fields_set=event.model_fields_set, **fields)
     return event
 
 

@@ -274,8 +274,8 @@ class RealtimeSession:
 
     def _update_session(self, update: p.SessionConfig) -> None:
         changes = {k: getattr(update, k) for k in update.model_fields_set}
-        if update.dialect is not None and not self.dialect.openai:
-            self.dialect = update.dialect  # the client spoke OpenAI's shape
+        if update.dialect is Dialect.OPENAI_BETA or (update.dialect and not self.dialect.openai):
+            self.dialect = update.dialect  # the client spoke OpenAI's shape (beta's, if so)
         changes.update(openai_session.changes(self.service, self.config, update, self.dialect))
         self._check_characters(list(changes.get("characters") or []))
         if changes.get("pinned_character"):
