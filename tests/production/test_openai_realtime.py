@@ -281,3 +281,33 @@ def test_bad_openai_fields_get_precise_errors_and_the_session_goes_on(daemon: Da
             assert events[-1].response.status == "completed"
 
     asyncio.run(main())
+
+
+@pytest.mark.models
+def test_ga_client_with_the_real_engines(tmp_path: Path) -> None:
+    """The embedded engines: SmolLM2's tokenizer counts the usage, Piper speaks."""
+
+    async def main() -> None:
+        with Daemon(state_dir=tmp_path, settings={"audio_lead_ms": 0}) as d:
+            async with ga(d).realtime.connect(model="bram") as conn:
+                await until(conn, "session.created")
+                await conn.conversation.item.create(
+                    item={
+                        "type": "message",
+                        "role": "user",
+                        "content": [{"type": "input_text", "text": "What do you forge?"}],
+                    }
+                )
+                await conn.response.create(response={"output_modalities": ["audio"]})
+                events = await until(conn, "response.done", timeout=240)
+                done = events[-1].response
+                assert done.status == "completed"
+                assert done.to_dict()["character"] == "bram"
+                transcript = "".join(
+                    e.delta for e in events if e.type == "response.output_audio_transcript.delta"
+                )
+                assert transcript.strip() == done.output[0].content[0].transcript
+                assert any(e.type == "response.output_audio.delta" for e in events)
+                assert done.usage.input_tokens > 20 and done.usage.output_tokens > 0
+
+    asyncio.run(main())
