@@ -118,7 +118,8 @@ class FakeLLM(LLMEngine):
         self.requests.append(request)
         if self.stall_s:
             cancel.wait(self.stall_s)
-        words = re.findall(r"\S+\s*", self.reply(request))
+        # a word stands for a token: max_tokens cuts the reply, as it would a model's
+        words = re.findall(r"\S+\s*", self.reply(request))[: request.params.max_tokens]
         for i, word in enumerate(words):
             if cancel.is_set():
                 return
