@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 ROUTING_MODELS = ("personae",)
 
 _beta_models: dict[type, type] = {}
+#: OpenAI events personae's own clients do not get
+_OPENAI_ONLY = oe.OPENAI_SERVER_EVENT_TYPES - {"npc.warning"}
 
 
 def pin(service: Service, model: str | None) -> str | None:
@@ -107,6 +109,8 @@ def spell(event: BaseModel, dialect: Dialect, *, npc_events: bool) -> BaseModel 
     kind: str = event.type  # type: ignore[attr-defined]
     if not npc_events and kind.startswith(("npc.", "game.")):
         return None
+    if not dialect.openai and kind in _OPENAI_ONLY:
+        return None  # personae's own clients: personae's events
     if dialect is Dialect.OPENAI_BETA and kind in BETA_NAMES:
         cls = _beta_model(type(event), BETA_NAMES[kind])
         fields = {k: v for k, v in dict(event).items() if k != "type"}

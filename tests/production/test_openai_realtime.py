@@ -24,7 +24,9 @@ from personae.daemon.testing.launcher import Daemon, FakeEngines  # noqa: E402
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     state = Path(tmp_path_factory.mktemp("openai-realtime"))
-    with Daemon(state_dir=state, fakes=FakeEngines(), settings={"audio_lead_ms": 0}) as d:
+    # pieces of half a second: a long utterance is transcribed while it is spoken
+    settings = {"audio_lead_ms": 0, "stt_piece_min_s": 0.5}
+    with Daemon(state_dir=state, fakes=FakeEngines(), settings=settings) as d:
         yield d
 
 
@@ -206,6 +208,31 @@ def test_beta_client_gets_beta_names(daemon: Daemon) -> None:
             events = await until(conn, "response.done")
             text = "".join(e.delta for e in events if e.type == "response.text.delta")
             assert text.startswith("Heard b2")
+
+    asyncio.run(main())
+
+
+def test_a_partial_transcript_comes_before_the_final_one(daemon: Daemon) -> None:
+    async def main() -> None:
+        async with ga(daemon).realtime.connect(model="bram") as conn:
+            await until(conn, "session.created")
+            rate = 24000
+            # two phrases with a pause shorter than the turn's end (600 ms) between them
+            pcm = tone(1.0, rate) + silence(0.4, rate) + tone(1.0, rate) + silence(1.2, rate)
+            step = rate // 10 * 2
+            for i in range(0, len(pcm), step):
+                await conn.input_audio_buffer.append(
+                    audio=base64.b64encode(pcm[i : i + step]).decode()
+                )
+            events = await until(conn, "conversation.item.input_audio_transcription.completed")
+            deltas = [
+                e for e in events if e.type == "conversation.item.input_audio_transcription.delta"
+            ]
+            final = events[-1]
+            assert deltas and deltas[0].delta == "probe spoken"  # the first phrase
+            assert final.transcript == "probe spoken probe spoken"
+            assert "".join(d.delta for d in deltas) == final.transcript
+            assert {d.item_id for d in deltas} == {final.item_id}
 
     asyncio.run(main())
 
