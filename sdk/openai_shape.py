@@ -249,3 +249,30 @@ def views(session: dict[str, Any], model: str | None, transcription: Any) -> dic
         "input_audio_transcription": transcription,
         **beta,
     }
+
+
+#: response.create fields personae accepts without honouring them
+RESPONSE_ACKNOWLEDGED = {
+    "audio": "a reply is spoken in the session's audio format and voice",
+    "voice": "a reply is spoken in the session's voice (or its character's own)",
+    "output_audio_format": "a reply is spoken in the session's audio format",
+    "tools": "characters do not call tools",
+    "tool_choice": "characters do not call tools",
+    "temperature": "each character's generation parameters apply",
+    "max_output_tokens": "each character's max_tokens applies",
+    "max_response_output_tokens": "each character's max_tokens applies",
+    "input": "a reply answers the whole conversation",
+    "prompt": "prompt templates are not supported; use instructions",
+}
+
+
+def response_warnings(fields: dict[str, Any], *, conversation: str | None) -> dict[str, str]:
+    """{field: why not honoured} for the OpenAI fields a response.create set."""
+    out = {
+        name: why
+        for name, why in RESPONSE_ACKNOWLEDGED.items()
+        if name in fields and fields[name] not in _DEFAULTS.get(name, ())
+    }
+    if conversation not in (None, "auto"):
+        out["conversation"] = "every reply joins the session's conversation"
+    return out

@@ -211,18 +211,47 @@ class ResponseOptions(_Model):
     instructions: str | None = Field(None, max_length=2000)
     #: OpenAI's: echoed in the response (`response.done`)
     metadata: dict[str, str] | None = None
-    #: OpenAI's "auto" / "none": acknowledged; every reply joins the conversation
+    #: OpenAI's "auto" / "none": every reply joins the conversation ("none" warns)
     conversation: str | None = None
     #: OpenAI beta's spelling of output_modalities
     modalities: list[Literal["text", "audio"]] | None = _input_only()
+    # OpenAI's, accepted and not honoured: each set one is answered with a warning
+    audio: AudioConfig | None = _input_only()
+    voice: str | dict[str, Any] | None = _input_only()
+    output_audio_format: BetaAudioFormat | None = _input_only()
+    tools: list[Any] | None = _input_only()
+    tool_choice: Any = _input_only()
+    temperature: float | None = _input_only()
+    max_output_tokens: int | Literal["inf"] | None = _input_only()
+    max_response_output_tokens: int | Literal["inf"] | None = _input_only()
+    input: list[Any] | None = _input_only()
+    prompt: Any = _input_only()
+
+    _warnings: dict[str, str] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
-    def _fold_modalities(self) -> ResponseOptions:
+    def _fold_openai(self) -> ResponseOptions:
         if self.modalities is not None:
             if self.output_modalities not in (None, self.modalities):
                 raise ValueError("modalities contradicts output_modalities")
-            self.output_modalities, self.__dict__["modalities"] = self.modalities, None
+            self.output_modalities = self.modalities
+        spelled = {k for k in self.model_fields_set if k in _RESPONSE_SPELLINGS - {"modalities"}}
+        self._warnings = openai_shape.response_warnings(
+            {k: getattr(self, k) for k in spelled}, conversation=self.conversation
+        )
+        for name in spelled | {"modalities"}:
+            self.__dict__[name] = None
+            self.__pydantic_fields_set__.discard(name)
         return self
+
+    @property
+    def openai_warnings(self) -> dict[str, str]:
+        return self._warnings
+
+
+_RESPONSE_SPELLINGS = frozenset(
+    name for name, info in ResponseOptions.model_fields.items() if info.exclude
+)
 
 
 class ContentPart(_Model):

@@ -76,9 +76,11 @@ def changes(
     return out
 
 
-def warnings(update: p.SessionConfig) -> list[oe.NpcWarning]:
+def warnings(update: p.SessionConfig | p.ResponseOptions) -> list[oe.NpcWarning]:
+    """A warning for each OpenAI field an update or response.create set in vain."""
+    where = "session" if isinstance(update, p.SessionConfig) else "response"
     return [
-        oe.NpcWarning(param=f"session.{name}", message=f"{name} is not honoured: {why}")
+        oe.NpcWarning(param=f"{where}.{name}", message=f"{name} is not honoured: {why}")
         for name, why in update.openai_warnings.items()
     ]
 

@@ -221,6 +221,8 @@ class RealtimeSession:
                 self._truncate(event)
             case p.ResponseCreate(response=options):
                 self._check_characters([options.character] if options.character else [])
+                for warning in openai_session.warnings(options):
+                    self.outbox.control(warning)  # type: ignore[arg-type]
                 if options.instructions:
                     self._moderate(options.instructions)
                 self._enqueue(RespondJob(options))

@@ -26,7 +26,7 @@ def test_every_openai_event_and_field_is_in_the_table() -> None:
         "response.created",
     }
     names |= {n.removesuffix(".delta") for n in openai_shape.BETA_NAMES if n.endswith(".delta")}
-    names |= set(openai_shape.ACKNOWLEDGED)
+    names |= set(openai_shape.ACKNOWLEDGED) | set(openai_shape.RESPONSE_ACKNOWLEDGED)
     openai_fields = {
         name for name, info in p.SessionConfig.model_fields.items() if info.exclude
     } - {"transcription", "object"}

@@ -110,3 +110,10 @@ async def test_an_unhonoured_field_is_a_warning_and_an_unknown_one_an_error() ->
         h.send(frame({"type": "session.update", "session": {"type": "realtime", "wings": 2}}))
         error = await h.wait_type("error")
         assert error.error.code == "invalid_event" and "session.wings" in error.error.message
+        h.send(typed("Hello, Bram."))
+        response = {"conversation": "none", "max_output_tokens": "inf", "metadata": {"a": "b"}}
+        h.send(frame({"type": "response.create", "response": response}))
+        done = await h.wait_type("response.done")
+        warnings = [w.param for w in h.of_type("npc.warning")]
+        assert warnings == ["session.tools", "response.conversation"]
+        assert done.response.status == "completed" and done.response.metadata == {"a": "b"}
