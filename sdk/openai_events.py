@@ -2,8 +2,7 @@
 
 They complete OpenAI's GA event set around personae's own events (docs/protocol.md,
 "OpenAI compatibility"): the output item and content part a reply is made of, the
-transcript of spoken replies, partial transcripts of the player, `response.done` with
-its `output` and `usage`. personae's own clients get none of them; the beta names of
+transcript of spoken replies, `response.done` with its `output` and `usage`. personae's own clients get none of them; the beta names of
 the same events are `openai_shape.BETA_NAMES`.
 """
 
@@ -84,17 +83,6 @@ class ConversationItemDone(_Event):
     item: RealtimeItem
 
 
-class TranscriptionDelta(_Event):
-    """Partial transcript of the player's turn, while they speak."""
-
-    type: Literal["conversation.item.input_audio_transcription.delta"] = (
-        "conversation.item.input_audio_transcription.delta"
-    )
-    item_id: str
-    content_index: int = 0
-    delta: str
-
-
 class _Part(_Event):
     response_id: str
     item_id: str
@@ -152,7 +140,6 @@ class NpcWarning(_Event):
 OpenAIServerEvent = (
     ConversationItemAdded
     | ConversationItemDone
-    | TranscriptionDelta
     | OutputItemAdded
     | OutputItemDone
     | ContentPartAdded
@@ -167,7 +154,6 @@ OPENAI_SERVER_EVENT_TYPES = frozenset(
     for m in (
         ConversationItemAdded,
         ConversationItemDone,
-        TranscriptionDelta,
         OutputItemAdded,
         OutputItemDone,
         ContentPartAdded,

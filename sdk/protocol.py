@@ -415,6 +415,18 @@ class TranscriptionCompleted(_Event):
     transcript: str
 
 
+class TranscriptionDelta(_Event):
+    """Partial transcript of the player's turn while they speak: text that extends the
+    deltas before it; `...transcription.completed` has the whole turn."""
+
+    type: Literal["conversation.item.input_audio_transcription.delta"] = (
+        "conversation.item.input_audio_transcription.delta"
+    )
+    item_id: str
+    content_index: int = 0
+    delta: str
+
+
 class NpcRoute(_Event):
     """Who answers the player's turn, and why."""
 
@@ -558,6 +570,7 @@ ServerEvent = Annotated[
     | InputAudioBufferCleared
     | ConversationItemCreated
     | ConversationItemTruncated
+    | TranscriptionDelta
     | TranscriptionCompleted
     | NpcRoute
     | ResponseCreated

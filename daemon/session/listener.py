@@ -39,7 +39,6 @@ from personae.daemon.session.outbox import Outbox
 from personae.daemon.session.reporting import ErrorReporter
 from personae.daemon.settings import Settings
 from personae.sdk import protocol as p
-from personae.sdk.openai_events import TranscriptionDelta
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,7 +259,7 @@ class Listener:
             nonlocal sent
             if len(text) > len(sent) and text.startswith(sent):
                 delta, sent = text[len(sent) :], text
-                self._outbox.control(TranscriptionDelta(item_id=item_id, delta=delta))  # type: ignore[arg-type]
+                self._outbox.control(p.TranscriptionDelta(item_id=item_id, delta=delta))
 
         return partial
 

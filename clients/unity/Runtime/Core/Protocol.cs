@@ -37,6 +37,7 @@ namespace Personae
         public const string InputAudioBufferCleared = "input_audio_buffer.cleared";
         public const string ConversationItemCreated = "conversation.item.created";
         public const string ConversationItemTruncated = "conversation.item.truncated";
+        public const string TranscriptionDelta = "conversation.item.input_audio_transcription.delta";
         public const string TranscriptionCompleted = "conversation.item.input_audio_transcription.completed";
         public const string NpcRoute = "npc.route";
         public const string ResponseCreated = "response.created";
