@@ -67,6 +67,12 @@ def changes(
     out: dict[str, object] = {}
     if "model" in update.model_fields_set:
         out["pinned_character"] = pin(service, update.model)
+    if update.voice is not None and update.voice not in service.cast:
+        # OpenAI's voices ("alloy", ...): each character keeps its own, as shown
+        out["voice"] = None
+        update.openai_warnings["voice"] = (
+            f"{update.voice!r} is not a character; each character speaks in its own voice"
+        )
     if (
         update.dialect is not None
         and not isinstance(config, p.OpenAISession)

@@ -117,3 +117,13 @@ async def test_an_unhonoured_field_is_a_warning_and_an_unknown_one_an_error() ->
         warnings = [w.param for w in h.of_type("npc.warning")]
         assert warnings == ["session.tools", "response.conversation"]
         assert done.response.status == "completed" and done.response.metadata == {"a": "b"}
+
+
+async def test_an_openai_voice_is_shown_as_not_in_effect() -> None:
+    async with running(fake_service(), Framing.JSON) as h:
+        audio = {"output": {"voice": "alloy"}}
+        h.send(frame({"type": "session.update", "session": {"type": "realtime", "audio": audio}}))
+        updated = await h.wait_type("session.updated")
+        assert updated.session.voice is None
+        warning = await h.wait_type("npc.warning")
+        assert warning.param == "session.voice" and "alloy" in warning.message
