@@ -195,6 +195,7 @@ def test_beta_client_gets_beta_names(daemon: Daemon) -> None:
             )
             assert "response.output_audio.delta" not in seen
             assert events[-1].response.to_dict()["character"] == "mara"
+            assert events[-1].response.usage.output_tokens > 0
             await conn.session.update(session={"modalities": ["text"]})
             await until(conn, "session.updated")
             await conn.conversation.item.create(
