@@ -255,7 +255,8 @@ _RESPONSE_SPELLINGS = frozenset(
 
 
 class ContentPart(_Model):
-    type: Literal["input_text", "output_text", "input_audio"] = "input_text"
+    #: "text" is OpenAI beta's spelling of an assistant's "output_text"
+    type: Literal["input_text", "output_text", "input_audio", "text"] = "input_text"
     text: str | None = None
 
 

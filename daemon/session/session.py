@@ -303,10 +303,15 @@ class RealtimeSession:
             )
         if item.role == "system":
             raise ClientError(
-                "system items are not accepted; use response instructions", code="invalid_item"
+                "system items are not accepted; use session or response instructions",
+                code="invalid_item",
             )
         self._moderate(text)
         item = item.model_copy(update={"id": item.id or p.new_id("item")})
+        if item.role == "assistant" and item.character is None and self.dialect.openai:
+            # OpenAI clients name no speaker: the pinned character, or the last one
+            speaker = self.config.pinned_character or self.replies.last_speaker
+            item = item.model_copy(update={"character": speaker})
         if item.role == "assistant":
             if item.character is None:
                 raise ClientError("an assistant item must name its character", code="invalid_item")

@@ -127,3 +127,20 @@ async def test_an_openai_voice_is_shown_as_not_in_effect() -> None:
         assert updated.session.voice is None
         warning = await h.wait_type("npc.warning")
         assert warning.param == "session.voice" and "alloy" in warning.message
+
+
+async def test_an_openai_assistant_item_is_the_pinned_characters_line() -> None:
+    llm = FakeLLM(reply=lambda req: "Aye.")
+    async with running(fake_service(llm=llm), Framing.JSON) as h:
+        h.send(frame({"type": "session.update", "session": {"type": "realtime", "model": "wren"}}))
+        await h.wait_type("session.updated")
+        line = {"type": "text", "text": "The mill burned down last spring."}
+        item = {"type": "message", "role": "assistant", "content": [line]}
+        h.send(frame({"type": "conversation.item.create", "item": item}))
+        created = await h.wait_type("conversation.item.created")
+        assert created.item.character == "wren"
+        h.send(typed("What happened to the mill?"))
+        h.send(p.ResponseCreate())
+        await h.wait_type("response.done")
+        said = [m for m in llm.requests[-1].messages if m.role == "assistant"]
+        assert "The mill burned down last spring." in said[-1].content
