@@ -29,6 +29,7 @@ from personae.daemon.errors import ClientError, ConfigError, LimitExceededError,
 from personae.daemon.limits import Limits, SessionGuard
 from personae.daemon.openai_api import router as openai_router
 from personae.daemon.service import Service
+from personae.daemon.session.openai_session import openai_connection
 from personae.daemon.session.session import RealtimeSession, SessionClosed
 from personae.daemon.settings import Settings
 from personae.sdk import protocol as p
@@ -219,7 +220,13 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
             except (WebSocketDisconnect, RuntimeError, ConnectionError) as exc:
                 raise SessionClosed(1006, "client went away") from exc
 
-        session = RealtimeSession(svc, receive=receive, send=send, guard=guard)
+        try:
+            session = RealtimeSession(
+                svc, receive=receive, send=send, guard=guard, **openai_connection(ws)
+            )
+        except ClientError as exc:  # an unknown `model` in the URL: before the session starts
+            await refuse(ws, exc, 1008)  # type: ignore[arg-type]
+            return
         app.state.sessions += 1
         code, reason = 1000, ""
         try:

@@ -44,8 +44,8 @@ from personae.daemon.adapters import (
     engine_name,
     store_folder,
 )
-from personae.daemon.characters import Character, GenerationParams
-from personae.daemon.engines.base import ChatMessage, GenerationRequest
+from personae.daemon.characters import Character
+from personae.daemon.engines.base import GenerationRequest
 from personae.daemon.engines.llm_openai import BUNDLED_BASE
 from personae.daemon.errors import ClientError, ConfigError, PersonaeError
 from personae.daemon.openai_requests import (
@@ -54,8 +54,11 @@ from personae.daemon.openai_requests import (
     MessageIn,
     OpenAIError,
     UnloadLoraRequest,
+    params_for,
     parse_body,
+    raw_request,
 )
+from personae.daemon.openai_usage import usage_and_finish
 from personae.daemon.session.prompt import Turn
 
 if TYPE_CHECKING:
@@ -67,9 +70,6 @@ router = APIRouter(prefix="/v1", tags=["openai"])
 
 #: what the transformers engine accepts as an adapter name
 _ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_@+-]{0,127}$")
-#: defaults of raw (adapter or base) requests: those of vLLM, with a bounded length
-RAW_PARAMS = GenerationParams(temperature=1.0, top_p=1.0, max_tokens=512, repetition_penalty=1.0)
-
 
 # --------------------------------------------------------------------------- state
 
@@ -124,6 +124,19 @@ def _openai_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 @router.get("/models")
 @_openai_errors
 async def list_models(request: Request) -> Response:
+    return JSONResponse({"object": "list", "data": _model_cards(request)})
+
+
+@router.get("/models/{model_id:path}")
+async def retrieve_model(request: Request, model_id: str) -> Response:
+    for card in _model_cards(request):
+        if card["id"] == model_id:
+            return JSONResponse(card)
+    error = OpenAIError(404, f"The model `{model_id}` does not exist.", code="model_not_found")
+    return error.response()
+
+
+def _model_cards(request: Request) -> list[dict[str, Any]]:
     svc = _service(request)
     principal = _principal(request)
     visible = principal.visible(svc.cast) if principal is not None else list(svc.cast)
@@ -146,8 +159,7 @@ async def list_models(request: Request) -> Response:
         card(ch.id, base, base, name=ch.name, description=ch.description)
         for ch in (svc.cast[cid] for cid in visible)
     ]
-    data += [card(name, str(path), base) for name, path in _loaded(request).items()]
-    return JSONResponse({"object": "list", "data": data})
+    return data + [card(name, str(path), base) for name, path in _loaded(request).items()]
 
 
 @router.post("/load_lora_adapter")
@@ -288,7 +300,7 @@ async def chat_completions(request: Request) -> Response:
     elif body.model in _loaded(request) or body.model == served_model_name(svc):
         _require_admin(request)
         adapter = body.model if body.model in _loaded(request) else None
-        reply = Reply(_raw_request(body, adapter))
+        reply = Reply(raw_request(body, adapter))
     else:
         raise OpenAIError(
             404,
@@ -318,6 +330,7 @@ async def chat_completions(request: Request) -> Response:
         raise OpenAIError(_status(exc), str(exc), code=exc.code) from None
     if reply.said is not None:
         await reply.said(text)
+    usage, finish = await usage_and_finish(svc, reply.generation, text)
     return JSONResponse(
         {
             "id": completion_id,
@@ -329,9 +342,10 @@ async def chat_completions(request: Request) -> Response:
                     "index": 0,
                     "message": {"role": "assistant", "content": text},
                     "logprobs": None,
-                    "finish_reason": "stop",
+                    "finish_reason": finish,
                 }
             ],
+            **({"usage": usage} if usage is not None else {}),
         }
     )
 
@@ -392,42 +406,18 @@ async def _sse(
         yield f"data: {json.dumps({'error': error})}\n\n"
         yield "data: [DONE]\n\n"
         return
-    yield chunk({}, "stop")
+    usage, finish = await usage_and_finish(svc, reply.generation, "".join(text))
+    yield chunk({}, finish)
     if include_usage:
-        # token counts are the engine's; personae does not report them yet
-        yield f"data: {json.dumps({'id': completion_id, 'object': 'chat.completion.chunk', 'created': created, 'model': model, 'choices': [], 'usage': None})}\n\n"
+        final = {"id": completion_id, "object": "chat.completion.chunk", "created": created}
+        final |= {"model": model, "choices": [], "usage": usage}
+        yield f"data: {json.dumps(final)}\n\n"
     yield "data: [DONE]\n\n"
     if reply.said is not None:
         try:
             await reply.said("".join(text))
         except PersonaeError as exc:  # the client has its reply; the log lacks it
             log.error("reply not logged: %s", exc)
-
-
-def _params(base: GenerationParams, body: ChatCompletionRequest) -> GenerationParams:
-    update: dict[str, Any] = {}
-    if body.temperature is not None:
-        update["temperature"] = body.temperature
-    if body.top_p is not None:
-        update["top_p"] = body.top_p
-    if (limit := body.max_completion_tokens or body.max_tokens) is not None:
-        update["max_tokens"] = limit
-    if body.stop is not None:
-        update["stop"] = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop)
-    if body.repetition_penalty is not None:
-        update["repetition_penalty"] = body.repetition_penalty
-    return base.model_copy(update=update)
-
-
-def _raw_request(body: ChatCompletionRequest, adapter: str | None) -> GenerationRequest:
-    messages = [
-        ChatMessage("system" if m.role == "developer" else m.role, m.text())
-        for m in body.messages
-        if m.role != "tool"
-    ]
-    return GenerationRequest(
-        messages=messages, params=_params(RAW_PARAMS, body), adapter=adapter, seed=body.seed
-    )
 
 
 async def _character_reply(svc: Service, body: ChatCompletionRequest) -> Reply:
@@ -446,7 +436,7 @@ async def _character_reply(svc: Service, body: ChatCompletionRequest) -> Reply:
         history,
         player,
         instructions=instructions,
-        params=_params(character.generation, body),
+        params=params_for(character.generation, body),
         seed=body.seed,
     )
 

@@ -13,6 +13,12 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from personae.daemon.characters import GenerationParams
+from personae.daemon.engines.base import ChatMessage, GenerationRequest
+
+#: defaults of raw (adapter or base) requests: those of vLLM, with a bounded length
+RAW_PARAMS = GenerationParams(temperature=1.0, top_p=1.0, max_tokens=512, repetition_penalty=1.0)
+
 
 class OpenAIError(Exception):
     def __init__(self, status: int, message: str, *, code: str, param: str | None = None) -> None:
@@ -98,3 +104,32 @@ async def parse_body(request: Request, model: type[BaseModel]) -> Any:
             code="invalid_value",
             param=param,
         ) from None
+
+
+# --------------------------------------------------------------------------- to the engine
+
+
+def params_for(base: GenerationParams, body: ChatCompletionRequest) -> GenerationParams:
+    update: dict[str, Any] = {}
+    if body.temperature is not None:
+        update["temperature"] = body.temperature
+    if body.top_p is not None:
+        update["top_p"] = body.top_p
+    if (limit := body.max_completion_tokens or body.max_tokens) is not None:
+        update["max_tokens"] = limit
+    if body.stop is not None:
+        update["stop"] = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop)
+    if body.repetition_penalty is not None:
+        update["repetition_penalty"] = body.repetition_penalty
+    return base.model_copy(update=update)
+
+
+def raw_request(body: ChatCompletionRequest, adapter: str | None) -> GenerationRequest:
+    messages = [
+        ChatMessage("system" if m.role == "developer" else m.role, m.text())
+        for m in body.messages
+        if m.role != "tool"
+    ]
+    return GenerationRequest(
+        messages=messages, params=params_for(RAW_PARAMS, body), adapter=adapter, seed=body.seed
+    )

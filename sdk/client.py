@@ -51,6 +51,12 @@ class Reply:
         return self.response.character
 
     @property
+    def partial_transcripts(self) -> list[str]:
+        """The player's turn as it was transcribed while they spoke, growing."""
+        deltas = [e.delta for e in self.events if isinstance(e, p.TranscriptionDelta)]
+        return ["".join(deltas[: i + 1]) for i in range(len(deltas))]
+
+    @property
     def text(self) -> str:
         return self.response.output_text
 

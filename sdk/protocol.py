@@ -22,9 +22,23 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    PrivateAttr,
     SerializationInfo,
+    SerializeAsAny,
+    SerializerFunctionWrapHandler,
     TypeAdapter,
     field_serializer,
+    model_serializer,
+    model_validator,
+)
+
+from personae.sdk import openai_shape
+from personae.sdk.openai_shape import (
+    AudioConfig,
+    BetaAudioFormat,
+    Dialect,
+    ServerVAD,
+    Transcription,
 )
 
 PROTOCOL_VERSION = 1
@@ -72,21 +86,17 @@ class _Event(_Model):
 # --------------------------------------------------------------------------- session
 
 
-class ServerVAD(_Model):
-    """The daemon detects when the player starts and stops talking."""
-
-    type: Literal["server_vad"] = "server_vad"
-    threshold: float | None = Field(None, gt=0.0, lt=1.0)
-    silence_duration_ms: int | None = Field(None, ge=100, le=5000)
-    prefix_padding_ms: int | None = Field(None, ge=0, le=2000)
-    #: start a response when a turn ends (off: the client sends response.create)
-    create_response: bool = True
-    #: speech over a character's reply cancels that reply (barge-in)
-    interrupt_response: bool = True
+def _input_only() -> Any:
+    # an OpenAI spelling, folded into personae's fields on input, never dumped as is
+    return Field(None, exclude=True)
 
 
 class SessionConfig(_Model):
-    """Partial on `session.update`: fields left out keep their value."""
+    """Partial on `session.update`: fields left out keep their value.
+
+    OpenAI Realtime's GA (`type`, `audio.input.format`, `audio.output.voice`, ...) and
+    beta (`modalities`, `input_audio_format`, `voice`, ...) spellings are accepted and
+    folded into these fields (`openai_shape.fold`)."""
 
     #: characters in the scene, who can hear the player; None = every loaded character
     characters: list[CharacterId] | None = None
@@ -96,12 +106,85 @@ class SessionConfig(_Model):
     turn_detection: ServerVAD | None = ServerVAD()
     input_sample_rate: SampleRate = 16000
     output_sample_rate: SampleRate = 24000
-    #: ["text"] turns voice off; ["text", "audio"] speaks every reply
+    #: ["text"] turns voice off; ["text", "audio"] (or OpenAI's ["audio"]) speaks every reply
     output_modalities: list[Literal["text", "audio"]] = Field(
         default_factory=lambda: ["text", "audio"], min_length=1
     )
     #: stable player identity, for per-player character state
     player_id: str | None = Field(None, max_length=128)
+    #: scene direction added to every reply's instructions (OpenAI's `instructions`)
+    instructions: str | None = Field(None, max_length=4000)
+    #: a character id: every reply is spoken in that character's voice (None: each
+    #: character speaks in its own)
+    voice: str | None = Field(None, max_length=64)
+    #: OpenAI's transcription settings: acknowledged, shown to OpenAI clients only
+    #: (personae's STT engine transcribes every turn)
+    transcription: Transcription | None = Field(None, exclude=True)
+    #: a character id (pins it), a scene name or "personae" (routing): the URL's
+    #: `model`; shown to OpenAI clients only
+    model: str | None = Field(None, max_length=128, exclude=True)
+    #: False: no `npc.*` events, for strict OpenAI clients
+    npc_events: bool = True
+
+    # OpenAI's spellings, folded into the fields above (see openai_shape)
+    type: Literal["realtime"] | None = _input_only()
+    object: Literal["realtime.session"] | None = _input_only()
+    audio: AudioConfig | None = _input_only()
+    modalities: list[Literal["text", "audio"]] | None = _input_only()
+    input_audio_format: BetaAudioFormat | None = _input_only()
+    output_audio_format: BetaAudioFormat | None = _input_only()
+    input_audio_transcription: Transcription | None = _input_only()
+    tools: list[Any] | None = _input_only()
+    tool_choice: Any = _input_only()
+    parallel_tool_calls: bool | None = _input_only()
+    temperature: float | None = _input_only()
+    max_output_tokens: int | Literal["inf"] | None = _input_only()
+    max_response_output_tokens: int | Literal["inf"] | None = _input_only()
+    tracing: Any = _input_only()
+    truncation: Any = _input_only()
+    include: list[str] | None = _input_only()
+    prompt: Any = _input_only()
+    reasoning: Any = _input_only()
+    input_audio_noise_reduction: Any = _input_only()
+    client_secret: Any = _input_only()
+    expires_at: int | None = _input_only()
+
+    #: OpenAI fields accepted but not honoured: {field: why}; the session warns
+    _warnings: dict[str, str] = PrivateAttr(default_factory=dict)
+    #: the OpenAI spelling the update used (None: personae's own)
+    _dialect: Dialect | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _fold_openai(self) -> SessionConfig:
+        spelled = {k: getattr(self, k) for k in self.model_fields_set if k in _OPENAI_SPELLINGS}
+        if not spelled:
+            return self
+        canonical, warnings, dialect = openai_shape.fold(spelled)
+        for name, value in canonical.items():
+            if name in self.model_fields_set and getattr(self, name) != value:
+                raise ValueError(f"{name} ({getattr(self, name)!r}) contradicts {value!r}")
+            setattr(self, name, value)  # marks it set: a partial update applies it
+        for name in spelled:  # folded: only the canonical field stands
+            self.__dict__[name] = None
+            self.__pydantic_fields_set__.discard(name)
+        if type(self) is SessionConfig:  # a client's update, not the server's view
+            self._warnings, self._dialect = warnings, dialect
+        return self
+
+    @property
+    def openai_warnings(self) -> dict[str, str]:
+        return self._warnings
+
+    @property
+    def dialect(self) -> Dialect | None:
+        return self._dialect
+
+
+_OPENAI_SPELLINGS = frozenset(
+    name
+    for name, info in SessionConfig.model_fields.items()
+    if info.exclude and name not in ("transcription", "model")
+)
 
 
 class Session(SessionConfig):
@@ -109,8 +192,71 @@ class Session(SessionConfig):
     protocol_version: int = PROTOCOL_VERSION
 
 
+class OpenAISession(Session):
+    """The session as sessions that speak OpenAI's shape are shown it: personae's
+    fields, and the effective configuration in OpenAI's GA and beta spellings."""
+
+    @model_serializer(mode="wrap")
+    def _with_openai_views(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        transcription = self.transcription.model_dump() if self.transcription else None
+        return {**data, **openai_shape.views(data, self.model, transcription)}
+
+
+class ResponseOptions(_Model):
+    #: answer as this character (skips routing); unknown ids get an error
+    character: CharacterId | None = None
+    output_modalities: list[Literal["text", "audio"]] | None = None
+    #: extra instruction for this one response ("greet the player")
+    instructions: str | None = Field(None, max_length=2000)
+    #: OpenAI's: echoed in the response (`response.done`)
+    metadata: dict[str, str] | None = None
+    #: OpenAI's "auto" / "none": every reply joins the conversation ("none" warns)
+    conversation: str | None = None
+    #: OpenAI beta's spelling of output_modalities
+    modalities: list[Literal["text", "audio"]] | None = _input_only()
+    # OpenAI's, accepted and not honoured: each set one is answered with a warning
+    audio: AudioConfig | None = _input_only()
+    voice: str | dict[str, Any] | None = _input_only()
+    output_audio_format: BetaAudioFormat | None = _input_only()
+    tools: list[Any] | None = _input_only()
+    tool_choice: Any = _input_only()
+    temperature: float | None = _input_only()
+    max_output_tokens: int | Literal["inf"] | None = _input_only()
+    max_response_output_tokens: int | Literal["inf"] | None = _input_only()
+    input: list[Any] | None = _input_only()
+    prompt: Any = _input_only()
+
+    _warnings: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _fold_openai(self) -> ResponseOptions:
+        if self.modalities is not None:
+            if self.output_modalities not in (None, self.modalities):
+                raise ValueError("modalities contradicts output_modalities")
+            self.output_modalities = self.modalities
+        spelled = {k for k in self.model_fields_set if k in _RESPONSE_SPELLINGS - {"modalities"}}
+        self._warnings = openai_shape.response_warnings(
+            {k: getattr(self, k) for k in spelled}, conversation=self.conversation
+        )
+        for name in spelled | {"modalities"}:
+            self.__dict__[name] = None
+            self.__pydantic_fields_set__.discard(name)
+        return self
+
+    @property
+    def openai_warnings(self) -> dict[str, str]:
+        return self._warnings
+
+
+_RESPONSE_SPELLINGS = frozenset(
+    name for name, info in ResponseOptions.model_fields.items() if info.exclude
+)
+
+
 class ContentPart(_Model):
-    type: Literal["input_text", "output_text", "input_audio"] = "input_text"
+    #: "text" is OpenAI beta's spelling of an assistant's "output_text"
+    type: Literal["input_text", "output_text", "input_audio", "text"] = "input_text"
     text: str | None = None
 
 
@@ -125,14 +271,6 @@ class Item(_Model):
     @property
     def text(self) -> str:
         return " ".join(p.text for p in self.content if p.text)
-
-
-class ResponseOptions(_Model):
-    #: answer as this character (skips routing); unknown ids get an error
-    character: CharacterId | None = None
-    output_modalities: list[Literal["text", "audio"]] | None = None
-    #: extra instruction for this one response ("greet the player")
-    instructions: str | None = Field(None, max_length=2000)
 
 
 # ------------------------------------------------------------------- client events
@@ -227,12 +365,13 @@ ClientEvent = Annotated[
 
 class SessionCreated(_Event):
     type: Literal["session.created"] = "session.created"
-    session: Session
+    #: an OpenAISession for OpenAI clients
+    session: SerializeAsAny[Session]
 
 
 class SessionUpdated(_Event):
     type: Literal["session.updated"] = "session.updated"
-    session: Session
+    session: SerializeAsAny[Session]
 
 
 class SpeechStarted(_Event):
@@ -277,6 +416,18 @@ class TranscriptionCompleted(_Event):
     transcript: str
 
 
+class TranscriptionDelta(_Event):
+    """Partial transcript of the player's turn while they speak: text that extends the
+    deltas before it; `...transcription.completed` has the whole turn."""
+
+    type: Literal["conversation.item.input_audio_transcription.delta"] = (
+        "conversation.item.input_audio_transcription.delta"
+    )
+    item_id: str
+    content_index: int = 0
+    delta: str
+
+
 class NpcRoute(_Event):
     """Who answers the player's turn, and why."""
 
@@ -307,7 +458,8 @@ class ResponseInfo(_Model):
 
 class ResponseCreated(_Event):
     type: Literal["response.created"] = "response.created"
-    response: ResponseInfo
+    #: an openai_events.OpenAIResponse for OpenAI clients
+    response: SerializeAsAny[ResponseInfo]
 
 
 class _ResponsePart(_Event):
@@ -389,7 +541,7 @@ class NpcAlert(_Event):
 
 class ResponseDone(_Event):
     type: Literal["response.done"] = "response.done"
-    response: ResponseInfo
+    response: SerializeAsAny[ResponseInfo]
 
 
 class ErrorInfo(_Model):
@@ -419,6 +571,7 @@ ServerEvent = Annotated[
     | InputAudioBufferCleared
     | ConversationItemCreated
     | ConversationItemTruncated
+    | TranscriptionDelta
     | TranscriptionCompleted
     | NpcRoute
     | ResponseCreated

@@ -108,6 +108,11 @@ class LLMEngine(ABC):
         prefilled}; empty for engines that do not know."""
         return {}
 
+    def count_tokens(self, messages: Sequence[ChatMessage], reply: str) -> tuple[int, int] | None:
+        """(prompt tokens, reply tokens) as this engine's tokenizer counts them, for
+        `usage`; None for engines that cannot count."""
+        return None
+
     def prime(self, request: GenerationRequest) -> None:  # noqa: B027 - optional hook
         """Prefill `request`'s prompt ahead of time, for engines that reuse prompt state.
 

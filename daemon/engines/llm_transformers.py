@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from personae.daemon.engines.base import GenerationRequest
+from personae.daemon.engines.base import ChatMessage, GenerationRequest
 from personae.daemon.engines.prefix_cache import PrefixCache, as_cache, kv_of
 from personae.daemon.engines.sampling import ReplyText, Sampler
 from personae.daemon.engines.transformers_engine import ModelHoldingLLM
@@ -88,6 +88,12 @@ class TransformersLLM(ModelHoldingLLM):
             yield from self._decode_loop(prompt, request, cancel)
         finally:
             self.model.end_reply(request.adapter)
+
+    def count_tokens(self, messages: Sequence[ChatMessage], reply: str) -> tuple[int, int]:
+        with self.model.lock:  # tokenizer calls go through the model's lock
+            prompt = self.model.encode(messages)
+            out = self.model.tokenizer(reply, add_special_tokens=False)["input_ids"]
+        return len(prompt), len(out)
 
     def _decode_loop(
         self, prompt: list[int], request: GenerationRequest, cancel: threading.Event

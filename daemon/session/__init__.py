@@ -9,4 +9,6 @@ outbox.py        paced, bounded sending; control events overtake audio
 conversation.py  a turn prepared and recorded (shared with the OpenAI API)
 prompt.py        the messages a character answers from
 reporting.py     errors mapped to `error` events
+openai_session.py  OpenAI Realtime clients: `model=`, dialect, event spellings
+openai_reply.py  OpenAI's events around a reply (output item, content part, usage)
 """

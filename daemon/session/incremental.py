@@ -57,9 +57,16 @@ class _Piece:
 
 class IncrementalTranscript:
     def __init__(
-        self, transcribe: Transcribe, *, min_pause_ms: int = 250, min_piece_s: float = 15.0
+        self,
+        transcribe: Transcribe,
+        *,
+        min_pause_ms: int = 250,
+        min_piece_s: float = 15.0,
+        on_text: Callable[[str], None] | None = None,
     ) -> None:
+        """`on_text(text of the turn so far)` is called as each piece is decoded."""
         self._transcribe = transcribe
+        self._on_text = on_text
         self.min_pause_ms = min_pause_ms
         self._min_piece = round(min_piece_s * INPUT_SAMPLE_RATE)
         #: text of the committed pieces; None before the first commit
@@ -156,7 +163,9 @@ class IncrementalTranscript:
 
     def _forget(self, task: asyncio.Task[str]) -> None:
         self._tasks.discard(task)
-        if not task.cancelled():
+        if not task.cancelled() and task.exception() is None and self._on_text is not None:
+            self._on_text(task.result())
+        elif not task.cancelled():
             task.exception()  # retrieved: an unused piece that failed is not an error
 
     async def _piece(self, before: asyncio.Task[str] | None, audio: np.ndarray) -> str:

@@ -129,7 +129,8 @@ class Listener:
         self._ptt_vad = None
         early = self._finish_pieces(audio, ended.pause) if ended is not None else None
         self.drop_early()  # no speech heard in the buffer: transcribed whole below
-        item_id = p.new_id("item")
+        item_id = self._turn_item or p.new_id("item")
+        self._turn_item = None
         self._outbox.control(p.InputAudioBufferCommitted(item_id=item_id))
         self._turns(TranscribeJob(item_id, audio, respond=respond, early=early))
 
@@ -139,6 +140,7 @@ class Listener:
         self._endpointer.reset()
         self.drop_early()
         self._ptt_vad = None
+        self._turn_item = None
         self._outbox.control(p.InputAudioBufferCleared())
 
     def configure(self, config: p.Session, changed: Collection[str]) -> None:
@@ -228,7 +230,8 @@ class Listener:
         events = await self._run("vad", self._ptt_vad.feed, audio)
         for ev in events:
             if isinstance(ev, SpeechStarted):
-                self._pieces = self._pieces or self._new_pieces()
+                self._turn_item = self._turn_item or p.new_id("item")
+                self._pieces = self._pieces or self._new_pieces(self._turn_item)
             elif self._pieces is None:
                 continue
             elif isinstance(ev, PauseStarted):
@@ -238,11 +241,27 @@ class Listener:
             elif isinstance(ev, PauseEnded):
                 self._pieces.pause_ended(ev.pause, ev.silent_ms)
 
-    def _new_pieces(self) -> IncrementalTranscript:
+    def _new_pieces(self, item_id: str) -> IncrementalTranscript:
         s = self._settings
         return IncrementalTranscript(
-            self._stt_piece, min_pause_ms=s.stt_piece_pause_ms, min_piece_s=s.stt_piece_min_s
+            self._stt_piece,
+            min_pause_ms=s.stt_piece_pause_ms,
+            min_piece_s=s.stt_piece_min_s,
+            on_text=self._partials(item_id),
         )
+
+    def _partials(self, item_id: str) -> Callable[[str], None]:
+        """Partial transcripts of turn `item_id` as its pieces are decoded: only text
+        that extends what was sent (a piece re-decoded differently waits for the end)."""
+        sent = ""
+
+        def partial(text: str) -> None:
+            nonlocal sent
+            if len(text) > len(sent) and text.startswith(sent):
+                delta, sent = text[len(sent) :], text
+                self._outbox.control(p.TranscriptionDelta(item_id=item_id, delta=delta))
+
+        return partial
 
     async def _on_vad(self, ev: Event) -> None:
         td = self._config.turn_detection
@@ -256,9 +275,9 @@ class Listener:
             return
         if isinstance(ev, SpeechStarted):
             self.drop_early()
-            if self._settings.stt_early:
-                self._pieces = self._new_pieces()
             self._turn_item = p.new_id("item")
+            if self._settings.stt_early:
+                self._pieces = self._new_pieces(self._turn_item)
             self._outbox.control(p.SpeechStarted(audio_start_ms=ev.at_ms, item_id=self._turn_item))
             if td is not None and td.interrupt_response:
                 await self._interrupt("turn_detected")

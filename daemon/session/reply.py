@@ -24,12 +24,13 @@ from personae.daemon import audio as pcm
 from personae.daemon.adapters import AdapterCache
 from personae.daemon.characters import Character, VoiceConfig
 from personae.daemon.deployments import Casting
-from personae.daemon.engines.base import LLMEngine, TTSEngine
+from personae.daemon.engines.base import GenerationRequest, LLMEngine, TTSEngine
 from personae.daemon.errors import EngineError
 from personae.daemon.moderation import ContentBlockedError, Moderator
 from personae.daemon.monitoring import Metrics
 from personae.daemon.runtime import CharacterState
 from personae.daemon.session.conversation import Conversation, Run
+from personae.daemon.session.openai_reply import ReplyShape
 from personae.daemon.session.outbox import Outbox, audio_ms
 from personae.daemon.session.priming import Primer
 from personae.daemon.session.prompt import Turn
@@ -60,6 +61,10 @@ class ActiveResponse:
     #: when the LLM and TTS were through (its audio may still be going out)
     generated: float | None = None
     first_audio_ms: float | None = None
+    #: how its events are spelled (OpenAI clients get OpenAI's whole event set)
+    shape: ReplyShape = field(default_factory=lambda: ReplyShape(openai=False, speak=True))
+    #: what the LLM was asked, for `usage`
+    request: GenerationRequest | None = None
 
 
 def emotion_event(character: str, state: CharacterState) -> p.NpcEmotion:
@@ -90,9 +95,11 @@ class Responder:
         metrics: Metrics,
         outbox: Outbox,
         errors: ErrorReporter,
+        cast: Mapping[str, Character] | None = None,
     ) -> None:
         """`session()` is the session's current config and `player_id()` its player;
-        `history` the session's turns (read for prompts), to which `remember` adds."""
+        `history` the session's turns (read for prompts), to which `remember` adds;
+        `cast` the characters whose voices the session's `voice` may name."""
         self._settings = settings
         self._session = session
         self._player_id = player_id
@@ -108,6 +115,7 @@ class Responder:
         self._metrics = metrics
         self._outbox = outbox
         self._errors = errors
+        self._cast = cast or {}
         self._primer = Primer(
             settings=settings,
             conversation=conversation,
@@ -132,17 +140,23 @@ class Responder:
         """`character` answers: created, generated and spoken, finished one way or another."""
         config = self._session()
         modalities = options.output_modalities or config.output_modalities
-        info = p.ResponseInfo(
+        shape = ReplyShape(openai=isinstance(config, p.OpenAISession), speak="audio" in modalities)
+        info = shape.info(
             id=p.new_id("resp"), character=character, output_sample_rate=config.output_sample_rate
         )
+        if options.metadata is not None:
+            info.metadata = options.metadata  # type: ignore[attr-defined]
         response = ActiveResponse(
             info=info,
             item_id=p.new_id("item"),
-            speak="audio" in modalities,
+            speak=shape.speak,
             started=time.monotonic(),
+            shape=shape,
         )
         self.current = response
         self._outbox.control(p.ResponseCreated(response=info.model_copy()))
+        for event in shape.started(info, response.item_id):
+            await self._outbox.data(event)  # type: ignore[arg-type]
         # The reply runs as its own task so a barge-in can cancel it without touching
         # the session's loop; waiting with asyncio.wait never re-raises that cancellation.
         task = asyncio.create_task(
@@ -236,8 +250,8 @@ class Responder:
             adapter=adapter,
         )
         self._outbox.control(emotion_event(ch.id, turn.context.state))
-        voice = turn.context.voice
-        request = turn.request
+        voice = self._voice(turn.context.voice)
+        request = r.request = turn.request
         part = {"response_id": r.info.id, "item_id": r.item_id, "character": ch.id}
         sentences: asyncio.Queue[str | None] = asyncio.Queue(8)
         splitter = SentenceSplitter(first_clause_chars=s.tts_first_clause_chars)
@@ -256,7 +270,7 @@ class Responder:
                     if not r.text:
                         self._metrics.stage("first_token", time.monotonic() - r.started)
                     r.text.append(delta)
-                    await self._outbox.data(p.OutputTextDelta(delta=delta, **part))
+                    await self._outbox.data(r.shape.text_delta(delta, **part))  # type: ignore[arg-type]
                     for sentence in splitter.push(delta):
                         await sentences.put(sentence)
             for sentence in splitter.flush():
@@ -333,17 +347,33 @@ class Responder:
         if status == "completed":
             self._metrics.stage("reply", elapsed)
         await self._record(r, heard_only=status != "completed" and r.speak)
-        part = {"response_id": r.info.id, "item_id": r.item_id, "character": r.info.character}
+        usage = await self._usage(r) if status == "completed" else None
+        r.shape.output(r.info, r.item_id, usage)
         done = p.ResponseDone(response=r.info.model_copy())
         if status == "completed":
-            await self._outbox.data(p.OutputTextDone(text=r.info.output_text, **part))
-            await self._outbox.data(p.OutputAudioDone(**part))
+            for event in r.shape.finished(r.info, r.item_id):
+                await self._outbox.data(event)  # type: ignore[arg-type]
             await self._outbox.data(done)
         else:
             self._outbox.drop_response(r.info.id)
             self._outbox.control(done)
         if self.current is r:
             self.current = None
+
+    async def _usage(self, r: ActiveResponse) -> tuple[int, int] | None:
+        """(prompt, reply) tokens as the LLM engine counts them (OpenAI's `usage`)."""
+        if not r.shape.openai or r.request is None:
+            return None
+        return await self._run(
+            "llm", self._llm.count_tokens, r.request.messages, r.info.output_text
+        )
+
+    def _voice(self, own: VoiceConfig) -> VoiceConfig:
+        """The session's `voice` (a character id) speaks every reply; else its own."""
+        chosen = self._session().voice
+        if chosen is None or chosen not in self._cast:
+            return own
+        return self._cast[chosen].voice
 
     async def _record(self, r: ActiveResponse, *, heard_only: bool) -> None:
         """Remember the reply; an interrupted spoken one only as far as it was heard."""

@@ -33,6 +33,7 @@ from personae.daemon.errors import (
 )
 from personae.daemon.limits import SessionGuard
 from personae.daemon.moderation import moderator_for
+from personae.daemon.session import openai_session
 from personae.daemon.session.listener import Listener, TranscribeJob
 from personae.daemon.session.outbox import Outbox, SlowClientError
 from personae.daemon.session.prompt import Turn, forgettable
@@ -40,6 +41,7 @@ from personae.daemon.session.reply import Responder, emotion_event
 from personae.daemon.session.reporting import ErrorReporter
 from personae.sdk import protocol as p
 from personae.sdk.framing import FrameError, decode_client
+from personae.sdk.openai_shape import Dialect
 
 if TYPE_CHECKING:
     from personae.daemon.service import Service
@@ -73,8 +75,14 @@ class RealtimeSession:
         receive: Callable[[], Awaitable[str | bytes]],
         send: Callable[[p.ServerEvent], Awaitable[None]],
         guard: SessionGuard | None = None,
+        model: str | None = None,
+        dialect: Dialect = Dialect.PERSONAE,
     ) -> None:
+        """`model` is the URL's (a character id pins it; see `openai_session.pin`);
+        `dialect` how the client spells events, from the connection (OpenAI-Beta header,
+        `model` in the URL) until a session.update says otherwise."""
         self.service = service
+        self.dialect = dialect
         s = service.settings
         self._receive = receive
         self._send = send
@@ -85,7 +93,7 @@ class RealtimeSession:
         self.outbox = Outbox(
             self._send_bounded, data_frames=s.send_queue_frames, lead_ms=s.audio_lead_ms
         )
-        self.config = p.Session(id=p.new_id("sess"))
+        self.config = openai_session.initial(service, dialect, model)
         self.history: list[Turn] = []
         self.errors = ErrorReporter(
             outbox=self.outbox, metrics=service.metrics, session_id=self.config.id
@@ -120,6 +128,7 @@ class RealtimeSession:
             metrics=service.metrics,
             outbox=self.outbox,
             errors=self.errors,
+            cast=service.cast,
         )
 
     # ------------------------------------------------------------------ lifecycle
@@ -150,6 +159,10 @@ class RealtimeSession:
 
     async def _send_bounded(self, event: p.ServerEvent) -> None:
         """A client that takes too long to accept a frame is not reading: close it."""
+        spelled = openai_session.spell(event, self.dialect, npc_events=self.config.npc_events)
+        if spelled is None:
+            return
+        event = spelled  # type: ignore[assignment]
         limit = self.service.settings.send_timeout_s
         try:
             async with asyncio.timeout(limit):
@@ -208,6 +221,8 @@ class RealtimeSession:
                 self._truncate(event)
             case p.ResponseCreate(response=options):
                 self._check_characters([options.character] if options.character else [])
+                for warning in openai_session.warnings(options):
+                    self.outbox.control(warning)  # type: ignore[arg-type]
                 if options.instructions:
                     self._moderate(options.instructions)
                 self._enqueue(RespondJob(options))
@@ -241,6 +256,9 @@ class RealtimeSession:
             raise LimitExceededError(
                 "too many pending turns; wait for replies to finish", code="too_many_pending_turns"
             ) from None
+        if isinstance(job, TranscribeJob) and self.dialect.openai:
+            for event in openai_session.user_item(job.item_id, audio=True):
+                self.outbox.control(event)  # type: ignore[arg-type]
 
     def _check_characters(self, ids: list[str]) -> None:
         visible = self.principal.visible(self.service.cast)
@@ -258,13 +276,21 @@ class RealtimeSession:
 
     def _update_session(self, update: p.SessionConfig) -> None:
         changes = {k: getattr(update, k) for k in update.model_fields_set}
+        if update.dialect is Dialect.OPENAI_BETA or (update.dialect and not self.dialect.openai):
+            self.dialect = update.dialect  # the client spoke OpenAI's shape (beta's, if so)
+        changes.update(openai_session.changes(self.service, self.config, update, self.dialect))
         self._check_characters(list(changes.get("characters") or []))
         if changes.get("pinned_character"):
             self._check_characters([changes["pinned_character"]])
-        self.config = self.config.model_copy(update=changes)
+        config = self.config
+        if self.dialect.openai and not isinstance(config, p.OpenAISession):
+            config = p.OpenAISession(**dict(config))
+        self.config = config.model_copy(update=changes)
         self.listener.configure(self.config, changes)
         self.outbox.output_sample_rate = self.config.output_sample_rate
         self.outbox.control(p.SessionUpdated(session=self.config))
+        for warning in openai_session.warnings(update):
+            self.outbox.control(warning)  # type: ignore[arg-type]
 
     async def _create_item(self, item: p.Item) -> None:
         text = item.text.strip()
@@ -277,10 +303,15 @@ class RealtimeSession:
             )
         if item.role == "system":
             raise ClientError(
-                "system items are not accepted; use response instructions", code="invalid_item"
+                "system items are not accepted; use session or response instructions",
+                code="invalid_item",
             )
         self._moderate(text)
         item = item.model_copy(update={"id": item.id or p.new_id("item")})
+        if item.role == "assistant" and item.character is None and self.dialect.openai:
+            # OpenAI clients name no speaker: the pinned character, or the last one
+            speaker = self.config.pinned_character or self.replies.last_speaker
+            item = item.model_copy(update={"character": speaker})
         if item.role == "assistant":
             if item.character is None:
                 raise ClientError("an assistant item must name its character", code="invalid_item")
@@ -289,6 +320,9 @@ class RealtimeSession:
         else:
             self._remember(Turn("player", text, item.id or ""))
         self.outbox.control(p.ConversationItemCreated(item=item))
+        if self.dialect.openai:
+            for event in openai_session.user_item(item.id or "", text=text, role=item.role):
+                self.outbox.control(event)  # type: ignore[arg-type]
         if item.role == "user":
             await self._player_said(text)
 
@@ -358,6 +392,7 @@ class RealtimeSession:
 
     async def _respond(self, options: p.ResponseOptions, *, item_id: str | None) -> None:
         """Route the turn to one character, who replies."""
+        options = openai_session.with_scene_direction(options, self.config)
         user_text = next((t.text for t in reversed(self.history) if t.speaker == "player"), "")
         scene = self._scene()
         if not scene:

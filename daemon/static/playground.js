@@ -103,6 +103,13 @@
     "input_audio_buffer.cleared": () => {},
     "conversation.item.created": () => {},
     "conversation.item.truncated": () => {},
+    "conversation.item.input_audio_transcription.delta": (e) => {
+      // the player's words as they are transcribed, before the turn ends
+      const el = state.pendingPlayer || playerTurn("", true);
+      const text = el.querySelector(".text");
+      text.textContent = (el.dataset.partial || "") + e.delta;
+      el.dataset.partial = text.textContent;
+    },
     "conversation.item.input_audio_transcription.completed": (e) => {
       const el = state.pendingPlayer || playerTurn("", true);
       el.querySelector(".text").textContent = e.transcript || "(nothing heard)";

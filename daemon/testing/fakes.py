@@ -24,6 +24,7 @@ from personae.daemon.engines import registry
 from personae.daemon.engines.base import (
     INPUT_SAMPLE_RATE,
     AudioChunk,
+    ChatMessage,
     Embedder,
     GenerationRequest,
     LLMEngine,
@@ -109,11 +110,16 @@ class FakeLLM(LLMEngine):
     def prime(self, request: GenerationRequest) -> None:
         self.primed.append(request)
 
+    def count_tokens(self, messages: Sequence[ChatMessage], reply: str) -> tuple[int, int]:
+        """Words stand for tokens."""
+        return sum(len(m.content.split()) for m in messages), len(reply.split())
+
     def generate(self, request: GenerationRequest, cancel: threading.Event) -> Iterator[str]:
         self.requests.append(request)
         if self.stall_s:
             cancel.wait(self.stall_s)
-        words = re.findall(r"\S+\s*", self.reply(request))
+        # a word stands for a token: max_tokens cuts the reply, as it would a model's
+        words = re.findall(r"\S+\s*", self.reply(request))[: request.params.max_tokens]
         for i, word in enumerate(words):
             if cancel.is_set():
                 return

@@ -80,7 +80,7 @@ def sample_fields(model: type[BaseModel]) -> dict[str, Any]:
     return {
         name: _sample(field.annotation, name)
         for name, field in model.model_fields.items()
-        if name != "type"
+        if name != "type" and not field.exclude
     }
 
 

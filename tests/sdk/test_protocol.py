@@ -40,6 +40,7 @@ EXAMPLES: list[BaseModel] = [
     p.InputAudioBufferCleared(),
     p.ConversationItemCreated(item=p.Item(id="i", content=[p.ContentPart(text="x")])),
     p.ConversationItemTruncated(item_id="i", audio_end_ms=5),
+    p.TranscriptionDelta(item_id="i", delta="Hey"),
     p.TranscriptionCompleted(item_id="i", transcript="Hey Bram."),
     p.NpcRoute(
         item_id="i", character="bram", reason="addressed", scores={"bram": 0.61, "mara": 0.2}

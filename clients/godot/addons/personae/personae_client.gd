@@ -26,6 +26,8 @@ signal input_audio_buffer_committed(event: Dictionary)
 signal input_audio_buffer_cleared(event: Dictionary)
 signal conversation_item_created(event: Dictionary)
 signal conversation_item_truncated(event: Dictionary)
+## More of what the player is saying, while they speak: append event.delta.
+signal transcription_delta(event: Dictionary)
 ## What the daemon heard the player say: event.transcript.
 signal transcription_completed(event: Dictionary)
 ## Who answers and why: event.character, event.reason, event.scores.
@@ -61,6 +63,7 @@ const SERVER_EVENTS := {
 	"input_audio_buffer.cleared": "input_audio_buffer_cleared",
 	"conversation.item.created": "conversation_item_created",
 	"conversation.item.truncated": "conversation_item_truncated",
+	"conversation.item.input_audio_transcription.delta": "transcription_delta",
 	"conversation.item.input_audio_transcription.completed": "transcription_completed",
 	"npc.route": "npc_route",
 	"response.created": "response_created",

@@ -37,6 +37,7 @@ namespace Personae
         public const string InputAudioBufferCleared = "input_audio_buffer.cleared";
         public const string ConversationItemCreated = "conversation.item.created";
         public const string ConversationItemTruncated = "conversation.item.truncated";
+        public const string TranscriptionDelta = "conversation.item.input_audio_transcription.delta";
         public const string TranscriptionCompleted = "conversation.item.input_audio_transcription.completed";
         public const string NpcRoute = "npc.route";
         public const string ResponseCreated = "response.created";
@@ -186,6 +187,12 @@ namespace Personae
         public int OutputSampleRate = 24000;
         public List<string> OutputModalities;
         public string PlayerId;
+        /// <summary>Scene direction added to every reply (OpenAI's <c>instructions</c>).</summary>
+        public string Instructions;
+        /// <summary>A character id whose voice speaks every reply; null: each their own.</summary>
+        public string Voice;
+        /// <summary>Whether <c>npc.*</c> events are sent.</summary>
+        public bool NpcEvents = true;
 
         internal static SessionInfo From(MapView m)
         {
@@ -201,6 +208,9 @@ namespace Personae
                 OutputSampleRate = m.Int("output_sample_rate", 24000),
                 OutputModalities = m.StrList("output_modalities"),
                 PlayerId = m.Str("player_id"),
+                Instructions = m.Str("instructions"),
+                Voice = m.Str("voice"),
+                NpcEvents = m.Bool("npc_events", true),
             };
             m.Finish();
             return s;

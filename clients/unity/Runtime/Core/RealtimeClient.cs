@@ -72,6 +72,8 @@ namespace Personae
         public event Action<NpcRoute> Routed;
         public event Action<SpeechStarted> SpeechStarted;
         public event Action<SpeechStopped> SpeechStopped;
+        /// <summary>Partial transcript of the player's turn, while they speak.</summary>
+        public event Action<TranscriptionDelta> PartialTranscript;
         public event Action<TranscriptionCompleted> Transcript;
         public event Action<ResponseInfo> ResponseStarted;
         public event Action<OutputTextDelta> TextDelta;
@@ -330,6 +332,7 @@ namespace Personae
             else if (e is NpcRoute) Invoke(Routed, (NpcRoute)e);
             else if (e is SpeechStarted) Invoke(SpeechStarted, (SpeechStarted)e);
             else if (e is SpeechStopped) Invoke(SpeechStopped, (SpeechStopped)e);
+            else if (e is TranscriptionDelta) Invoke(PartialTranscript, (TranscriptionDelta)e);
             else if (e is TranscriptionCompleted) Invoke(Transcript, (TranscriptionCompleted)e);
             else if (e is ResponseCreated) Invoke(ResponseStarted, ((ResponseCreated)e).Response);
             else if (e is OutputTextDelta) Invoke(TextDelta, (OutputTextDelta)e);

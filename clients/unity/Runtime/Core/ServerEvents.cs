@@ -40,6 +40,14 @@ namespace Personae
         public int AudioEndMs;
     }
 
+    /// <summary>More of what the player is saying, while they speak (append to the deltas before).</summary>
+    public sealed class TranscriptionDelta : ServerEvent
+    {
+        public string ItemId;
+        public int ContentIndex;
+        public string Delta;
+    }
+
     /// <summary>What the daemon heard the player say.</summary>
     public sealed class TranscriptionCompleted : ServerEvent
     {
@@ -162,6 +170,12 @@ namespace Personae
                     EventTypes.ConversationItemTruncated, m => new ConversationItemTruncated
                     {
                         ItemId = m.Str("item_id"), ContentIndex = m.Int("content_index"), AudioEndMs = m.Int("audio_end_ms"),
+                    }
+                },
+                {
+                    EventTypes.TranscriptionDelta, m => new TranscriptionDelta
+                    {
+                        ItemId = m.Str("item_id"), ContentIndex = m.Int("content_index"), Delta = m.Str("delta") ?? "",
                     }
                 },
                 {

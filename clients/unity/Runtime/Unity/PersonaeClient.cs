@@ -41,6 +41,9 @@ namespace Personae.Unity
         [Header("Callbacks (main thread)")]
         public RouteEvent onRouted = new RouteEvent();
         public StringEvent onTranscript = new StringEvent();
+        /// <summary>The player's words so far, growing while they speak (before onTranscript).</summary>
+        public StringEvent onPartialTranscript = new StringEvent();
+        private readonly System.Text.StringBuilder _heard = new System.Text.StringBuilder();
         public LineEvent onTextDelta = new LineEvent();
         public SentenceEvent onSentence = new SentenceEvent();
         public LineEvent onResponseDone = new LineEvent();
@@ -102,7 +105,8 @@ namespace Personae.Unity
             });
             _client.EventReceived += e => { if (EventReceived != null) EventReceived(e); };
             _client.Routed += r => onRouted.Invoke(r.CharacterId, r.Reason);
-            _client.Transcript += t => onTranscript.Invoke(t.Transcript);
+            _client.PartialTranscript += d => onPartialTranscript.Invoke(_heard.Append(d.Delta).ToString());
+            _client.Transcript += t => { _heard.Length = 0; onTranscript.Invoke(t.Transcript); };
             _client.TextDelta += d => onTextDelta.Invoke(d.CharacterId, d.Delta);
             _client.Sentence += OnSentence;
             _client.AudioDelta += OnAudio;
