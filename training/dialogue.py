@@ -61,6 +61,18 @@ _PLACES = {
 _TITLES = (
     r"(?:Mr|Mrs|Miss|Ms|Dr|Doctor|Lord|Lady|Sir|Captain|Major|Colonel|Inspector|Mister|Madame|St)"
 )
+_STRANGER = "\0stranger"
+_UNSURE = ""  # a pronoun that stops the search: someone else may be meant
+_PERSON = {
+    "he": "man|fellow|gentleman|boy|servant|coachman|driver|porter|stranger|Indian",
+    "she": "woman|lady|girl|maid|landlady|servant|stranger",
+}
+#: an unnamed person brought in by the narrative ("a small, dark, brisk man")
+_STRANGERS = {
+    g: re.compile(rf"\b[Aa]n?\s+(?:[\w-]+,?\s+){{0,4}}(?:{w})\b") for g, w in _PERSON.items()
+}
+#: "She was a blonde young lady" describes someone already there
+_PREDICATE = re.compile(r"\b(?:was|is|were|be|been|as|like|seemed|looked)\s+$")
 #: a name must appear in this many speech tags before it becomes a speaker
 _MIN_TAGS = 2
 PRONOUNS = {"he": "he", "him": "he", "his": "he", "she": "she", "her": "she", "they": "they"}
@@ -302,32 +314,50 @@ class Attributor:
         return paras
 
     # --- attribution -------------------------------------------------------------------
-    def _pronoun(self, pronoun: str, paras: list[_Para], k: int, pos: int) -> str | None:
+    def _pronoun(
+        self, pronoun: str, paras: list[_Para], k: int, pos: int, history: list | None = None
+    ) -> str | None:
         """Most recent named speaker with these pronouns before `pos` in paragraph k."""
         gender = PRONOUNS.get(pronoun.lower())
         if gender in (None, "they"):
             return None
+        spoke = dict(history or [])
         for j in range(k, max(-1, k - 5), -1):
+            if j < k and j in spoke and spoke[j] is None and self._pronoun_tag(paras[j]):
+                return _UNSURE  # an unknown "he said" in between: "he" may be him again
+
             narrative = paras[j].narrative if j < k else paras[j].narrative[:pos]
-            for _, sid in reversed(self.mentions(narrative)):
+            marks = self.mentions(narrative) + [
+                (m.start(), _STRANGER) for m in _STRANGERS[gender].finditer(narrative)
+            ]
+            for at, sid in sorted(marks, reverse=True):
+                if sid == _STRANGER and not _PREDICATE.search(narrative[max(0, at - 12) : at]):
+                    return _UNSURE  # someone unnamed ("a small, dark man") stands closer
                 sp = self.speakers.get(sid)
                 if sp is None or sid == self.narrator:  # "he" is never the one saying "I"
                     continue
                 if sp.pronouns == gender:
                     return sid
                 if sp.pronouns == "they":
-                    return None  # someone of unknown pronouns stands closer: unsure
+                    return _UNSURE  # someone of unknown pronouns stands closer
         return None
+
+    def _pronoun_tag(self, p: _Para) -> bool:
+        for q in p.quotes:
+            m = self.after_re.match(p.text[q.end :])
+            if m and (m.group("name") or m.group("name2")).lower() in PRONOUNS:
+                return True
+        return False
 
     def _tag_name(
         self, m: re.Match[str], paras: list[_Para], k: int, pos: int, history: list | None = None
     ) -> str | None:
         name = m.group("name") or m.group("name2")
         if name.lower() in PRONOUNS:
-            sid = self._pronoun(name, paras, k, pos)
+            sid = self._pronoun(name, paras, k, pos, history)
             if sid is None and history is not None:
                 sid = self._partner(name, history, k)
-            return sid
+            return sid or None
         return self.resolve(name)
 
     def _partner(self, pronoun: str, history: list[tuple[int, str | None]], k: int) -> str | None:
@@ -338,7 +368,7 @@ class Attributor:
             return None
         recent = {sid for j, sid in history[-4:] if sid and sid != self.narrator and j >= k - 8}
         fits = {sid for sid in recent if self.speakers[sid].pronouns == gender}
-        return fits.pop() if len(fits) == 1 and len(recent) == 1 else None
+        return fits.pop() if len(fits) == 1 else None
 
     def _tag(
         self, m: re.Match[str], paras: list[_Para], k: int, pos: int, history: list
@@ -346,7 +376,11 @@ class Attributor:
         name = m.group("name") or m.group("name2")
         sid = self._tag_name(m, paras, k, pos, history)
         if name.lower() in PRONOUNS:  # a resolved pronoun is a guess; a name is not
-            return self._new_speaker(sid, history, k)
+            # ... and one that gives the speech just before (a beat between) to the same
+            # speaker again is as likely someone else
+            if history and history[-1][0] >= k - 2 and history[-1][1] == sid:
+                return None
+            return sid
         return sid
 
     def _subject(self, sentence: str, paras: list[_Para], k: int, pos: int) -> str | None:

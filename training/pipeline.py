@@ -124,7 +124,13 @@ class Pipeline:
             return self.run.state()["extract"]["counts"]
         counts: Counter[str] = Counter()
         targets = {t.id for t in self.recipe.characters}
-        attributor = Attributor(self.speakers(), extra_names=_ner_names(self.recipe, chapters))
+        narrator = self.recipe.strategies.dialogue.narrator
+        speakers = self.speakers()
+        if narrator and narrator not in {sp.id for sp in speakers}:
+            speakers.append(Speaker(narrator, (), "they"))
+        attributor = Attributor(
+            speakers, extra_names=_ner_names(self.recipe, chapters), narrator=narrator
+        )
         per_chapter = extract_all(chapters, attributor)
         s = self.recipe.strategies
 

@@ -49,6 +49,9 @@ class DialogueStrategy(_Section):
     context_paragraphs: int = Field(2, ge=0, le=10)
     #: use a spaCy NER model for names when one is installed (`ner_model = "en_core_web_sm"`)
     ner_model: str | None = None
+    #: id of the book's first-person narrator, whose lines are tagged "said I"; a character
+    #: of the recipe or any other id (then that speaker is known only as "I")
+    narrator: str | None = None
 
 
 class RewriteStrategy(_Section):

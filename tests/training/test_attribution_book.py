@@ -97,7 +97,7 @@ def test_first_person_novel_meets_the_targets(quotes: str) -> None:
     if quotes == "british singles":
         text = british(text)
     assert sum(1 for s in labels.values() if s != "-") >= 200
-    source, chapters, predicted, groups = _run(text)
+    source, _, predicted, groups = _run(text)
     precision, recall, errors = score(text, labels, source, predicted, NAMED)
     merged = _merged_share(text, source, groups)
     print(f"{quotes}: precision {precision:.3f} recall {recall:.3f} merged {merged:.2f}")
