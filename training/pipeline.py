@@ -101,11 +101,17 @@ class Pipeline:
         chapters: list[Chapter] = []
         with self.progress() as bar:
             task = bar.add_task("ingest", total=len(sources))
+            reports: dict[str, dict] = {}
             for path in sources:
-                for ch in ingest_file(path):
+                report: dict = {}
+                for ch in ingest_file(path, report):
                     chapters.append(Chapter(ch.source, len(chapters), ch.title, ch.text, ch.offset))
+                reports[path.name] = report
                 bar.advance(task)
         write_jsonl(self.run / "ingest/chapters.jsonl", (c.to_dict() for c in chapters))
+        write_json(self.run / "ingest/report.json", reports)
+        for name, r in reports.items():
+            self.say(f"ingest: {name}: {_describe_cleaning(r)}")
         words = sum(len(c.text.split()) for c in chapters)
         self.run.mark_done("ingest", fp, chapters=len(chapters), words=words)
         self.say(f"ingest: {len(sources)} files, {len(chapters)} chapters, {words} words")
@@ -592,3 +598,22 @@ def _ner_names(recipe: Recipe, chapters: list[Chapter]) -> list[str]:
             if ent.label_ == "PERSON" and ent.text[:1].isupper():
                 names.add(ent.text.strip())
     return sorted(names)
+
+
+def _describe_cleaning(r: dict) -> str:
+    """One line of what cleaning found and removed in a file."""
+    parts = [f"{r.get('paragraphs', 0)} paragraphs", f"{len(r.get('chapters', []))} chapters"]
+    g = r.get("gutenberg", {})
+    if g.get("header_chars") or g.get("licence_chars"):
+        parts.append(
+            f"Gutenberg header {g.get('header_chars', 0)} chars and licence "
+            f"{g.get('licence_chars', 0)} chars removed"
+        )
+    if r.get("page_numbers"):
+        parts.append(f"{r['page_numbers']} page numbers removed")
+    if r.get("running_headers"):
+        heads = ", ".join(f"{k!r} x{v}" for k, v in list(r["running_headers"].items())[:3])
+        parts.append(f"running headers removed: {heads}")
+    if r.get("boilerplate_lines"):
+        parts.append(f"{r['boilerplate_lines']} boilerplate lines removed")
+    return "; ".join(parts)
