@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from personae.daemon.adapters.files import WEIGHTS_FILE
 from personae.daemon.characters import Character
 from personae.training.dialogue import Attributor, Speaker, dialogue_examples, extract_all
 from personae.training.errors import CharacterDataError, SourceError, TeacherError, TrainingError
+from personae.training.guard import stage
 from personae.training.ingest import Chapter, ingest_file
 from personae.training.recipe import Recipe
 from personae.training.rundir import (
@@ -83,6 +85,15 @@ class Pipeline:
             for t in self.recipe.characters
         ]
 
+    def attributor(self, chapters: list[Chapter]) -> Attributor:
+        narrator = self.recipe.strategies.dialogue.narrator
+        speakers = self.speakers()
+        if narrator and narrator not in {sp.id for sp in speakers}:
+            speakers.append(Speaker(narrator, (), "they"))
+        return Attributor(
+            speakers, extra_names=_ner_names(self.recipe, chapters), narrator=narrator
+        )
+
     def chapters(self) -> list[Chapter]:
         path = self.run / "ingest/chapters.jsonl"
         if not path.is_file():
@@ -90,6 +101,7 @@ class Pipeline:
         return [Chapter.from_dict(d) for d in read_jsonl(path)]
 
     # --- ingest ----------------------------------------------------------------------
+    @stage("ingest")
     def ingest(self, force: bool = False) -> list[Chapter]:
         sources = self.recipe.source_paths
         for path in sources:
@@ -111,13 +123,14 @@ class Pipeline:
         write_jsonl(self.run / "ingest/chapters.jsonl", (c.to_dict() for c in chapters))
         write_json(self.run / "ingest/report.json", reports)
         for name, r in reports.items():
-            self.say(f"ingest: {name}: {_describe_cleaning(r)}")
+            self.say(escape(f"ingest: {name}: {_describe_cleaning(r)}"))
         words = sum(len(c.text.split()) for c in chapters)
         self.run.mark_done("ingest", fp, chapters=len(chapters), words=words)
         self.say(f"ingest: {len(sources)} files, {len(chapters)} chapters, {words} words")
         return chapters
 
     # --- extract ---------------------------------------------------------------------
+    @stage("extract")
     def extract(self, force: bool = False) -> dict[str, int]:
         chapters = self.chapters()
         fp = _digest(
@@ -130,13 +143,7 @@ class Pipeline:
             return self.run.state()["extract"]["counts"]
         counts: Counter[str] = Counter()
         targets = {t.id for t in self.recipe.characters}
-        narrator = self.recipe.strategies.dialogue.narrator
-        speakers = self.speakers()
-        if narrator and narrator not in {sp.id for sp in speakers}:
-            speakers.append(Speaker(narrator, (), "they"))
-        attributor = Attributor(
-            speakers, extra_names=_ner_names(self.recipe, chapters), narrator=narrator
-        )
+        attributor = self.attributor(chapters)
         per_chapter = extract_all(chapters, attributor)
         s = self.recipe.strategies
 
@@ -310,6 +317,7 @@ class Pipeline:
         return rows
 
     # --- dataset ---------------------------------------------------------------------
+    @stage("dataset")
     def dataset(self, force: bool = False) -> dict[str, dict[str, Any]]:
         from personae.training.base import load_tokenizer, resolve_base
         from personae.training.dataset import (
@@ -365,6 +373,7 @@ class Pipeline:
 
         return Settings().resolved_adapters_dir
 
+    @stage("fit")
     def fit(self, only: list[str] | None = None, force: bool = False) -> dict[str, Path]:
         import torch
         from transformers import AutoModelForCausalLM
@@ -436,12 +445,16 @@ class Pipeline:
         return installed
 
     # --- evaluate --------------------------------------------------------------------
+    @stage("evaluate")
     def evaluate(self, force: bool = False) -> dict[str, Any]:
         from personae.daemon.engines.llm_transformers import TransformersLLM
         from personae.training.base import resolve_base
         from personae.training.evaluate import (
+            BASE,
+            OTHERS,
             attribution_report,
             engine_generator,
+            other_speakers_lines,
             perplexity_report,
         )
 
@@ -466,6 +479,8 @@ class Pipeline:
         val_files = {cid: self.run / f"dataset/{cid}/val.jsonl" for cid in adapters}
         self.say("evaluate: perplexity on held-out lines")
         ppl = perplexity_report(base_dir, adapters, val_files)
+        # kept whatever happens next
+        write_json(self.run / "eval/report.json", {"perplexity": ppl, "attribution": None})
 
         cfg = self.recipe.evaluation
         train_lines = {
@@ -487,6 +502,23 @@ class Pipeline:
         llm = TransformersLLM(model_dir=base_dir)
         for cid, path in adapters.items():
             llm.load_adapter(cid, path)
+        if len(train_lines) == 1:
+            # the classifier needs someone to tell the character from
+            others = other_speakers_lines(
+                self.chapters(), self.attributor, set(adapters), limit=400
+            )
+            if len(others) >= 10:
+                train_lines[OTHERS] = others
+            else:
+                (cid,) = adapters
+                generate = engine_generator(llm, max_new_tokens=cfg.max_new_tokens, seed=1)
+                train_lines[BASE] = [
+                    generate(None, r["messages"][:2])
+                    for r in list(read_jsonl(self.run / f"dataset/{cid}/train.jsonl"))[
+                        : max(10, cfg.prompts)
+                    ]
+                ]
+            self.say(f"evaluate: one character, compared against {next(reversed(train_lines))}")
         with self.progress() as bar:
             task = bar.add_task("attribution replies", total=2 * sum(map(len, prompts.values())))
             attribution = attribution_report(
@@ -539,15 +571,17 @@ class Pipeline:
                 "| character | held-out lines | perplexity base | perplexity adapter | attribution adapter | attribution prompt-only |",
                 "|---|---|---|---|---|---|",
             ]
+            attribution = r.get("attribution") or {"per_character": {}, "accuracy": {}}
             for cid, p in r["perplexity"].items():
-                a = r["attribution"]["per_character"].get(cid, {})
+                a = attribution["per_character"].get(cid, {})
                 lines.append(
                     f"| {cid} | {p['lines']} | {p['base']} | {p.get('adapter', '-')} | {a.get('adapter', '-')} | {a.get('prompt_only', '-')} |"
                 )
-            acc = r["attribution"]["accuracy"]
+            acc = attribution["accuracy"]
             lines += [
                 "",
-                f"Attribution accuracy over all characters: adapter {acc['adapter']}, prompt-only {acc['prompt_only']}.",
+                f"Attribution accuracy over all characters: adapter {acc.get('adapter', '-')}, prompt-only {acc.get('prompt_only', '-')}"
+                + (f" (against {attribution['against']})." if attribution.get("against") else "."),
             ]
         path = self.run / "report.md"
         write_atomic(path, "\n".join(lines) + "\n")
