@@ -143,3 +143,70 @@ def test_a_speech_of_four_paragraphs_is_one_utterance() -> None:
         ("One. Two Three Four Five.", "holmes"),
         ("Next.", "watson"),
     ]
+
+
+def _book_pdf(text: str, path, *, running_header: bool) -> None:  # type: ignore[no-untyped-def]
+    """The chapters typeset like a printed book: first-line indents and no space between
+    paragraphs, optionally a running header and page numbers."""
+    from xml.sax.saxutils import escape
+
+    from reportlab.lib.pagesizes import A5
+    from reportlab.lib.styles import ParagraphStyle
+    from reportlab.platypus import Paragraph, SimpleDocTemplate
+
+    body = ParagraphStyle("b", fontName="Times-Roman", fontSize=10, leading=12, firstLineIndent=14)
+    head = ParagraphStyle("h", fontName="Times-Bold", fontSize=14, leading=18, spaceBefore=24)
+    story = []
+    for block in text.split("\n\n"):
+        block = re.sub(r"\s+", " ", block).strip()
+        if not block:
+            continue
+        story.append(Paragraph(escape(block), head if block.startswith("Chapter ") else body))
+
+    def furniture(canvas, doc) -> None:  # type: ignore[no-untyped-def]
+        if running_header:
+            canvas.setFont("Times-Roman", 8)
+            canvas.drawCentredString(A5[0] / 2, A5[1] - 30, "THE SIGN OF THE FOUR")
+            canvas.drawCentredString(A5[0] / 2, 25, str(doc.page))
+
+    SimpleDocTemplate(str(path), pagesize=A5).build(
+        story, onFirstPage=furniture, onLaterPages=furniture
+    )
+
+
+@pytest.mark.parametrize("running_header", [False, True])
+def test_a_pdf_of_the_same_chapters_keeps_its_paragraphs_and_precision(
+    tmp_path, running_header: bool
+) -> None:  # type: ignore[no-untyped-def]
+    from personae.training.ingest import ingest_file
+
+    text, labels = load(BOOK)
+    source, _, predicted, _ = _run(text)
+    text_precision, text_recall, _ = score(text, labels, source, predicted, NAMED)
+    pdf = tmp_path / "sign.pdf"
+    _book_pdf(text, pdf, running_header=running_header)
+    report: dict = {}
+    chapters = ingest_file(pdf, report)
+    attributor = Attributor(CAST, narrator="watson")
+    found: dict[int, str | None] = {}
+    pdf_text = "\n\n".join(c.text for c in chapters)  # offsets rebuilt below
+    pos = 0
+    for ch, utterances in zip(chapters, extract_all(chapters, attributor), strict=True):
+        for u in utterances:
+            for q in u.quote_starts:
+                found[pos + q] = u.speaker
+        pos += len(ch.text) + 2
+    precision, recall, errors = score(text, labels, pdf_text, found, NAMED)
+    print(
+        f"pdf header={running_header}: precision {precision:.3f} recall {recall:.3f}, "
+        f"text {text_precision:.3f}/{text_recall:.3f}; {report['paragraphs']} paragraphs"
+    )
+    assert abs(precision - text_precision) <= 0.03, errors
+    assert recall >= 0.70
+    # every paragraph break of the text survives
+    (tmp_path / "sign.txt").write_text(text, encoding="utf-8")
+    plain: dict = {}
+    ingest_file(tmp_path / "sign.txt", plain)
+    assert report["paragraphs"] == plain["paragraphs"]
+    if running_header:
+        assert report["running_headers"] and report["page_numbers"] > 5

@@ -12,6 +12,7 @@ import unicodedata
 from collections import Counter
 
 from personae.training.ingest.chapters import is_heading
+from personae.training.ingest.pdf_layout import PAGE_CONTINUES, PAGE_STARTS
 
 _PAGE_NUMBER = re.compile(
     r"^\s*(?:page\s+)?[-–—(\[]?\s*(?:\d{1,4}|[ivxlcdm]{1,7})\s*[-–—)\]]?\s*(?:of\s+\d+)?\s*$",
@@ -100,13 +101,20 @@ def _strip_page_furniture(pages: list[str], report: dict | None = None) -> list[
 
 
 def _join_pages(pages: list[str]) -> str:
-    """A paragraph running over a page break continues on the next page."""
+    """A paragraph running over a page break continues on the next page. A reader that
+    knows (the PDF layout) marks whether the page's first body line starts a paragraph;
+    otherwise a page starts one after a line that ends a sentence."""
     text = ""
     for page in pages:
         page = page.strip("\n")
+        starts = PAGE_STARTS in page
+        continues = PAGE_CONTINUES in page
+        page = page.replace(PAGE_STARTS, "").replace(PAGE_CONTINUES, "")
         if not text:
             text = page
-        elif re.search(r"[.!?\"”’'—:]\s*$", text) or page.lstrip().startswith("#"):
+        elif continues and not page.lstrip().startswith("#"):
+            text += "\n" + page
+        elif starts or re.search(r"[.!?\"”’'—:]\s*$", text) or page.lstrip().startswith("#"):
             text += "\n\n" + page
         else:
             text += "\n" + page
