@@ -208,11 +208,15 @@ class Pipeline:
                                 )
                             )
                         else:
-                            text = rewrite.rule_rewrite(para, sp, everyone)
+                            text = rewrite.rule_rewrite(
+                                para, sp, everyone, narrator=attributor.narrator
+                            )
                         problems = (
                             ["not rewritable by rule"]
                             if text is None
-                            else rewrite.third_person_problems(text, sp)
+                            else rewrite.third_person_problems(
+                                text, sp, narrator=sp.id == attributor.narrator
+                            )
                         )
                         row = {
                             "id": item_id,

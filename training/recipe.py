@@ -90,7 +90,8 @@ class TeacherConfig(_Section):
 class DatasetConfig(_Section):
     val_fraction: float = Field(0.15, ge=0.1, le=0.2)
     seed: int = 0
-    #: examples longer than this (in base-model tokens, whole conversation) are dropped
+    #: examples longer than this (in base-model tokens, whole conversation) are split at
+    #: sentence boundaries into pieces that fit
     max_tokens: int = Field(256, ge=16)
     min_reply_chars: int = Field(2, ge=1)
     max_reply_chars: int = Field(600, ge=10)

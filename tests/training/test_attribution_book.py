@@ -210,3 +210,22 @@ def test_a_pdf_of_the_same_chapters_keeps_its_paragraphs_and_precision(
     assert report["paragraphs"] == plain["paragraphs"]
     if running_header:
         assert report["running_headers"] and report["page_numbers"] > 5
+
+
+def test_first_person_retelling_of_a_first_person_source() -> None:
+    from personae.training.rewrite import rule_rewrite, third_person_problems
+
+    holmes, watson = CAST[1], CAST[0]
+    watsons = "I handed him over the watch with some slight feeling of amusement in my heart."
+    # the narrator's own passages are already his retelling
+    assert rule_rewrite(watsons, watson, CAST, narrator="watson") == watsons
+    assert third_person_problems(watsons, watson, narrator=True) == []
+    # Holmes cannot take over a passage where someone else already says "I"
+    both = "Holmes and I surveyed this curt announcement and the rueful face behind it."
+    assert rule_rewrite(both, holmes, CAST, narrator="watson") is None
+    assert "garbled" in " ".join(third_person_problems("I and I surveyed it.", holmes))
+    # a third-person passage about Holmes alone is still rewritten
+    solo = "Holmes rubbed his hands, and his eyes glistened. He leaned forward in his chair."
+    assert rule_rewrite(solo, holmes, [holmes]) == (
+        "I rubbed my hands, and my eyes glistened. I leaned forward in my chair."
+    )
