@@ -73,6 +73,16 @@ _STRANGERS = {
 }
 #: "She was a blonde young lady" describes someone already there
 _PREDICATE = re.compile(r"\b(?:was|is|were|be|been|as|like|seemed|looked)\s+$")
+
+
+def _bare(name: str) -> list[str]:
+    """A name's words without its title: "Mr. Athelney Jones" -> ["Athelney", "Jones"]."""
+    words = name.replace(".", " ").split()
+    while len(words) > 1 and re.fullmatch(_TITLES, words[0]):
+        words = words[1:]
+    return words
+
+
 #: a name must appear in this many speech tags before it becomes a speaker
 _MIN_TAGS = 2
 PRONOUNS = {"he": "he", "him": "he", "his": "he", "she": "she", "her": "she", "they": "they"}
@@ -195,6 +205,7 @@ class Attributor:
         for n in extra_names:
             self.surface.setdefault(n, n.lower().replace(" ", "-"))
         self._tag_counts: dict[str, int] = {}
+        self._learnt: set[str] = set()  # ids of minor characters learnt from tags
         self._tags_seen: set[tuple[str, int]] = set()
         self._compile()
 
@@ -254,9 +265,19 @@ class Attributor:
         name = self._confident_name(surface)
         if name is None or self.resolve(name) is not None:
             return
+        # "Jones" and "Athelney Jones" are one person: a name that ends another learnt
+        # name, or is ended by it, joins that speaker
+        words = _bare(name)
+        for known, sid in list(self.surface.items()):
+            k = _bare(known)
+            if sid in self._learnt and (k[-len(words) :] == words or words[-len(k) :] == k):
+                self.surface[name] = sid
+                self._compile()
+                return
         self._tag_counts[name] = self._tag_counts.get(name, 0) + 1
         if self._tag_counts[name] >= _MIN_TAGS:
             sid = re.sub(r"[^a-z]+", "-", name.lower()).strip("-")
+            self._learnt.add(sid)
             self.surface[name] = sid  # a minor character, now known for continuity
             self.speakers.setdefault(sid, Speaker(sid, (name,)))
             self._compile()

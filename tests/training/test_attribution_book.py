@@ -229,3 +229,13 @@ def test_first_person_retelling_of_a_first_person_source() -> None:
     assert rule_rewrite(solo, holmes, [holmes]) == (
         "I rubbed my hands, and my eyes glistened. I leaned forward in my chair."
     )
+
+
+def test_a_surname_and_the_full_name_are_one_minor_speaker() -> None:
+    text = (
+        "“One,” said Jones.\n\n“Two,” said Jones.\n\n“Three,” said Athelney Jones.\n\n"
+        "“Four,” said Mr. Athelney Jones."
+    )
+    attributor = Attributor([Speaker("watson", ("Watson",), "he")])
+    (utts,) = extract_all(split_chapters(text, source="t"), attributor)
+    assert [u.speaker for u in utts] == ["jones"] * 4
