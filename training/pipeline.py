@@ -553,6 +553,15 @@ class Pipeline:
         if "extract" in state:
             lines += ["", "## Extracted examples", "", "| kind | count |", "|---|---|"]
             lines += [f"| {k} | {v} |" for k, v in sorted(state["extract"]["counts"].items())]
+            att = self.run / "extract/attribution.json"
+            if att.is_file():
+                a = json.loads(att.read_text())
+                lines += [
+                    "",
+                    f"Dialogue: {a['utterances']} paragraphs of speech, {a['attributed']} "
+                    f"attributed, {a['utterances'] - a['attributed']} left out as unsure "
+                    "(not guessed).",
+                ]
         for t in self.recipe.characters:
             fit = state.get(f"fit:{t.id}")
             if fit:

@@ -33,7 +33,7 @@ class Quote:
 
 
 _OPEN_BEFORE = set(" \t\n([{—–-\"“‘'")
-_CLOSE_BEFORE = re.compile(r"[\w.,!?;:…—–\-)]")
+_CLOSE_BEFORE = re.compile(r"[\w.,!?;:…—–\-)”\"]")
 
 
 def _single_opens(para: str, i: int) -> bool:

@@ -239,3 +239,24 @@ def test_a_surname_and_the_full_name_are_one_minor_speaker() -> None:
     attributor = Attributor([Speaker("watson", ("Watson",), "he")])
     (utts,) = extract_all(split_chapters(text, source="t"), attributor)
     assert [u.speaker for u in utts] == ["jones"] * 4
+
+
+@pytest.mark.parametrize(
+    ("para", "expected"),
+    [
+        (
+            "‘The “G” with the small “t” stands for “Gesellschaft,”’ said he.",
+            ["The “G” with the small “t” stands for “Gesellschaft,”"],
+        ),
+        (
+            "‘They are at their wits’ end,’ said he. ‘Quite.’",
+            ["They are at their wits’ end,", "Quite."],
+        ),
+        ("“He said ‘Keep him out!’ and died,” said I.", ["He said ‘Keep him out!’ and died,"]),
+        ("He wrote of stray “magnifiques,” “coup-de-maîtres,” and “tours-de-force.”", []),
+    ],
+)
+def test_nested_quotes_and_possessives(para: str, expected: list[str]) -> None:
+    from personae.training.quotes import find_quotes
+
+    assert [q.text for q in find_quotes(para)] == expected
