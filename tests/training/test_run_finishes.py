@@ -76,3 +76,10 @@ def test_every_train_command_help_shows_its_options(command: list[str]) -> None:
     assert "Options" in result.output and "--help" in result.output
     if command:
         assert "recipe" in result.output.lower()
+
+
+def test_the_one_character_example_recipe_loads() -> None:
+    recipe = load_recipe(STORY.parent / "sign-of-four" / "recipe.toml")
+    assert [t.id for t in recipe.characters] == ["holmes"]
+    assert recipe.strategies.dialogue.narrator == "watson"
+    assert recipe.load_characters()["holmes"].name == "Sherlock Holmes"
