@@ -94,3 +94,22 @@ def test_characters_add_names_what_is_wrong(tmp_path: Path) -> None:
     (tmp_path / "state.json").write_text(json.dumps({"ingest": {"fingerprint": "a"}}))
     result = runner.invoke(load_commands(), cmd)
     assert result.exit_code == 2 and "personae train fit" in result.output
+
+
+def test_the_daemon_starts_on_an_adapter_folder_and_serves_its_character(tmp_path: Path) -> None:
+    import httpx
+
+    from personae.daemon.testing.launcher import Daemon, FakeEngines
+
+    folder = _adapter_folder(tmp_path / "store")
+    settings = {
+        "database_url": f"sqlite:///{tmp_path / 'personae.db'}",
+        "keys_file": tmp_path / "keys.json",
+        "adapters_dir": tmp_path / "store",
+        "characters_dirs": json.dumps([str(folder)]),
+    }
+    with Daemon(state_dir=tmp_path, fakes=FakeEngines(), settings=settings) as daemon:
+        listed = httpx.get(f"{daemon.url}/v1/characters", timeout=30).json()["characters"]
+        log = daemon.log.read_text()
+    assert [c["id"] for c in listed] == ["bram"]
+    assert "adapter_config.json: not a character file" in log
