@@ -24,6 +24,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from personae.training import names as tag_names
 from personae.training.ingest import Chapter
 from personae.training.quotes import Quote, find_quotes, is_dash_line
 
@@ -35,56 +36,6 @@ VERBS = (
     "suggested|whimpered|grumbled|roared|sang|went on|put in|shot back|remonstrated|"
     "interrupted|responded|ejaculated|read|kept repeating|ventured to remark|broke in"
 )
-#: words that make a capitalised pair a place, not a person ("Baker Street")
-_PLACES = {
-    "Street",
-    "Road",
-    "Lane",
-    "Square",
-    "Place",
-    "Row",
-    "Bridge",
-    "Hill",
-    "Park",
-    "Court",
-    "House",
-    "Lodge",
-    "Hall",
-    "Station",
-    "Terrace",
-    "Gardens",
-    "Avenue",
-    "Theatre",
-    "Office",
-}
-#: a title alone is not a name ("Mr", "Lord St")
-_TITLES = (
-    r"(?:Mr|Mrs|Miss|Ms|Dr|Doctor|Lord|Lady|Sir|Captain|Major|Colonel|Inspector|Mister|Madame|St)"
-)
-_STRANGER = "\0stranger"
-_UNSURE = ""  # a pronoun that stops the search: someone else may be meant
-_PERSON = {
-    "he": "man|fellow|gentleman|boy|servant|coachman|driver|porter|stranger|Indian",
-    "she": "woman|lady|girl|maid|landlady|servant|stranger",
-}
-#: an unnamed person brought in by the narrative ("a small, dark, brisk man")
-_STRANGERS = {
-    g: re.compile(rf"\b[Aa]n?\s+(?:[\w-]+,?\s+){{0,4}}(?:{w})\b") for g, w in _PERSON.items()
-}
-#: "She was a blonde young lady" describes someone already there
-_PREDICATE = re.compile(r"\b(?:was|is|were|be|been|as|like|seemed|looked)\s+$")
-
-
-def _bare(name: str) -> list[str]:
-    """A name's words without its title: "Mr. Athelney Jones" -> ["Athelney", "Jones"]."""
-    words = name.replace(".", " ").split()
-    while len(words) > 1 and re.fullmatch(_TITLES, words[0]):
-        words = words[1:]
-    return words
-
-
-#: a name must appear in this many speech tags before it becomes a speaker
-_MIN_TAGS = 2
 PRONOUNS = {"he": "he", "him": "he", "his": "he", "she": "she", "her": "she", "they": "they"}
 _NOT_NAMES = {
     "He",
@@ -215,7 +166,7 @@ class Attributor:
             (r"(?i:the)\s+" + re.escape(n[4:])) if n.startswith("the ") else re.escape(n)
             for n in names
         )
-        cap = rf"(?:{_TITLES}\.?\s+)?[A-Z][a-z]+(?:\.?\s+[A-Z][a-z]+)?"
+        cap = rf"(?:{tag_names.TITLES}\.?\s+)?[A-Z][a-z]+(?:\.?\s+[A-Z][a-z]+)?"
         self.name_re = re.compile(rf"\b(?:{alts})\b" if alts else r"(?!x)x")
 
         def nm(group: str) -> str:
@@ -256,26 +207,26 @@ class Attributor:
         words = surface.replace(".", "").split()
         if not words or surface.lower() in PRONOUNS or words[0] in _NOT_NAMES:
             return None
-        if words[-1] in _PLACES or re.fullmatch(_TITLES, words[-1]):
+        if words[-1] in tag_names.PLACES or re.fullmatch(tag_names.TITLES, words[-1]):
             return None
         return surface
 
     def _learn(self, surface: str) -> None:
-        """Count a confident name seen in a speech tag; at `_MIN_TAGS` it becomes a speaker."""
+        """Count a confident name seen in a speech tag; at `MIN_TAGS` tags it becomes a speaker."""
         name = self._confident_name(surface)
         if name is None or self.resolve(name) is not None:
             return
         # "Jones" and "Athelney Jones" are one person: a name that ends another learnt
         # name, or is ended by it, joins that speaker
-        words = _bare(name)
+        words = tag_names.bare(name)
         for known, sid in list(self.surface.items()):
-            k = _bare(known)
+            k = tag_names.bare(known)
             if sid in self._learnt and (k[-len(words) :] == words or words[-len(k) :] == k):
                 self.surface[name] = sid
                 self._compile()
                 return
         self._tag_counts[name] = self._tag_counts.get(name, 0) + 1
-        if self._tag_counts[name] >= _MIN_TAGS:
+        if self._tag_counts[name] >= tag_names.MIN_TAGS:
             sid = re.sub(r"[^a-z]+", "-", name.lower()).strip("-")
             self._learnt.add(sid)
             self.surface[name] = sid  # a minor character, now known for continuity
@@ -345,22 +296,25 @@ class Attributor:
         spoke = dict(history or [])
         for j in range(k, max(-1, k - 5), -1):
             if j < k and j in spoke and spoke[j] is None and self._pronoun_tag(paras[j]):
-                return _UNSURE  # an unknown "he said" in between: "he" may be him again
+                return tag_names.UNSURE  # an unknown "he said" in between: "he" may be him again
 
             narrative = paras[j].narrative if j < k else paras[j].narrative[:pos]
             marks = self.mentions(narrative) + [
-                (m.start(), _STRANGER) for m in _STRANGERS[gender].finditer(narrative)
+                (m.start(), tag_names.STRANGER)
+                for m in tag_names.STRANGERS[gender].finditer(narrative)
             ]
             for at, sid in sorted(marks, reverse=True):
-                if sid == _STRANGER and not _PREDICATE.search(narrative[max(0, at - 12) : at]):
-                    return _UNSURE  # someone unnamed ("a small, dark man") stands closer
+                if sid == tag_names.STRANGER and not tag_names.PREDICATE.search(
+                    narrative[max(0, at - 12) : at]
+                ):
+                    return tag_names.UNSURE  # someone unnamed ("a small, dark man") stands closer
                 sp = self.speakers.get(sid)
                 if sp is None or sid == self.narrator:  # "he" is never the one saying "I"
                     continue
                 if sp.pronouns == gender:
                     return sid
                 if sp.pronouns == "they":
-                    return _UNSURE  # someone of unknown pronouns stands closer
+                    return tag_names.UNSURE  # someone of unknown pronouns stands closer
         return None
 
     def _pronoun_tag(self, p: _Para) -> bool:
