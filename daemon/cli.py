@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 import typer
 
-from personae.daemon import cli_cards, cli_config, cli_keys
+from personae.daemon import cli_cards, cli_config, cli_deploy, cli_keys
 
 #: a source checkout's benchmarks; a wheel install has no such folder
 BENCH_DIR = Path(__file__).resolve().parents[1] / "bench"
@@ -36,6 +36,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(cli_keys.keys, name="keys")
     app.add_typer(cli_config.config, name="config")
     cli_cards.register()
+    cli_deploy.register()
 
 
 def need(module: str, extra: str) -> None:

@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from personae.daemon.errors import PersonaeError
 
@@ -67,7 +68,8 @@ def _guard(fn):  # type: ignore[no-untyped-def]
         )
         raise typer.Exit(2) from None
     except PersonaeError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        # escaped: "[teacher]" in a message is text, not console markup
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from exc
     except KeyboardInterrupt:
         console.print("[yellow]interrupted: run the same command again to resume[/yellow]")

@@ -25,6 +25,7 @@ from personae.daemon.characters import Character
 from personae.training.errors import CharacterDataError
 from personae.training.recipe import DatasetConfig
 from personae.training.rundir import write_atomic, write_json, write_jsonl
+from personae.training.speech_split import split_speech
 
 TokenCounter = Callable[[list[dict[str, str]]], int]
 
@@ -43,6 +44,8 @@ class CharacterDataset:
     train: list[dict[str, Any]] = field(default_factory=list)
     val: list[dict[str, Any]] = field(default_factory=list)
     dropped: Counter[str] = field(default_factory=Counter)
+    #: long speeches split at sentence boundaries: number of pieces -> how many speeches
+    split: Counter[int] = field(default_factory=Counter)
 
     def rows(self, split: str) -> list[dict[str, Any]]:
         return [{"messages": r["messages"]} for r in (self.train if split == "train" else self.val)]
@@ -80,32 +83,48 @@ def build_character_dataset(
         if len(reply) < config.min_reply_chars:
             ds.dropped["too short"] += 1
             continue
-        if len(reply) > config.max_reply_chars:
-            ds.dropped["too long (characters)"] += 1
+
+        def chat(piece: str, user: str = user) -> list[dict[str, str]]:
+            return [
+                {"role": "system", "content": system},
+                {"role": "user", "content": user},
+                {"role": "assistant", "content": piece},
+            ]
+
+        def fits(piece: str, chat=chat) -> bool:  # type: ignore[no-untyped-def]
+            return (
+                len(piece) <= config.max_reply_chars
+                and count_tokens(chat(piece)) <= config.max_tokens
+            )
+
+        # a long speech becomes pieces at sentence boundaries, each after the same line
+        pieces, lost = split_speech(reply, fits)
+        if not pieces:
+            ds.dropped["too long (no sentence or clause that fits)"] += 1
             continue
-        eid = example_id(user, reply)
-        if eid in seen:
-            ds.dropped["duplicate"] += 1
-            continue
-        seen.add(eid)
-        messages = [
-            {"role": "system", "content": system},
-            {"role": "user", "content": user},
-            {"role": "assistant", "content": reply},
-        ]
-        tokens = count_tokens(messages)
-        if tokens > config.max_tokens:
-            ds.dropped["too long (tokens)"] += 1
-            continue
-        rows.append(
-            {
-                "id": eid,
-                "strategy": ex["strategy"],
-                "tokens": tokens,
-                "provenance": ex.get("provenance", {}),
-                "messages": messages,
-            }
-        )
+        if lost:
+            ds.dropped["sentences too long even cut at their clauses"] += lost
+        if len(pieces) > 1:
+            ds.split[len(pieces)] += 1
+        for k, piece in enumerate(pieces):
+            eid = example_id(user, piece)
+            if eid in seen:
+                ds.dropped["duplicate"] += 1
+                continue
+            seen.add(eid)
+            messages = chat(piece)
+            provenance = dict(ex.get("provenance", {}))
+            if len(pieces) > 1:
+                provenance["part"] = f"{k + 1}/{len(pieces)}"
+            rows.append(
+                {
+                    "id": eid,
+                    "strategy": ex["strategy"],
+                    "tokens": count_tokens(messages),
+                    "provenance": provenance,
+                    "messages": messages,
+                }
+            )
     if not rows:
         where = f" in {', '.join(sources)}" if sources else ""
         raise CharacterDataError(
@@ -146,6 +165,7 @@ def card(ds: CharacterDataset, character: Character, *, samples: int = 3) -> dic
             for split, part in (("train", ds.train), ("val", ds.val))
         },
         "dropped": dict(ds.dropped),
+        "long_speeches_split": sum(ds.split.values()),
         "tokens": {
             "train": _stats([r["tokens"] for r in ds.train]),
             "val": _stats([r["tokens"] for r in ds.val]),
@@ -179,6 +199,8 @@ def card_markdown(c: dict[str, Any]) -> str:
     lines += [
         "",
         "Dropped: " + (", ".join(f"{k} {v}" for k, v in c["dropped"].items()) or "none"),
+        "",
+        f"Long speeches split at sentence boundaries (not dropped): {c.get('long_speeches_split', 0)}.",
         "",
     ]
     lines += [

@@ -24,6 +24,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from personae.training import names as tag_names
 from personae.training.ingest import Chapter
 from personae.training.quotes import Quote, find_quotes, is_dash_line
 
@@ -32,7 +33,8 @@ VERBS = (
     "announced|added|repeated|snapped|growled|grunted|laughed|began|continued|admitted|"
     "agreed|demanded|insisted|protested|yelled|breathed|sighed|explained|declared|offered|"
     "wondered|exclaimed|remarked|observed|hissed|barked|chuckled|teased|warned|pleaded|"
-    "suggested|whimpered|grumbled|roared|sang|went on|put in|shot back"
+    "suggested|whimpered|grumbled|roared|sang|went on|put in|shot back|remonstrated|"
+    "interrupted|responded|ejaculated|read|kept repeating|ventured to remark|broke in"
 )
 PRONOUNS = {"he": "he", "him": "he", "his": "he", "she": "she", "her": "she", "they": "they"}
 _NOT_NAMES = {
@@ -72,6 +74,9 @@ _NOT_NAMES = {
     "His",
     "Her",
     "Their",
+    "My",
+    "Our",
+    "Your",
 }
 
 
@@ -117,6 +122,8 @@ class _Para:
     quotes: list[Quote]
     narrative: str  # the paragraph with quotes blanked out (same length)
     dash: bool = False
+    #: chapter offsets of the continuation paragraphs merged into this one's last quote
+    continued: list[int] = field(default_factory=list)
 
     @property
     def has_speech(self) -> bool:
@@ -128,14 +135,29 @@ class _Para:
 
 
 class Attributor:
-    def __init__(self, speakers: Sequence[Speaker], *, extra_names: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        speakers: Sequence[Speaker],
+        *,
+        extra_names: Iterable[str] = (),
+        narrator: str | None = None,
+    ) -> None:
+        """`narrator`: the id of a first-person narrator among `speakers` ("said I")."""
         self.speakers = {s.id: s for s in speakers}
+        self.narrator = narrator
         self.surface: dict[str, str] = {}
         for s in speakers:
             for n in s.names:
                 self.surface.setdefault(n.lower() if n.lower().startswith("the ") else n, s.id)
+        if narrator is not None:
+            if narrator not in self.speakers:
+                raise ValueError(f"narrator {narrator!r} is not one of the speakers")
+            self.surface["I"] = narrator
         for n in extra_names:
-            self.surface.setdefault(n, n.lower())
+            self.surface.setdefault(n, n.lower().replace(" ", "-"))
+        self._tag_counts: dict[str, int] = {}
+        self._learnt: set[str] = set()  # ids of minor characters learnt from tags
+        self._tags_seen: set[tuple[str, int]] = set()
         self._compile()
 
     def _compile(self) -> None:
@@ -144,7 +166,7 @@ class Attributor:
             (r"(?i:the)\s+" + re.escape(n[4:])) if n.startswith("the ") else re.escape(n)
             for n in names
         )
-        cap = r"[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?"
+        cap = rf"(?:{tag_names.TITLES}\.?\s+)?[A-Z][a-z]+(?:\.?\s+[A-Z][a-z]+)?"
         self.name_re = re.compile(rf"\b(?:{alts})\b" if alts else r"(?!x)x")
 
         def nm(group: str) -> str:
@@ -175,13 +197,41 @@ class Attributor:
         first = surface.split()[0]
         if first in self.surface:
             return self.surface[first]
-        if surface.lower() in PRONOUNS or first in _NOT_NAMES:
+        # a name nobody gave and no confident pattern found: unsure, never invented
+        return None
+
+    def _confident_name(self, surface: str) -> str | None:
+        """A tag's capitalised words as a person's name, or None: pronouns, lone titles,
+        common words and places ("Baker Street") are not names."""
+        surface = re.sub(r"\s+", " ", surface).strip()
+        words = surface.replace(".", "").split()
+        if not words or surface.lower() in PRONOUNS or words[0] in _NOT_NAMES:
             return None
-        sid = surface.lower().replace(" ", "-")
-        self.surface[surface] = sid  # a minor character, now known for continuity
-        self.speakers.setdefault(sid, Speaker(sid, (surface,)))
-        self._compile()
-        return sid
+        if words[-1] in tag_names.PLACES or re.fullmatch(tag_names.TITLES, words[-1]):
+            return None
+        return surface
+
+    def _learn(self, surface: str) -> None:
+        """Count a confident name seen in a speech tag; at `MIN_TAGS` tags it becomes a speaker."""
+        name = self._confident_name(surface)
+        if name is None or self.resolve(name) is not None:
+            return
+        # "Jones" and "Athelney Jones" are one person: a name that ends another learnt
+        # name, or is ended by it, joins that speaker
+        words = tag_names.bare(name)
+        for known, sid in list(self.surface.items()):
+            k = tag_names.bare(known)
+            if sid in self._learnt and (k[-len(words) :] == words or words[-len(k) :] == k):
+                self.surface[name] = sid
+                self._compile()
+                return
+        self._tag_counts[name] = self._tag_counts.get(name, 0) + 1
+        if self._tag_counts[name] >= tag_names.MIN_TAGS:
+            sid = re.sub(r"[^a-z]+", "-", name.lower()).strip("-")
+            self._learnt.add(sid)
+            self.surface[name] = sid  # a minor character, now known for continuity
+            self.speakers.setdefault(sid, Speaker(sid, (name,)))
+            self._compile()
 
     def mentions(self, narrative: str) -> list[tuple[int, str]]:
         return [
@@ -197,7 +247,7 @@ class Attributor:
     def paragraphs(self, text: str) -> list[_Para]:
         paras: list[_Para] = []
         pos = 0
-        carry_open = False
+        speech: _Para | None = None  # the paragraph whose speech is still open
         for i, raw in enumerate(text.split("\n\n")):
             start, para = pos, raw
             pos += len(raw) + 2
@@ -206,18 +256,25 @@ class Attributor:
                 quotes = [Quote(0, len(para), para[1:].strip())]
             else:
                 quotes = find_quotes(para)
-                # a continuation paragraph of multi-paragraph speech
-                if carry_open and quotes and quotes[0].start == 0 and paras and paras[-1].quotes:
-                    paras[-1].quotes[-1] = Quote(
-                        paras[-1].quotes[-1].start,
-                        paras[-1].quotes[-1].end,
-                        paras[-1].quotes[-1].text + " " + quotes[0].text,
+                # a continuation paragraph of a speech of any number of paragraphs: it opens
+                # with a quote mark while the speech before is still open
+                if speech is not None and quotes and quotes[0].start == 0:
+                    last = speech.quotes[-1]
+                    speech.quotes[-1] = Quote(
+                        last.start,
+                        last.end,
+                        last.text + " " + quotes[0].text,
                         open_ended=quotes[0].open_ended,
                     )
-                    carry_open = quotes[0].open_ended
-                    paras.append(_Para(i, start, para, [], para))
-                    continue
-            carry_open = bool(quotes) and quotes[-1].open_ended and not dash
+                    speech.continued.append(start)
+                    rest = quotes[1:]
+                    if not quotes[0].open_ended:
+                        speech = None
+                    if not rest:
+                        paras.append(_Para(i, start, para, [], para))
+                        continue
+                    # speech goes on in this paragraph after the continuation closed
+                    quotes = rest
             narrative = para
             if not dash:
                 for q in quotes:
@@ -225,39 +282,80 @@ class Attributor:
             else:
                 narrative = ""
             paras.append(_Para(i, start, para, quotes, narrative, dash))
+            speech = paras[-1] if quotes and quotes[-1].open_ended and not dash else None
         return paras
 
     # --- attribution -------------------------------------------------------------------
-    def _pronoun(self, pronoun: str, paras: list[_Para], k: int, pos: int) -> str | None:
+    def _pronoun(
+        self, pronoun: str, paras: list[_Para], k: int, pos: int, history: list | None = None
+    ) -> str | None:
         """Most recent named speaker with these pronouns before `pos` in paragraph k."""
         gender = PRONOUNS.get(pronoun.lower())
         if gender in (None, "they"):
             return None
+        spoke = dict(history or [])
         for j in range(k, max(-1, k - 5), -1):
+            if j < k and j in spoke and spoke[j] is None and self._pronoun_tag(paras[j]):
+                return tag_names.UNSURE  # an unknown "he said" in between: "he" may be him again
+
             narrative = paras[j].narrative if j < k else paras[j].narrative[:pos]
-            for _, sid in reversed(self.mentions(narrative)):
+            marks = self.mentions(narrative) + [
+                (m.start(), tag_names.STRANGER)
+                for m in tag_names.STRANGERS[gender].finditer(narrative)
+            ]
+            for at, sid in sorted(marks, reverse=True):
+                if sid == tag_names.STRANGER and not tag_names.PREDICATE.search(
+                    narrative[max(0, at - 12) : at]
+                ):
+                    return tag_names.UNSURE  # someone unnamed ("a small, dark man") stands closer
                 sp = self.speakers.get(sid)
-                if sp is None:
+                if sp is None or sid == self.narrator:  # "he" is never the one saying "I"
                     continue
                 if sp.pronouns == gender:
                     return sid
                 if sp.pronouns == "they":
-                    return None  # someone of unknown pronouns stands closer: unsure
+                    return tag_names.UNSURE  # someone of unknown pronouns stands closer
         return None
 
-    def _tag_name(self, m: re.Match[str], paras: list[_Para], k: int, pos: int) -> str | None:
+    def _pronoun_tag(self, p: _Para) -> bool:
+        for q in p.quotes:
+            m = self.after_re.match(p.text[q.end :])
+            if m and (m.group("name") or m.group("name2")).lower() in PRONOUNS:
+                return True
+        return False
+
+    def _tag_name(
+        self, m: re.Match[str], paras: list[_Para], k: int, pos: int, history: list | None = None
+    ) -> str | None:
         name = m.group("name") or m.group("name2")
         if name.lower() in PRONOUNS:
-            return self._pronoun(name, paras, k, pos)
+            sid = self._pronoun(name, paras, k, pos, history)
+            if sid is None and history is not None:
+                sid = self._partner(name, history, k)
+            return sid or None
         return self.resolve(name)
+
+    def _partner(self, pronoun: str, history: list[tuple[int, str | None]], k: int) -> str | None:
+        """With a narrator, "he said" in an exchange is the narrator's partner: the one
+        speaker of those pronouns among the last few speech paragraphs."""
+        gender = PRONOUNS.get(pronoun.lower())
+        if self.narrator is None or gender in (None, "they"):
+            return None
+        recent = {sid for j, sid in history[-4:] if sid and sid != self.narrator and j >= k - 8}
+        fits = {sid for sid in recent if self.speakers[sid].pronouns == gender}
+        return fits.pop() if len(fits) == 1 else None
 
     def _tag(
         self, m: re.Match[str], paras: list[_Para], k: int, pos: int, history: list
     ) -> str | None:
         name = m.group("name") or m.group("name2")
-        sid = self._tag_name(m, paras, k, pos)
+        sid = self._tag_name(m, paras, k, pos, history)
         if name.lower() in PRONOUNS:  # a resolved pronoun is a guess; a name is not
-            return self._new_speaker(sid, history, k)
+            # ... and one that gives the speech just before (a beat between) to the same
+            # speaker again is as likely someone else
+            if history and history[-1][0] >= k - 2 and history[-1][1] == sid:
+                return None
+            return sid
         return sid
 
     def _subject(self, sentence: str, paras: list[_Para], k: int, pos: int) -> str | None:
@@ -324,10 +422,11 @@ class Attributor:
                     if not p.dash
                     else self.dash_re.search(p.text)
                 )
-                if m:
+                if m and (p.text, q.end) not in self._tags_seen:
+                    self._tags_seen.add((p.text, q.end))
                     name = m.group("name") or m.group("name2")
                     if name.lower() not in PRONOUNS:
-                        self.resolve(name)
+                        self._learn(name)
 
     def _sentences(self, narrative: str) -> list[tuple[int, str]]:
         out = []
@@ -374,7 +473,8 @@ class Attributor:
             if sentences:
                 pos, last = sentences[-1]
                 sid = self._subject(last, paras, k - 1, pos)
-                if sid and self._only_speaker(last, sid):
+                # "I nodded." before a line is as often the narrator listening: unsure
+                if sid and sid != self.narrator and self._only_speaker(last, sid):
                     return self._new_speaker(sid, history, k), "previous beat"
         # the line before addressed someone by name: they answer
         if history and history[-1][0] == k - 1:
@@ -444,7 +544,7 @@ def extract_utterances(chapter: Chapter, attributor: Attributor) -> list[Utteran
                 text=text,
                 speaker=speaker,
                 method=method,
-                quote_starts=[p.start + q.start for q in p.quotes],
+                quote_starts=[p.start + q.start for q in p.quotes] + p.continued,
             )
         )
     return out

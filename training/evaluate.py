@@ -78,6 +78,32 @@ def perplexity_report(
     return out
 
 
+#: the second class when only one character is trained: lines of the book's other speakers
+OTHERS = "(other speakers)"
+#: ... or, in a book where nobody else speaks enough, the base model's own replies
+BASE = "(base model)"
+
+
+def other_speakers_lines(
+    chapters: Sequence[Any],
+    make_attributor: Callable[[list[Any]], Any],
+    targets: set[str],
+    *,
+    limit: int,
+) -> list[str]:
+    """Lines the book gives to speakers other than `targets` (attributed ones only)."""
+    from personae.training.dialogue import extract_all
+
+    chapters = list(chapters)
+    lines = [
+        u.text
+        for utts in extract_all(chapters, make_attributor(chapters))
+        for u in utts
+        if u.speaker and u.speaker not in targets and len(u.text) > 3
+    ]
+    return lines[:limit]
+
+
 class StyleClassifier:
     """Who said it: TF-IDF n-grams and logistic regression over the characters' lines."""
 
@@ -138,8 +164,16 @@ def attribution_report(
     `prompts[cid]` are [system, user] message lists; `adapters[cid]` the resident name;
     `on_reply` is called after each generated reply (progress).
     """
+    if len([c for c in train_lines if train_lines[c]]) < 2:
+        raise ValueError(
+            "the attribution test needs lines of at least two speakers "
+            f"(have: {', '.join(train_lines) or 'none'})"
+        )
     clf = StyleClassifier(train_lines)
     result: dict[str, Any] = {"per_character": {}, "samples": []}
+    extra = [c for c in train_lines if c not in prompts]
+    if extra:
+        result["against"] = ", ".join(extra)
     totals = {"adapter": [0, 0], "prompt_only": [0, 0]}
     for cid, plist in prompts.items():
         row = {}

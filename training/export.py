@@ -59,7 +59,13 @@ def export_axolotl(
         "optimizer": "adamw_torch",
         "warmup_ratio": train.warmup_ratio,
         "eval_steps": train.eval_steps,
+        # Axolotl refuses early stopping without save_steps, and with save_steps that
+        # eval_steps does not divide; the best checkpoint is the one kept
+        "save_steps": train.eval_steps,
         "early_stopping_patience": train.early_stopping_patience,
+        "load_best_model_at_end": True,
+        "metric_for_best_model": "eval_loss",
+        "save_total_limit": 2,
         "seed": train.seed,
     }
     if train.max_steps > 0:

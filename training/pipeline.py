@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from personae.daemon.adapters.files import WEIGHTS_FILE
 from personae.daemon.characters import Character
 from personae.training.dialogue import Attributor, Speaker, dialogue_examples, extract_all
 from personae.training.errors import CharacterDataError, SourceError, TeacherError, TrainingError
+from personae.training.guard import stage
 from personae.training.ingest import Chapter, ingest_file
 from personae.training.recipe import Recipe
 from personae.training.rundir import (
@@ -83,6 +85,15 @@ class Pipeline:
             for t in self.recipe.characters
         ]
 
+    def attributor(self, chapters: list[Chapter]) -> Attributor:
+        narrator = self.recipe.strategies.dialogue.narrator
+        speakers = self.speakers()
+        if narrator and narrator not in {sp.id for sp in speakers}:
+            speakers.append(Speaker(narrator, (), "they"))
+        return Attributor(
+            speakers, extra_names=_ner_names(self.recipe, chapters), narrator=narrator
+        )
+
     def chapters(self) -> list[Chapter]:
         path = self.run / "ingest/chapters.jsonl"
         if not path.is_file():
@@ -90,6 +101,7 @@ class Pipeline:
         return [Chapter.from_dict(d) for d in read_jsonl(path)]
 
     # --- ingest ----------------------------------------------------------------------
+    @stage("ingest")
     def ingest(self, force: bool = False) -> list[Chapter]:
         sources = self.recipe.source_paths
         for path in sources:
@@ -101,17 +113,24 @@ class Pipeline:
         chapters: list[Chapter] = []
         with self.progress() as bar:
             task = bar.add_task("ingest", total=len(sources))
+            reports: dict[str, dict] = {}
             for path in sources:
-                for ch in ingest_file(path):
+                report: dict = {}
+                for ch in ingest_file(path, report):
                     chapters.append(Chapter(ch.source, len(chapters), ch.title, ch.text, ch.offset))
+                reports[path.name] = report
                 bar.advance(task)
         write_jsonl(self.run / "ingest/chapters.jsonl", (c.to_dict() for c in chapters))
+        write_json(self.run / "ingest/report.json", reports)
+        for name, r in reports.items():
+            self.say(escape(f"ingest: {name}: {_describe_cleaning(r)}"))
         words = sum(len(c.text.split()) for c in chapters)
         self.run.mark_done("ingest", fp, chapters=len(chapters), words=words)
         self.say(f"ingest: {len(sources)} files, {len(chapters)} chapters, {words} words")
         return chapters
 
     # --- extract ---------------------------------------------------------------------
+    @stage("extract")
     def extract(self, force: bool = False) -> dict[str, int]:
         chapters = self.chapters()
         fp = _digest(
@@ -124,7 +143,7 @@ class Pipeline:
             return self.run.state()["extract"]["counts"]
         counts: Counter[str] = Counter()
         targets = {t.id for t in self.recipe.characters}
-        attributor = Attributor(self.speakers(), extra_names=_ner_names(self.recipe, chapters))
+        attributor = self.attributor(chapters)
         per_chapter = extract_all(chapters, attributor)
         s = self.recipe.strategies
 
@@ -189,11 +208,15 @@ class Pipeline:
                                 )
                             )
                         else:
-                            text = rewrite.rule_rewrite(para, sp, everyone)
+                            text = rewrite.rule_rewrite(
+                                para, sp, everyone, narrator=attributor.narrator
+                            )
                         problems = (
                             ["not rewritable by rule"]
                             if text is None
-                            else rewrite.third_person_problems(text, sp)
+                            else rewrite.third_person_problems(
+                                text, sp, narrator=sp.id == attributor.narrator
+                            )
                         )
                         row = {
                             "id": item_id,
@@ -298,6 +321,7 @@ class Pipeline:
         return rows
 
     # --- dataset ---------------------------------------------------------------------
+    @stage("dataset")
     def dataset(self, force: bool = False) -> dict[str, dict[str, Any]]:
         from personae.training.base import load_tokenizer, resolve_base
         from personae.training.dataset import (
@@ -353,6 +377,7 @@ class Pipeline:
 
         return Settings().resolved_adapters_dir
 
+    @stage("fit")
     def fit(self, only: list[str] | None = None, force: bool = False) -> dict[str, Path]:
         import torch
         from transformers import AutoModelForCausalLM
@@ -424,12 +449,16 @@ class Pipeline:
         return installed
 
     # --- evaluate --------------------------------------------------------------------
+    @stage("evaluate")
     def evaluate(self, force: bool = False) -> dict[str, Any]:
         from personae.daemon.engines.llm_transformers import TransformersLLM
         from personae.training.base import resolve_base
         from personae.training.evaluate import (
+            BASE,
+            OTHERS,
             attribution_report,
             engine_generator,
+            other_speakers_lines,
             perplexity_report,
         )
 
@@ -454,6 +483,8 @@ class Pipeline:
         val_files = {cid: self.run / f"dataset/{cid}/val.jsonl" for cid in adapters}
         self.say("evaluate: perplexity on held-out lines")
         ppl = perplexity_report(base_dir, adapters, val_files)
+        # kept whatever happens next
+        write_json(self.run / "eval/report.json", {"perplexity": ppl, "attribution": None})
 
         cfg = self.recipe.evaluation
         train_lines = {
@@ -475,6 +506,23 @@ class Pipeline:
         llm = TransformersLLM(model_dir=base_dir)
         for cid, path in adapters.items():
             llm.load_adapter(cid, path)
+        if len(train_lines) == 1:
+            # the classifier needs someone to tell the character from
+            others = other_speakers_lines(
+                self.chapters(), self.attributor, set(adapters), limit=400
+            )
+            if len(others) >= 10:
+                train_lines[OTHERS] = others
+            else:
+                (cid,) = adapters
+                generate = engine_generator(llm, max_new_tokens=cfg.max_new_tokens, seed=1)
+                train_lines[BASE] = [
+                    generate(None, r["messages"][:2])
+                    for r in list(read_jsonl(self.run / f"dataset/{cid}/train.jsonl"))[
+                        : max(10, cfg.prompts)
+                    ]
+                ]
+            self.say(f"evaluate: one character, compared against {next(reversed(train_lines))}")
         with self.progress() as bar:
             task = bar.add_task("attribution replies", total=2 * sum(map(len, prompts.values())))
             attribution = attribution_report(
@@ -505,6 +553,15 @@ class Pipeline:
         if "extract" in state:
             lines += ["", "## Extracted examples", "", "| kind | count |", "|---|---|"]
             lines += [f"| {k} | {v} |" for k, v in sorted(state["extract"]["counts"].items())]
+            att = self.run / "extract/attribution.json"
+            if att.is_file():
+                a = json.loads(att.read_text())
+                lines += [
+                    "",
+                    f"Dialogue: {a['utterances']} paragraphs of speech, {a['attributed']} "
+                    f"attributed, {a['utterances'] - a['attributed']} left out as unsure "
+                    "(not guessed).",
+                ]
         for t in self.recipe.characters:
             fit = state.get(f"fit:{t.id}")
             if fit:
@@ -527,15 +584,17 @@ class Pipeline:
                 "| character | held-out lines | perplexity base | perplexity adapter | attribution adapter | attribution prompt-only |",
                 "|---|---|---|---|---|---|",
             ]
+            attribution = r.get("attribution") or {"per_character": {}, "accuracy": {}}
             for cid, p in r["perplexity"].items():
-                a = r["attribution"]["per_character"].get(cid, {})
+                a = attribution["per_character"].get(cid, {})
                 lines.append(
                     f"| {cid} | {p['lines']} | {p['base']} | {p.get('adapter', '-')} | {a.get('adapter', '-')} | {a.get('prompt_only', '-')} |"
                 )
-            acc = r["attribution"]["accuracy"]
+            acc = attribution["accuracy"]
             lines += [
                 "",
-                f"Attribution accuracy over all characters: adapter {acc['adapter']}, prompt-only {acc['prompt_only']}.",
+                f"Attribution accuracy over all characters: adapter {acc.get('adapter', '-')}, prompt-only {acc.get('prompt_only', '-')}"
+                + (f" (against {attribution['against']})." if attribution.get("against") else "."),
             ]
         path = self.run / "report.md"
         write_atomic(path, "\n".join(lines) + "\n")
@@ -586,3 +645,22 @@ def _ner_names(recipe: Recipe, chapters: list[Chapter]) -> list[str]:
             if ent.label_ == "PERSON" and ent.text[:1].isupper():
                 names.add(ent.text.strip())
     return sorted(names)
+
+
+def _describe_cleaning(r: dict) -> str:
+    """One line of what cleaning found and removed in a file."""
+    parts = [f"{r.get('paragraphs', 0)} paragraphs", f"{len(r.get('chapters', []))} chapters"]
+    g = r.get("gutenberg", {})
+    if g.get("header_chars") or g.get("licence_chars"):
+        parts.append(
+            f"Gutenberg header {g.get('header_chars', 0)} chars and licence "
+            f"{g.get('licence_chars', 0)} chars removed"
+        )
+    if r.get("page_numbers"):
+        parts.append(f"{r['page_numbers']} page numbers removed")
+    if r.get("running_headers"):
+        heads = ", ".join(f"{k!r} x{v}" for k, v in list(r["running_headers"].items())[:3])
+        parts.append(f"running headers removed: {heads}")
+    if r.get("boilerplate_lines"):
+        parts.append(f"{r['boilerplate_lines']} boilerplate lines removed")
+    return "; ".join(parts)

@@ -49,6 +49,9 @@ class DialogueStrategy(_Section):
     context_paragraphs: int = Field(2, ge=0, le=10)
     #: use a spaCy NER model for names when one is installed (`ner_model = "en_core_web_sm"`)
     ner_model: str | None = None
+    #: id of the book's first-person narrator, whose lines are tagged "said I"; a character
+    #: of the recipe or any other id (then that speaker is known only as "I")
+    narrator: str | None = None
 
 
 class RewriteStrategy(_Section):
@@ -87,7 +90,8 @@ class TeacherConfig(_Section):
 class DatasetConfig(_Section):
     val_fraction: float = Field(0.15, ge=0.1, le=0.2)
     seed: int = 0
-    #: examples longer than this (in base-model tokens, whole conversation) are dropped
+    #: examples longer than this (in base-model tokens, whole conversation) are split at
+    #: sentence boundaries into pieces that fit
     max_tokens: int = Field(256, ge=16)
     min_reply_chars: int = Field(2, ge=1)
     max_reply_chars: int = Field(600, ge=10)

@@ -66,8 +66,24 @@ def _name_re(names: Iterable[str]) -> re.Pattern[str]:
     return re.compile(rf"\b(?:{alts})(?P<poss>['’]s)?\b")
 
 
-def rule_rewrite(text: str, speaker: Speaker, others: Sequence[Speaker]) -> str | None:
-    """First-person retelling, or None when the passage is not safe to rewrite by rule."""
+_FIRST_PERSON = re.compile(r"\b(?:I|me|my|mine|myself|we|us|our|ours|ourselves)\b")
+# what a name-for-pronoun swap makes of "Holmes and I": "I and I", "me and me", "my my"
+_GARBLED = re.compile(r"\b(I|me|my)\s+(?:and\s+|or\s+)?(I|me|my)\b", re.IGNORECASE)
+
+
+def rule_rewrite(
+    text: str, speaker: Speaker, others: Sequence[Speaker], *, narrator: str | None = None
+) -> str | None:
+    """First-person retelling, or None when the passage is not safe to rewrite by rule.
+
+    A first-person source needs none for its narrator (their passages are theirs as they
+    stand) and cannot be rewritten by rule for anyone else: "Holmes and I" has two
+    first persons once Holmes tells it.
+    """
+    if narrator is not None and speaker.id == narrator:
+        return text if _FIRST_PERSON.search(text) else None
+    if _FIRST_PERSON.search(text):
+        return None  # someone else already says "I" here
     if speaker.pronouns not in _FORMS:
         return None
     same = [o for o in others if o.id != speaker.id and o.pronouns in (speaker.pronouns, "they")]
@@ -120,11 +136,12 @@ def rule_rewrite(text: str, speaker: Speaker, others: Sequence[Speaker]) -> str 
         r"\bI (is|was|has|does|doesn't|isn't|hasn't)\b", lambda m: "I " + _BE[m.group(1)], out
     )
     out = re.sub(r"\bmy own self\b", "myself", out)
-    return out
+    return None if _GARBLED.search(out) else out
 
 
-def third_person_problems(text: str, speaker: Speaker) -> list[str]:
-    """Why `text` is not a first-person telling by `speaker` (empty: it is one)."""
+def third_person_problems(text: str, speaker: Speaker, *, narrator: bool = False) -> list[str]:
+    """Why `text` is not a first-person telling by `speaker` (empty: it is one). The
+    narrator's own passages speak of others as "he" as much as they like."""
     narrative = text
     for q in reversed(find_quotes(text)):
         narrative = narrative[: q.start] + narrative[q.end :]
@@ -132,13 +149,15 @@ def third_person_problems(text: str, speaker: Speaker) -> list[str]:
     m = _name_re(speaker.names).search(narrative)
     if m:
         problems.append(f"names the character in the third person ({m.group(0)!r})")
-    if speaker.pronouns in _SUBJ:
+    if speaker.pronouns in _SUBJ and not narrator:
         first = len(re.findall(r"\b(I|me|my|myself)\b", narrative))
         third = len(re.findall(rf"\b{_SUBJ[speaker.pronouns]}\b", narrative, re.IGNORECASE))
         if third > first:
             problems.append(f"more '{_SUBJ[speaker.pronouns]}' than first-person words")
     if not re.search(r"\b(I|me|my|myself|we|us|our)\b", narrative):
         problems.append("no first-person words")
+    if _GARBLED.search(narrative):
+        problems.append(f"garbled first person ({_GARBLED.search(narrative).group(0)!r})")  # type: ignore[union-attr]
     return problems
 
 

@@ -4,6 +4,8 @@ A labelled text is the plain text with `[[speaker]]` written by hand immediately
 each opening quotation mark (or the dash of a dash-introduced line); `[[-]]` marks quoted
 words that nobody speaks (a quoted sign, a quotation inside speech). Stripping the labels
 gives the plain text and, for each label, the offset of its opening mark in that text.
+`[[speaker+]]` marks a paragraph that continues the speech of the paragraph before (a
+speech of several paragraphs, where only the last one closes its quote).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import re
 from pathlib import Path
 
 FIXTURES = Path(__file__).parent / "fixtures"
-_LABEL = re.compile(r"\[\[([a-z-]+)\]\]")
+_LABEL = re.compile(r"\[\[([a-z-]+)(\+?)\]\]")
 
 
 def strip_labels(labelled: str) -> tuple[str, dict[int, str]]:
@@ -33,6 +35,17 @@ def strip_labels(labelled: str) -> tuple[str, dict[int, str]]:
 
 def load(name: str) -> tuple[str, dict[int, str]]:
     return strip_labels((FIXTURES / name).read_text(encoding="utf-8"))
+
+
+def continuations(name: str) -> list[int]:
+    """Offsets (in the stripped text) of the opening marks labelled as continuations."""
+    labelled = (FIXTURES / name).read_text(encoding="utf-8")
+    out, removed = [], 0
+    for m in _LABEL.finditer(labelled):
+        if m.group(2):
+            out.append(m.start() - removed)
+        removed += len(m.group(0))
+    return out
 
 
 def _key(text: str, offset: int) -> str:

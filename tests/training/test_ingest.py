@@ -155,3 +155,60 @@ def test_bad_files_name_the_file(tmp_path: Path, name: str, content: bytes, mess
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="not found"):
         ingest_file(tmp_path / "nope.txt")
+
+
+def test_a_wrapped_gutenberg_start_marker_leaves_nothing_behind() -> None:
+    raw = (
+        "The Project Gutenberg eBook of The Adventures of Sherlock Holmes\n\n"
+        "This ebook is for the use of anyone anywhere.\n\n"
+        "*** START OF THE PROJECT GUTENBERG EBOOK THE ADVENTURES OF SHERLOCK\n"
+        "HOLMES ***\n\nChapter 1\n\nStory.\n\n"
+        "*** END OF THE PROJECT\nGUTENBERG EBOOK X ***\nSection 1. General Terms of Use"
+    )
+    report: dict = {}
+    text = clean_text(raw, report)
+    assert "HOLMES ***" not in text and "Terms of Use" not in text and "anywhere" not in text
+    assert [(c.title, c.text) for c in split_chapters(text, source="x")] == [
+        ("Chapter 1", "Story.")
+    ]
+    assert report["gutenberg"]["header_chars"] > 100 and report["gutenberg"]["licence_chars"] > 30
+    assert report["paragraphs"] == 1 and report["headings"] == 1
+
+
+def test_a_wrapped_line_never_becomes_a_heading() -> None:
+    raw = "Chapter 1\n\n“You see,” said\nI. “It is simple.”\n\nHe nodded, as men of\nII. rank do."
+    chapters = split_chapters(clean_text(raw), source="x")
+    assert [c.title for c in chapters] == ["Chapter 1"]
+    assert "said I. “It is simple.”" in chapters[0].text
+
+
+def test_story_titles_in_a_collection_become_chapters() -> None:
+    raw = (
+        "ADVENTURE I. A SCANDAL IN BOHEMIA\n\nI.\n\nTo Sherlock Holmes she is always the woman.\n\n"
+        "II.\n\nAt three o’clock precisely I was at Baker Street.\n\n"
+        "ADVENTURE II. THE RED-HEADED LEAGUE\n\nI had called upon my friend.\n\n"
+        "THE FIVE ORANGE PIPS\n\nWhen I glance over my notes."
+    )
+    chapters = split_chapters(clean_text(raw), source="x")
+    assert [c.title for c in chapters] == [
+        "ADVENTURE I. A SCANDAL IN BOHEMIA, I.",
+        "ADVENTURE I. A SCANDAL IN BOHEMIA, II.",
+        "ADVENTURE II. THE RED-HEADED LEAGUE",
+        "THE FIVE ORANGE PIPS",
+    ]
+
+
+def test_a_heading_keeps_its_subtitle() -> None:
+    raw = "Chapter I\nThe Science of Deduction\n\n\nSherlock Holmes took his bottle."
+    (chapter,) = split_chapters(clean_text(raw), source="x")
+    assert chapter.title == "Chapter I The Science of Deduction"
+    assert chapter.text == "Sherlock Holmes took his bottle."
+
+
+def test_cleaning_reports_page_furniture(tmp_path: Path) -> None:
+    words = ["anvil", "bellows", "tongs", "quench"]
+    pages = [f"MY BOOK\nThe smith took up the {w} again.\n{n}" for n, w in enumerate(words, 1)]
+    report: dict = {}
+    clean_text("\f".join(pages), report)
+    assert report["page_numbers"] == 4
+    assert report["running_headers"] == {"MY BOOK": 4}

@@ -104,8 +104,7 @@ def test_dataset_rows_dedup_limits_and_system_prompt() -> None:
         _ex("Hello.", "Mind the sparks."),
         _ex("hello", "Mind the sparks!"),  # the same after normalising
         _ex("Hi.", "x"),  # too short (min_reply_chars=2)
-        _ex("Hi.", "word " * 200),  # too long in characters
-        _ex("Tell me.", "Iron. " * 60),  # too long in tokens
+        _ex("Hi.", "word " * 200),  # too long, and no sentence to split it at
         _ex("Who?", "Not me.", who="mara"),  # another character's
         *[_ex(f"Question {i}?", f"Answer number {i}.") for i in range(20)],
     ]
@@ -115,13 +114,28 @@ def test_dataset_rows_dedup_limits_and_system_prompt() -> None:
     assert dict(ds.dropped) == {
         "duplicate": 1,
         "too short": 1,
-        "too long (characters)": 1,
-        "too long (tokens)": 1,
+        "too long (no sentence or clause that fits)": 1,
     }
     first = rows[0]["messages"]
     assert [m["role"] for m in first] == ["system", "user", "assistant"]
     assert first[0]["content"] == ch.render_system_prompt()
     assert 0.1 <= len(ds.val) / len(rows) <= 0.2
+
+
+def test_a_long_speech_is_split_at_sentence_boundaries_not_dropped() -> None:
+    speech = " ".join(
+        f"Deduction number {i} follows from the mud upon your instep, Mr. Watson."
+        for i in range(40)
+    )
+    config = DatasetConfig(max_tokens=260, max_reply_chars=400)
+    ds = build_character_dataset(ch := _bram(), [_ex("How?", speech)], config, approx_token_counter)
+    rows = sorted(ds.train + ds.val, key=lambda r: int(r["provenance"]["part"].split("/")[0]))
+    replies = [r["messages"][2]["content"] for r in rows]
+    assert len(replies) > 3 and " ".join(replies) == speech  # every sentence kept, in order
+    assert all(len(r) <= 400 and r.endswith("Mr. Watson.") for r in replies)
+    assert all(r["tokens"] <= 260 and r["messages"][1]["content"] == "How?" for r in rows)
+    assert dict(ds.split) == {len(rows): 1} and not ds.dropped
+    assert ch.id == "bram"
 
 
 def test_split_is_deterministic_and_order_independent() -> None:

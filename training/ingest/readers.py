@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from personae.training.errors import SourceError
+from personae.training.ingest.pdf_layout import layout_page
 
 
 def _read_text(path: Path) -> str:
@@ -66,10 +67,15 @@ def _read_pdf(path: Path) -> str:
         ) from exc
     try:
         reader = PdfReader(str(path))
-        pages = [page.extract_text() or "" for page in reader.pages]
+        pages = []
+        for page in reader.pages:
+            laid = layout_page(page)
+            pages.append(
+                laid if laid is not None else _paragraphs_from_lines(page.extract_text() or "")
+            )
     except (PdfReadError, ValueError, KeyError, OSError) as exc:
         raise SourceError(f"{path}: not a readable .pdf file ({exc})") from exc
-    return "\f".join(_paragraphs_from_lines(p) for p in pages)
+    return "\f".join(pages)
 
 
 def _paragraphs_from_lines(page: str) -> str:
