@@ -65,8 +65,8 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     """Build the app. Pass `service` to reuse loaded engines (tests, embedding)."""
     settings = settings or Settings()
     owned = service is None
-    auth = Authenticator(KeyStore(settings.resolved_keys_file))
-    if settings.require_keys and auth.local_mode:
+    auth = Authenticator(KeyStore(settings.resolved_keys_file), required=settings.require_keys)
+    if settings.require_keys and not auth.store.enabled:
         raise ConfigError(f"require_keys is set but {auth.store.path} holds no active API key")
     limits = Limits.from_settings(settings)
 

@@ -14,8 +14,12 @@ Clients present the key in `Authorization: Bearer <key>` or as a WebSocket
 subprotocol `personae.key.<key>` next to `personae.v1` (browsers cannot set headers).
 A key in the query string is refused: URLs end up in logs and proxies.
 
-No keys in the file means local development mode: every connection is the `local`
-principal with every scope, and the daemon says so loudly at start-up.
+Whether keys are required is a property of the running daemon, not of the file: it is
+set by `require_keys`, or by the first active key the daemon sees, and never unset while
+it runs. Revoking the last key or deleting the file then refuses everyone (fail closed).
+Only a daemon that has never seen a key and was not told to require one is in local
+development mode: every connection is the `local` principal with every scope, and the
+daemon says so loudly at start-up.
 """
 
 from __future__ import annotations
@@ -257,14 +261,25 @@ def credentials(
 
 
 class Authenticator:
-    """Turns a request's credentials into a Principal, or refuses it."""
+    """Turns a request's credentials into a Principal, or refuses it.
 
-    def __init__(self, store: KeyStore) -> None:
+    `required` (the `require_keys` setting) holds from the start; otherwise keys become
+    required once the store first holds an active key, and stay required (latched).
+    """
+
+    def __init__(self, store: KeyStore, *, required: bool = False) -> None:
         self.store = store
+        self._required = required
+
+    @property
+    def required(self) -> bool:
+        if not self._required and self.store.enabled:
+            self._required = True
+        return self._required
 
     @property
     def local_mode(self) -> bool:
-        return not self.store.enabled
+        return not self.required
 
     def principal(
         self,
@@ -280,7 +295,7 @@ class Authenticator:
                 "an API key is required: send 'Authorization: Bearer <key>' or the "
                 "subprotocol 'personae.key.<key>'"
             )
-        principal = self.store.authenticate(key)
+        principal = self.store.authenticate(key)  # an empty or missing file: None
         if principal is None:
             raise AuthError("unknown or revoked API key", code="invalid_key")
         return principal
