@@ -28,6 +28,7 @@ from personae.daemon.auth import (
 from personae.daemon.errors import ClientError, ConfigError, LimitExceededError, PersonaeError
 from personae.daemon.limits import Limits, SessionGuard
 from personae.daemon.openai_api import router as openai_router
+from personae.daemon.request_bodies import RequestBodies
 from personae.daemon.service import Service
 from personae.daemon.session.session import RealtimeSession, SessionClosed
 from personae.daemon.settings import Settings
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
                 app.state.service.close()
 
     app = FastAPI(title="personae", version=str(p.PROTOCOL_VERSION), lifespan=lifespan)
+    app.add_middleware(RequestBodies, max_bytes=settings.max_body_bytes)
     app.state.service = service
     app.state.sessions = 0
     app.state.auth, app.state.limits = auth, limits
@@ -198,7 +200,10 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         async def receive() -> str | bytes:
             nonlocal framing
             try:
-                message = await ws.receive()
+                async with asyncio.timeout(svc.settings.idle_timeout_s):
+                    message = await ws.receive()
+            except TimeoutError:
+                raise SessionClosed(1000, "idle") from None
             except (WebSocketDisconnect, RuntimeError) as exc:
                 raise SessionClosed(1006, "client went away") from exc
             if message["type"] == "websocket.disconnect":

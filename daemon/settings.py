@@ -335,6 +335,50 @@ class Settings(BaseSettings):
         200, ge=1, description="refused events in a row after which the session is closed (1008)"
     )
 
+    # --- connections (below the app: see daemon/connections.py) ---
+    max_connections: int = Field(
+        512,
+        ge=1,
+        description="open connections, all addresses together (uvicorn's limit_concurrency); "
+        "more get 503",
+    )
+    max_connections_per_address: int = Field(
+        64,
+        ge=0,
+        description="open connections of one peer address; more are closed as they are "
+        "accepted. Behind a reverse proxy every client shares its address: raise it. 0 = none",
+    )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="a connection whose request head (or WebSocket upgrade) is not complete "
+        "this long after it opened, or after its last response, is closed",
+    )
+    max_header_bytes: int = Field(
+        16384, ge=1024, description="largest request head (request line and headers)"
+    )
+    keep_alive_s: int = Field(
+        5, ge=1, description="an idle HTTP keep-alive connection is closed after this long"
+    )
+    ws_ping_s: float = Field(
+        20.0,
+        gt=0,
+        description="WebSocket ping interval; a peer that does not answer within as long "
+        "again is closed",
+    )
+    idle_timeout_s: float = Field(
+        600.0,
+        gt=0,
+        description="a session that receives no frame from its client this long is closed "
+        "(1000, reason 'idle')",
+    )
+    max_body_bytes: int = Field(
+        1 << 20,
+        ge=1024,
+        description="largest HTTP request body; refused with 413 before it is parsed or "
+        "the key is checked",
+    )
+
     # --- security ---
     keys_file: Path | None = Field(
         None,
