@@ -288,9 +288,9 @@ class RealtimeSession:
             self._remember(Turn(item.character, text, item.id or ""))
         else:
             self._remember(Turn("player", text, item.id or ""))
-        self.outbox.control(p.ConversationItemCreated(item=item))
-        if item.role == "user":
+            # the acknowledgement follows the durable write (turn log, memory, state)
             await self._player_said(text)
+        self.outbox.control(p.ConversationItemCreated(item=item))
 
     def _truncate(self, event: p.ConversationItemTruncate) -> None:
         for i, turn in enumerate(self.history):
