@@ -319,6 +319,21 @@ class Settings(BaseSettings):
         description="reply frames queued for a client before the reply waits for it to read",
     )
     reply_timeout_s: float = Field(60.0, gt=0, description="longest a whole reply may take")
+    reply_slots: int = Field(
+        4,
+        ge=1,
+        description="replies generating at once, all sessions together; more wait for a "
+        "slot, and that wait never counts as an engine stall",
+    )
+    reply_queue: int = Field(
+        32,
+        ge=0,
+        description="replies that may wait for a slot; more are refused at once with "
+        "`server_busy` and a retry hint",
+    )
+    reply_queue_wait_s: float = Field(
+        30.0, gt=0, description="longest a reply waits for a slot before `server_busy`"
+    )
     engine_stall_s: float = Field(
         15.0, gt=0, description="an engine silent this long mid-reply fails the reply"
     )

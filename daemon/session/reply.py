@@ -22,6 +22,7 @@ import numpy as np
 
 from personae.daemon import audio as pcm
 from personae.daemon.adapters import AdapterCache
+from personae.daemon.admission import Admission
 from personae.daemon.characters import Character, VoiceConfig
 from personae.daemon.deployments import Casting
 from personae.daemon.engines.base import LLMEngine, TTSEngine
@@ -90,6 +91,7 @@ class Responder:
         metrics: Metrics,
         outbox: Outbox,
         errors: ErrorReporter,
+        admission: Admission,
     ) -> None:
         """`session()` is the session's current config and `player_id()` its player;
         `history` the session's turns (read for prompts), to which `remember` adds."""
@@ -108,6 +110,7 @@ class Responder:
         self._metrics = metrics
         self._outbox = outbox
         self._errors = errors
+        self._admission = admission
         self._primer = Primer(
             settings=settings,
             conversation=conversation,
@@ -243,6 +246,11 @@ class Responder:
         splitter = SentenceSplitter(first_clause_chars=s.tts_first_clause_chars)
 
         async def think() -> None:
+            # waiting for a slot is queueing, not an engine stall (or server_busy)
+            async with self._admission.slot():
+                await generate()
+
+        async def generate() -> None:
             stream = self._stream("llm", lambda cancel: self._llm.generate(request, cancel))
             async with contextlib.aclosing(stream) as deltas:
                 async for delta in _within(deltas, s.engine_stall_s, "llm"):

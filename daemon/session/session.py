@@ -120,6 +120,7 @@ class RealtimeSession:
             metrics=service.metrics,
             outbox=self.outbox,
             errors=self.errors,
+            admission=service.admission,
         )
 
     # ------------------------------------------------------------------ lifecycle
