@@ -285,10 +285,8 @@ class Responder:
                 say = spoken_text(sentence)
                 if not speak or not say:
                     continue
-                out = await _in_time(
-                    self._run("tts", self._synthesize, say, voice.engine, voice),
-                    s.engine_stall_s,
-                    "tts",
+                out = await _in_time_once_started(
+                    self._run, "tts", self._synthesize, (say, voice.engine, voice), s.engine_stall_s
                 )
                 rate = self._session().output_sample_rate
                 duration = audio_ms(len(out) * 2, rate)
@@ -418,6 +416,32 @@ async def _in_time(call: Awaitable[T], seconds: float, engine: str) -> T:
             return await call
     except TimeoutError:
         raise EngineError(f"no result for {seconds:g} s", engine=engine, retryable=True) from None
+
+
+async def _in_time_once_started(
+    run: Run, stage: str, fn: Callable[..., T], args: tuple[Any, ...], seconds: float
+) -> T:
+    """`fn(*args)` on `stage`'s threads within `seconds` of a thread taking it up: waiting
+    for a free thread (a queue, under load) is not an engine stall."""
+    loop = asyncio.get_running_loop()
+    began: asyncio.Future[None] = loop.create_future()
+
+    def mark() -> None:
+        if not began.done():
+            began.set_result(None)
+
+    def call() -> T:
+        loop.call_soon_threadsafe(mark)
+        return fn(*args)
+
+    task = asyncio.ensure_future(run(stage, call))
+    try:
+        await asyncio.wait({task, began}, return_when=asyncio.FIRST_COMPLETED)
+        return await _in_time(task, seconds, stage)
+    finally:
+        began.cancel()
+        if not task.done():
+            task.cancel()
 
 
 def _first_leaf(exc: BaseException | None) -> BaseException | None:

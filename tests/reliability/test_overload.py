@@ -129,3 +129,30 @@ def test_a_crowd_waits_or_is_refused_never_stalls(tmp_path: Path) -> None:
     assert outcomes.count("completed") >= 3  # the slot and the queue are served
     refused = [o for o in outcomes if o != "completed"]
     assert refused and all(o == "failed:['server_busy']:True" for o in refused), outcomes
+
+
+def test_waiting_for_a_tts_thread_is_not_a_stall() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from personae.daemon.errors import EngineError
+    from personae.daemon.session.reply import _in_time_once_started
+
+    pool = ThreadPoolExecutor(1)
+
+    async def run(stage: str, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+
+    async def scenario() -> None:
+        busy = threading.Event()
+        blocker = asyncio.ensure_future(run("tts", busy.wait, 0.6))  # the only thread
+        # queued 0.6 s behind it with a 0.2 s stall limit: still served
+        assert await _in_time_once_started(run, "tts", lambda x: x * 2, (21,), 0.2) == 42
+        await blocker
+        # a call that itself runs past the limit is a stall
+        with pytest.raises(EngineError, match="no result"):
+            await _in_time_once_started(run, "tts", threading.Event().wait, (0.6,), 0.2)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        pool.shutdown(wait=True)
