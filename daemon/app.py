@@ -28,6 +28,7 @@ from personae.daemon.auth import (
 from personae.daemon.errors import ClientError, ConfigError, LimitExceededError, PersonaeError
 from personae.daemon.limits import Limits, SessionGuard
 from personae.daemon.openai_api import router as openai_router
+from personae.daemon.private_routes import PrivateRoutes
 from personae.daemon.request_bodies import RequestBodies
 from personae.daemon.service import Service
 from personae.daemon.session.session import RealtimeSession, SessionClosed
@@ -87,6 +88,8 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
                 app.state.service.close()
 
     app = FastAPI(title="personae", version=str(p.PROTOCOL_VERSION), lifespan=lifespan)
+    app.add_middleware(PrivateRoutes, auth=auth, trusted=settings.trusted_networks)
+    # added last, so it runs first: bodies are bounded before anything else looks
     app.add_middleware(RequestBodies, max_bytes=settings.max_body_bytes)
     app.state.service = service
     app.state.sessions = 0

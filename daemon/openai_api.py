@@ -278,6 +278,7 @@ class Reply:
 @router.post("/chat/completions")
 @_openai_errors
 async def chat_completions(request: Request) -> Response:
+    _principal(request)  # 401 first: whether a model exists is no one's business without a key
     body: ChatCompletionRequest = await parse_body(request, ChatCompletionRequest)
     svc = _service(request)
     if body.n != 1:

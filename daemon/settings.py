@@ -8,11 +8,12 @@ is declared.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -403,6 +404,12 @@ class Settings(BaseSettings):
     require_keys: bool = Field(
         False, description="refuse to start without API keys (no local development mode)"
     )
+    trusted_networks: tuple[str, ...] = Field(
+        (),
+        description="networks (CIDR, e.g. 10.0.0.0/8) whose clients may read /metrics "
+        "without a key once keys are required (a Prometheus scraper); /docs and "
+        "/openapi.json always need an admin key then",
+    )
     moderation: str = Field(
         "blocklist", description="moderation hook by name ('blocklist', 'none') or 'module:factory'"
     )
@@ -412,6 +419,13 @@ class Settings(BaseSettings):
     moderation_words_file: Path | None = Field(
         None, description="a file of blocked words or phrases, one a line"
     )
+
+    @field_validator("trusted_networks")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for cidr in value:
+            ipaddress.ip_network(cidr, strict=False)  # ValueError names the bad one
+        return value
 
     @property
     def resolved_keys_file(self) -> Path:
