@@ -48,6 +48,7 @@ KEY_SUBPROTOCOL_PREFIX = "personae.key."
 _KEY = re.compile(r"^pk_([0-9a-f]{12})_([A-Za-z0-9_-]{20,128})$")
 _QUERY_NAMES = frozenset({"key", "api_key", "apikey", "token", "access_token", "authorization"})
 _CHARACTER_PATTERN = re.compile(r"^[a-z0-9*?_\-\[\]]{1,64}$")
+_PLAYER_PATTERN = re.compile(r"^[^\x00-\x1f]{1,128}$")
 
 
 class AuthError(ClientError):
@@ -72,9 +73,20 @@ class Principal:
     characters: tuple[str, ...] = ("*",)
     #: may deploy, roll back and load adapters
     admin: bool = False
+    #: fnmatch patterns of the player ids whose state and memory it may read and write
+    players: tuple[str, ...] = ("*",)
 
     def may_use(self, character_id: str) -> bool:
         return any(fnmatch.fnmatchcase(character_id, pat) for pat in self.characters)
+
+    def may_play(self, player_id: str) -> bool:
+        return any(fnmatch.fnmatchcase(player_id, pat) for pat in self.players)
+
+    def require_player(self, player_id: str) -> None:
+        if not self.may_play(player_id):
+            raise ForbiddenError(
+                f"key {self.key_id} may not act for player {player_id!r}", code="forbidden_player"
+            )
 
     def visible(self, ids: Iterable[str]) -> list[str]:
         return [c for c in ids if self.may_use(c)]
@@ -98,6 +110,7 @@ class KeyRecord:
     admin: bool = False
     created_at: float = 0.0
     revoked_at: float | None = None
+    players: tuple[str, ...] = ("*",)
 
     def __post_init__(self) -> None:
         if not self.characters:
@@ -105,13 +118,18 @@ class KeyRecord:
         bad = [c for c in self.characters if not _CHARACTER_PATTERN.match(c)]
         if bad:
             raise ValueError(f"not a character id pattern: {bad[0]!r}")
+        if not self.players:
+            raise ValueError("a key needs at least one player pattern ('*' for all)")
+        bad = [c for c in self.players if not _PLAYER_PATTERN.match(c)]
+        if bad:
+            raise ValueError(f"not a player id pattern: {bad[0]!r}")
 
     @property
     def active(self) -> bool:
         return self.revoked_at is None
 
     def principal(self) -> Principal:
-        return Principal(self.id, self.name, self.characters, self.admin)
+        return Principal(self.id, self.name, self.characters, self.admin, self.players)
 
 
 def _digest(key: str) -> str:
@@ -142,7 +160,13 @@ class KeyStore:
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
             records = {
-                r["id"]: KeyRecord(**{**r, "characters": tuple(r.get("characters", ("*",)))})
+                r["id"]: KeyRecord(
+                    **{
+                        **r,
+                        "characters": tuple(r.get("characters", ("*",))),
+                        "players": tuple(r.get("players", ("*",))),
+                    }
+                )
                 for r in data.get("keys", [])
             }
         except (OSError, ValueError, TypeError, KeyError) as exc:
@@ -178,7 +202,12 @@ class KeyStore:
     # ------------------------------------------------------------------ writing
 
     def create(
-        self, name: str, *, characters: Sequence[str] = ("*",), admin: bool = False
+        self,
+        name: str,
+        *,
+        characters: Sequence[str] = ("*",),
+        admin: bool = False,
+        players: Sequence[str] = ("*",),
     ) -> tuple[str, KeyRecord]:
         """A new key; the plaintext is returned once and never stored."""
         key_id = secrets.token_hex(6)
@@ -190,6 +219,7 @@ class KeyStore:
             characters=tuple(characters),
             admin=admin,
             created_at=self.clock(),
+            players=tuple(players),
         )
         self._update(lambda recs: {**recs, key_id: record})
         return key, record
@@ -213,7 +243,10 @@ class KeyStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             payload = {
                 "version": 1,
-                "keys": [{**asdict(r), "characters": list(r.characters)} for r in records.values()],
+                "keys": [
+                    {**asdict(r), "characters": list(r.characters), "players": list(r.players)}
+                    for r in records.values()
+                ],
             }
             fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".keys-", suffix=".json")
             try:
@@ -299,6 +332,12 @@ class Authenticator:
         if principal is None:
             raise AuthError("unknown or revoked API key", code="invalid_key")
         return principal
+
+
+def default_player(principal: Principal, default: str) -> str:
+    """The player a client acts for when it names none: the shared default, or for a
+    key bound to other players, a player of that key's own."""
+    return default if principal.may_play(default) else f"key-{principal.key_id}"
 
 
 def startup_banner(auth: Authenticator) -> str:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from personae.daemon import audio as pcm
-from personae.daemon.auth import LOCAL, ForbiddenError
+from personae.daemon.auth import LOCAL, ForbiddenError, default_player
 from personae.daemon.errors import (
     ClientError,
     EngineError,
@@ -160,7 +160,9 @@ class RealtimeSession:
 
     @property
     def player_id(self) -> str:
-        return self.config.player_id or self.service.settings.default_player_id
+        return self.config.player_id or default_player(
+            self.principal, self.service.settings.default_player_id
+        )
 
     # ------------------------------------------------------------------ receive
 
@@ -259,6 +261,8 @@ class RealtimeSession:
 
     def _update_session(self, update: p.SessionConfig) -> None:
         changes = {k: getattr(update, k) for k in update.model_fields_set}
+        if changes.get("player_id"):
+            self.principal.require_player(changes["player_id"])
         self._check_characters(list(changes.get("characters") or []))
         if changes.get("pinned_character"):
             self._check_characters([changes["pinned_character"]])
