@@ -272,8 +272,16 @@ def credentials(
 ) -> str | None:
     """The key a request presents, from the Authorization header or a subprotocol.
 
-    Raises AuthError (code `key_in_query`) when the key is only in the query string.
+    Raises AuthError (code `key_in_query`) when the query string carries a key, even
+    next to a valid header: the URL is already in some log, and the client must learn.
     """
+    qs = query_string.decode("latin-1") if isinstance(query_string, bytes) else query_string
+    if any(name.lower() in _QUERY_NAMES for name, _ in parse_qsl(qs, keep_blank_values=True)):
+        raise AuthError(
+            "API keys are not accepted in the query string (URLs are logged); send "
+            "'Authorization: Bearer <key>' or the subprotocol 'personae.key.<key>'",
+            code="key_in_query",
+        )
     auth = headers.get("authorization", "")
     if auth:
         scheme, _, value = auth.partition(" ")
@@ -283,13 +291,6 @@ def credentials(
     for proto in subprotocols:
         if proto.startswith(KEY_SUBPROTOCOL_PREFIX):
             return proto.removeprefix(KEY_SUBPROTOCOL_PREFIX)
-    qs = query_string.decode("latin-1") if isinstance(query_string, bytes) else query_string
-    if any(name.lower() in _QUERY_NAMES for name, _ in parse_qsl(qs, keep_blank_values=True)):
-        raise AuthError(
-            "API keys are not accepted in the query string (URLs are logged); send "
-            "'Authorization: Bearer <key>' or the subprotocol 'personae.key.<key>'",
-            code="key_in_query",
-        )
     return None
 
 
