@@ -11,9 +11,10 @@ import ipaddress
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from personae.daemon.characters import AdapterRef, Character
+from personae.daemon.errors import ClientError
 from personae.daemon.runtime import Deployment, VariantSpec, VersionInfo
 
 if TYPE_CHECKING:
@@ -150,7 +151,13 @@ async def versions(character_id: str, request: Request) -> dict[str, Any]:
 async def register(character_id: str, body: RegisterVersion, request: Request) -> dict[str, Any]:
     svc = _service(request)
     if body.character is not None:
-        character = Character.model_validate({**body.character, "id": character_id})
+        try:
+            character = Character.model_validate({**body.character, "id": character_id})
+        except ValidationError as exc:  # a bad character is the client's fault: a 400
+            raise ClientError(
+                f"not a valid character: {exc.errors(include_url=False)[0]['msg'][:300]}",
+                code="invalid_character",
+            ) from None
     else:
         current = svc.cast.get(character_id)
         if current is None:

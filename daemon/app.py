@@ -28,6 +28,8 @@ from personae.daemon.auth import (
 from personae.daemon.errors import ClientError, ConfigError, LimitExceededError, PersonaeError
 from personae.daemon.limits import Limits, SessionGuard
 from personae.daemon.openai_api import router as openai_router
+from personae.daemon.private_routes import PrivateRoutes
+from personae.daemon.request_bodies import RequestBodies
 from personae.daemon.service import Service
 from personae.daemon.session.openai_session import openai_connection
 from personae.daemon.session.session import RealtimeSession, SessionClosed
@@ -66,8 +68,8 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     """Build the app. Pass `service` to reuse loaded engines (tests, embedding)."""
     settings = settings or Settings()
     owned = service is None
-    auth = Authenticator(KeyStore(settings.resolved_keys_file))
-    if settings.require_keys and auth.local_mode:
+    auth = Authenticator(KeyStore(settings.resolved_keys_file), required=settings.require_keys)
+    if settings.require_keys and not auth.store.enabled:
         raise ConfigError(f"require_keys is set but {auth.store.path} holds no active API key")
     limits = Limits.from_settings(settings)
 
@@ -87,6 +89,9 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
                 app.state.service.close()
 
     app = FastAPI(title="personae", version=str(p.PROTOCOL_VERSION), lifespan=lifespan)
+    app.add_middleware(PrivateRoutes, auth=auth, trusted=settings.trusted_networks)
+    # added last, so it runs first: bodies are bounded before anything else looks
+    app.add_middleware(RequestBodies, max_bytes=settings.max_body_bytes)
     app.state.service = service
     app.state.sessions = 0
     app.state.auth, app.state.limits = auth, limits
@@ -199,7 +204,10 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         async def receive() -> str | bytes:
             nonlocal framing
             try:
-                message = await ws.receive()
+                async with asyncio.timeout(svc.settings.idle_timeout_s):
+                    message = await ws.receive()
+            except TimeoutError:
+                raise SessionClosed(1000, "idle") from None
             except (WebSocketDisconnect, RuntimeError) as exc:
                 raise SessionClosed(1006, "client went away") from exc
             if message["type"] == "websocket.disconnect":

@@ -14,8 +14,12 @@ Clients present the key in `Authorization: Bearer <key>` or as a WebSocket
 subprotocol `personae.key.<key>` next to `personae.v1` (browsers cannot set headers).
 A key in the query string is refused: URLs end up in logs and proxies.
 
-No keys in the file means local development mode: every connection is the `local`
-principal with every scope, and the daemon says so loudly at start-up.
+Whether keys are required is a property of the running daemon, not of the file: it is
+set by `require_keys`, or by the first active key the daemon sees, and never unset while
+it runs. Revoking the last key or deleting the file then refuses everyone (fail closed).
+Only a daemon that has never seen a key and was not told to require one is in local
+development mode: every connection is the `local` principal with every scope, and the
+daemon says so loudly at start-up.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ KEY_SUBPROTOCOL_PREFIX = "personae.key."
 _KEY = re.compile(r"^pk_([0-9a-f]{12})_([A-Za-z0-9_-]{20,128})$")
 _QUERY_NAMES = frozenset({"key", "api_key", "apikey", "token", "access_token", "authorization"})
 _CHARACTER_PATTERN = re.compile(r"^[a-z0-9*?_\-\[\]]{1,64}$")
+_PLAYER_PATTERN = re.compile(r"^[^\x00-\x1f]{1,128}$")
 
 
 class AuthError(ClientError):
@@ -68,9 +73,20 @@ class Principal:
     characters: tuple[str, ...] = ("*",)
     #: may deploy, roll back and load adapters
     admin: bool = False
+    #: fnmatch patterns of the player ids whose state and memory it may read and write
+    players: tuple[str, ...] = ("*",)
 
     def may_use(self, character_id: str) -> bool:
         return any(fnmatch.fnmatchcase(character_id, pat) for pat in self.characters)
+
+    def may_play(self, player_id: str) -> bool:
+        return any(fnmatch.fnmatchcase(player_id, pat) for pat in self.players)
+
+    def require_player(self, player_id: str) -> None:
+        if not self.may_play(player_id):
+            raise ForbiddenError(
+                f"key {self.key_id} may not act for player {player_id!r}", code="forbidden_player"
+            )
 
     def visible(self, ids: Iterable[str]) -> list[str]:
         return [c for c in ids if self.may_use(c)]
@@ -94,6 +110,7 @@ class KeyRecord:
     admin: bool = False
     created_at: float = 0.0
     revoked_at: float | None = None
+    players: tuple[str, ...] = ("*",)
 
     def __post_init__(self) -> None:
         if not self.characters:
@@ -101,13 +118,18 @@ class KeyRecord:
         bad = [c for c in self.characters if not _CHARACTER_PATTERN.match(c)]
         if bad:
             raise ValueError(f"not a character id pattern: {bad[0]!r}")
+        if not self.players:
+            raise ValueError("a key needs at least one player pattern ('*' for all)")
+        bad = [c for c in self.players if not _PLAYER_PATTERN.match(c)]
+        if bad:
+            raise ValueError(f"not a player id pattern: {bad[0]!r}")
 
     @property
     def active(self) -> bool:
         return self.revoked_at is None
 
     def principal(self) -> Principal:
-        return Principal(self.id, self.name, self.characters, self.admin)
+        return Principal(self.id, self.name, self.characters, self.admin, self.players)
 
 
 def _digest(key: str) -> str:
@@ -138,7 +160,13 @@ class KeyStore:
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
             records = {
-                r["id"]: KeyRecord(**{**r, "characters": tuple(r.get("characters", ("*",)))})
+                r["id"]: KeyRecord(
+                    **{
+                        **r,
+                        "characters": tuple(r.get("characters", ("*",))),
+                        "players": tuple(r.get("players", ("*",))),
+                    }
+                )
                 for r in data.get("keys", [])
             }
         except (OSError, ValueError, TypeError, KeyError) as exc:
@@ -174,7 +202,12 @@ class KeyStore:
     # ------------------------------------------------------------------ writing
 
     def create(
-        self, name: str, *, characters: Sequence[str] = ("*",), admin: bool = False
+        self,
+        name: str,
+        *,
+        characters: Sequence[str] = ("*",),
+        admin: bool = False,
+        players: Sequence[str] = ("*",),
     ) -> tuple[str, KeyRecord]:
         """A new key; the plaintext is returned once and never stored."""
         key_id = secrets.token_hex(6)
@@ -186,6 +219,7 @@ class KeyStore:
             characters=tuple(characters),
             admin=admin,
             created_at=self.clock(),
+            players=tuple(players),
         )
         self._update(lambda recs: {**recs, key_id: record})
         return key, record
@@ -209,7 +243,10 @@ class KeyStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             payload = {
                 "version": 1,
-                "keys": [{**asdict(r), "characters": list(r.characters)} for r in records.values()],
+                "keys": [
+                    {**asdict(r), "characters": list(r.characters), "players": list(r.players)}
+                    for r in records.values()
+                ],
             }
             fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".keys-", suffix=".json")
             try:
@@ -235,8 +272,16 @@ def credentials(
 ) -> str | None:
     """The key a request presents, from the Authorization header or a subprotocol.
 
-    Raises AuthError (code `key_in_query`) when the key is only in the query string.
+    Raises AuthError (code `key_in_query`) when the query string carries a key, even
+    next to a valid header: the URL is already in some log, and the client must learn.
     """
+    qs = query_string.decode("latin-1") if isinstance(query_string, bytes) else query_string
+    if any(name.lower() in _QUERY_NAMES for name, _ in parse_qsl(qs, keep_blank_values=True)):
+        raise AuthError(
+            "API keys are not accepted in the query string (URLs are logged); send "
+            "'Authorization: Bearer <key>' or the subprotocol 'personae.key.<key>'",
+            code="key_in_query",
+        )
     auth = headers.get("authorization", "")
     if auth:
         scheme, _, value = auth.partition(" ")
@@ -246,25 +291,29 @@ def credentials(
     for proto in subprotocols:
         if proto.startswith(KEY_SUBPROTOCOL_PREFIX):
             return proto.removeprefix(KEY_SUBPROTOCOL_PREFIX)
-    qs = query_string.decode("latin-1") if isinstance(query_string, bytes) else query_string
-    if any(name.lower() in _QUERY_NAMES for name, _ in parse_qsl(qs, keep_blank_values=True)):
-        raise AuthError(
-            "API keys are not accepted in the query string (URLs are logged); send "
-            "'Authorization: Bearer <key>' or the subprotocol 'personae.key.<key>'",
-            code="key_in_query",
-        )
     return None
 
 
 class Authenticator:
-    """Turns a request's credentials into a Principal, or refuses it."""
+    """Turns a request's credentials into a Principal, or refuses it.
 
-    def __init__(self, store: KeyStore) -> None:
+    `required` (the `require_keys` setting) holds from the start; otherwise keys become
+    required once the store first holds an active key, and stay required (latched).
+    """
+
+    def __init__(self, store: KeyStore, *, required: bool = False) -> None:
         self.store = store
+        self._required = required
+
+    @property
+    def required(self) -> bool:
+        if not self._required and self.store.enabled:
+            self._required = True
+        return self._required
 
     @property
     def local_mode(self) -> bool:
-        return not self.store.enabled
+        return not self.required
 
     def principal(
         self,
@@ -280,10 +329,16 @@ class Authenticator:
                 "an API key is required: send 'Authorization: Bearer <key>' or the "
                 "subprotocol 'personae.key.<key>'"
             )
-        principal = self.store.authenticate(key)
+        principal = self.store.authenticate(key)  # an empty or missing file: None
         if principal is None:
             raise AuthError("unknown or revoked API key", code="invalid_key")
         return principal
+
+
+def default_player(principal: Principal, default: str) -> str:
+    """The player a client acts for when it names none: the shared default, or for a
+    key bound to other players, a player of that key's own."""
+    return default if principal.may_play(default) else f"key-{principal.key_id}"
 
 
 def startup_banner(auth: Authenticator) -> str:

@@ -109,10 +109,10 @@ def serve(
     need("personae.daemon.app", "daemon")
     if config is not None:
         os.environ["PERSONAE_CONFIG"] = str(config)
-    import uvicorn
     from pydantic import ValidationError
 
     from personae.daemon.app import create_app
+    from personae.daemon.connections import serve_app
     from personae.daemon.errors import PersonaeError
     from personae.daemon.service import Service
     from personae.daemon.settings import Settings
@@ -146,12 +146,9 @@ def serve(
         fg="green",
         err=True,
     )
-    uvicorn.run(
+    serve_app(
         create_app(settings, service=service),
-        host=settings.host,
-        port=settings.port,
-        ws_max_size=settings.max_frame_bytes,
-        log_level="warning",
+        settings,
         ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
         ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
     )

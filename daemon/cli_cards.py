@@ -51,15 +51,19 @@ def import_card(
 ) -> None:
     """Convert a Character Card V2/V3 (JSON or PNG) into a personae character file."""
     try:
-        from personae.daemon.runtime.cards import read_card_file, write_imported
+        from personae.daemon.runtime.cards import CardError, read_card_file, write_imported
     except ImportError:
         typer.secho(
             "card import needs the daemon: pip install 'personae[daemon]'", fg="red", err=True
         )
         raise typer.Exit(2) from None
-    imported = read_card_file(card)
-    out.mkdir(parents=True, exist_ok=True)
-    path = write_imported(imported, out)
+    try:
+        imported = read_card_file(card)
+        out.mkdir(parents=True, exist_ok=True)
+        path = write_imported(imported, out)
+    except CardError as exc:  # a refusal is one line that says why, not a traceback
+        typer.secho(f"card refused: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from None
     typer.echo(f"{imported.character.id}: {path}")
 
 

@@ -41,12 +41,25 @@ def create(
         ),
     ] = None,
     admin: Annotated[bool, typer.Option(help="May deploy, roll back and load adapters")] = False,
+    player: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--player",
+            "-p",
+            help="A player id or pattern whose state it may use (repeat); default all",
+        ),
+    ] = None,
     keys_file: KeysFile = None,
 ) -> None:
     """Create a key and print it once: only its hash is stored."""
     store = _store(keys_file)
     try:
-        key, record = store.create(name, characters=tuple(character or ("*",)), admin=admin)
+        key, record = store.create(
+            name,
+            characters=tuple(character or ("*",)),
+            admin=admin,
+            players=tuple(player or ("*",)),
+        )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     typer.echo(key)

@@ -44,6 +44,7 @@ from personae.daemon.adapters import (
     engine_name,
     store_folder,
 )
+from personae.daemon.auth import default_player
 from personae.daemon.characters import Character
 from personae.daemon.engines.base import GenerationRequest
 from personae.daemon.engines.llm_openai import BUNDLED_BASE
@@ -267,6 +268,19 @@ def _require_admin(request: Request) -> None:
         )
 
 
+def _bind_player(request: Request, body: ChatCompletionRequest) -> ChatCompletionRequest:
+    """`user` is the player whose state applies: one the key may act for."""
+    principal = _principal(request)
+    if principal is None:
+        return body
+    player = body.user or default_player(principal, _service(request).settings.default_player_id)
+    if body.user and not principal.may_play(player):
+        raise OpenAIError(
+            403, f"this key may not act for player {player!r}", code="forbidden_player"
+        )
+    return body.model_copy(update={"user": player})
+
+
 def _require_character(request: Request, character_id: str) -> None:
     principal = _principal(request)
     if principal is not None and not principal.may_use(character_id):
@@ -290,12 +304,14 @@ class Reply:
 @router.post("/chat/completions")
 @_openai_errors
 async def chat_completions(request: Request) -> Response:
+    _principal(request)  # 401 first: whether a model exists is no one's business without a key
     body: ChatCompletionRequest = await parse_body(request, ChatCompletionRequest)
     svc = _service(request)
     if body.n != 1:
         raise OpenAIError(400, "only n=1 is supported", code="invalid_value", param="n")
     if body.model in svc.cast:
         _require_character(request, body.model)
+        body = _bind_player(request, body)
         reply = await _character_reply(svc, body)
     elif body.model in _loaded(request) or body.model == served_model_name(svc):
         _require_admin(request)

@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from personae.daemon.adapters import AdapterCache, adapter_roots, character_adapter
+from personae.daemon.admission import Admission
 from personae.daemon.characters import Character, default_cast_dir, load_cast
 from personae.daemon.deployments import Deployments
 from personae.daemon.engines import registry
@@ -65,6 +66,8 @@ class Service:
     conversation: Conversation = field(init=False)
     #: one pool per stage so a queue of LLM requests never starves STT or TTS
     pools: dict[str, ThreadPoolExecutor] = field(default_factory=dict)
+    #: replies generating at once, and those waiting for a slot (daemon-wide)
+    admission: Admission = field(init=False)
 
     @classmethod
     def create(
@@ -142,6 +145,7 @@ class Service:
             run=service.run,
         )
         metrics.watch_prompt_tokens(engines.llm.prompt_tokens)
+        service.admission = Admission.from_settings(settings)
         service.pools = {
             "store": ThreadPoolExecutor(4, thread_name_prefix="store"),
             "adapters": ThreadPoolExecutor(2, thread_name_prefix="adapters"),

@@ -8,11 +8,12 @@ is declared.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -319,6 +320,21 @@ class Settings(BaseSettings):
         description="reply frames queued for a client before the reply waits for it to read",
     )
     reply_timeout_s: float = Field(60.0, gt=0, description="longest a whole reply may take")
+    reply_slots: int = Field(
+        4,
+        ge=1,
+        description="replies generating at once, all sessions together; more wait for a "
+        "slot, and that wait never counts as an engine stall",
+    )
+    reply_queue: int = Field(
+        32,
+        ge=0,
+        description="replies that may wait for a slot; more are refused at once with "
+        "`server_busy` and a retry hint",
+    )
+    reply_queue_wait_s: float = Field(
+        30.0, gt=0, description="longest a reply waits for a slot before `server_busy`"
+    )
     engine_stall_s: float = Field(
         15.0, gt=0, description="an engine silent this long mid-reply fails the reply"
     )
@@ -335,6 +351,50 @@ class Settings(BaseSettings):
         200, ge=1, description="refused events in a row after which the session is closed (1008)"
     )
 
+    # --- connections (below the app: see daemon/connections.py) ---
+    max_connections: int = Field(
+        512,
+        ge=1,
+        description="open connections, all addresses together (uvicorn's limit_concurrency); "
+        "more get 503",
+    )
+    max_connections_per_address: int = Field(
+        64,
+        ge=0,
+        description="open connections of one peer address; more are closed as they are "
+        "accepted. Behind a reverse proxy every client shares its address: raise it. 0 = none",
+    )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="a connection whose request head (or WebSocket upgrade) is not complete "
+        "this long after it opened, or after its last response, is closed",
+    )
+    max_header_bytes: int = Field(
+        16384, ge=1024, description="largest request head (request line and headers)"
+    )
+    keep_alive_s: int = Field(
+        5, ge=1, description="an idle HTTP keep-alive connection is closed after this long"
+    )
+    ws_ping_s: float = Field(
+        20.0,
+        gt=0,
+        description="WebSocket ping interval; a peer that does not answer within as long "
+        "again is closed",
+    )
+    idle_timeout_s: float = Field(
+        600.0,
+        gt=0,
+        description="a session that receives no frame from its client this long is closed "
+        "(1000, reason 'idle')",
+    )
+    max_body_bytes: int = Field(
+        1 << 20,
+        ge=1024,
+        description="largest HTTP request body; refused with 413 before it is parsed or "
+        "the key is checked",
+    )
+
     # --- security ---
     keys_file: Path | None = Field(
         None,
@@ -343,6 +403,12 @@ class Settings(BaseSettings):
     )
     require_keys: bool = Field(
         False, description="refuse to start without API keys (no local development mode)"
+    )
+    trusted_networks: tuple[str, ...] = Field(
+        (),
+        description="networks (CIDR, e.g. 10.0.0.0/8) whose clients may read /metrics "
+        "without a key once keys are required (a Prometheus scraper); /docs and "
+        "/openapi.json always need an admin key then",
     )
     moderation: str = Field(
         "blocklist", description="moderation hook by name ('blocklist', 'none') or 'module:factory'"
@@ -353,6 +419,13 @@ class Settings(BaseSettings):
     moderation_words_file: Path | None = Field(
         None, description="a file of blocked words or phrases, one a line"
     )
+
+    @field_validator("trusted_networks")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for cidr in value:
+            ipaddress.ip_network(cidr, strict=False)  # ValueError names the bad one
+        return value
 
     @property
     def resolved_keys_file(self) -> Path:

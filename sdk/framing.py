@@ -8,13 +8,13 @@ answers in the framing it was spoken to in. Decoding never raises anything but
 from __future__ import annotations
 
 import enum
-import json
 from typing import Any
 
 import msgpack
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from personae.sdk import protocol
+from personae.sdk.bounds import BoundsError, check, loads_json
 
 
 class Framing(enum.StrEnum):
@@ -44,8 +44,10 @@ def encode(event: BaseModel, framing: Framing) -> str | bytes:
 def _load(frame: str | bytes) -> tuple[dict[str, Any], Framing]:
     if isinstance(frame, str):
         try:
-            data = json.loads(frame)
-        except (json.JSONDecodeError, RecursionError) as exc:
+            data = loads_json(frame)
+        except BoundsError as exc:
+            raise FrameError(exc.code, exc.message) from None
+        except ValueError as exc:
             raise FrameError("malformed_frame", f"text frame is not valid JSON: {exc}") from None
         framing = Framing.JSON
     else:
@@ -63,6 +65,10 @@ def _load(frame: str | bytes) -> tuple[dict[str, Any], Framing]:
                 "malformed_frame", f"binary frame is not valid msgpack: {exc}"
             ) from None
         framing = Framing.MSGPACK
+        try:
+            check(data)
+        except BoundsError as exc:
+            raise FrameError(exc.code, exc.message) from None
     if not isinstance(data, dict):
         raise FrameError("malformed_frame", "a frame must hold one event object (a map)")
     return data, framing

@@ -555,6 +555,8 @@ class ErrorInfo(_Model):
     #: the client's `event_id`, when it sent one
     event_id: str | None = None
     retryable: bool = False
+    #: with `server_busy`: about how long to wait before asking again
+    retry_after_ms: int | None = None
 
 
 class Error(_Event):

@@ -42,6 +42,8 @@ def inside(root: Path, relative: str | Path) -> Path:
 
     `relative` may be absolute if it names a place below `root`.
     """
+    if "\x00" in str(relative):
+        raise AdapterPathError(f"{str(relative)!r} holds a NUL byte")
     base = root.resolve()
     path = (base / relative).resolve()
     if base not in path.parents:
@@ -49,12 +51,23 @@ def inside(root: Path, relative: str | Path) -> Path:
     return path
 
 
+def files_inside(root: Path, folder: Path) -> Path:
+    """`folder`, refused when any file in it is a link that leads out of `root` (a
+    folder inside the store whose weights are someone else's file)."""
+    base = root.resolve()
+    for entry in folder.rglob("*"):
+        target = entry.resolve()
+        if base not in target.parents:
+            raise AdapterPathError(f"{entry.name!r} in {folder} leads outside {base}")
+    return folder
+
+
 def find_adapter(roots: Sequence[Path], name: str, version: str) -> Path | None:
     """The folder of adapter `name`/`version` in the first root that holds one."""
     for root in roots:
         path = inside(root, Path(name, version))
         if is_adapter_dir(path):
-            return path
+            return files_inside(root, path)
     return None
 
 
@@ -85,4 +98,7 @@ def store_folder(store: Path, path: str) -> Path:
         ) from None
     if not folder.is_dir():
         raise AdapterNotFoundError(f"No adapter found at {path!r} in the adapter store")
-    return folder
+    try:
+        return files_inside(store, folder)
+    except AdapterPathError as exc:
+        raise AdapterPathError(f"lora_path {path!r}: {exc}") from None

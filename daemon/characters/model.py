@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import string
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -99,16 +100,34 @@ class Character(_Strict):
         return self
 
     def render_system_prompt(self) -> str:
+        """The template with its plain `{field}` placeholders filled. Format specs,
+        conversions and attribute or index access are refused: `{name:>300000000}` would
+        render a 300 MB prompt, `{name.__class__}` reach into objects."""
+        values = {
+            "name": self.name,
+            "description": self.description,
+            "personality": self.personality,
+            "speaking_style": self.speaking_style,
+            "scenario": self.scenario,
+        }
+        out: list[str] = []
         try:
-            return self.system_prompt.format(
-                name=self.name,
-                description=self.description,
-                personality=self.personality,
-                speaking_style=self.speaking_style,
-                scenario=self.scenario,
-            ).strip()
-        except (KeyError, IndexError, ValueError) as exc:
+            parsed = list(string.Formatter().parse(self.system_prompt))
+        except ValueError as exc:
             raise ValueError(f"system_prompt template of {self.id!r}: {exc}") from exc
+        for literal, field, spec, conversion in parsed:
+            out.append(literal)
+            if field is None:
+                continue
+            if field not in values or spec or conversion:
+                shown = "{" + field + (f"!{conversion}" if conversion else "")
+                shown += (f":{spec[:20]}" if spec else "") + "}"
+                raise ValueError(
+                    f"system_prompt template of {self.id!r}: {shown} is not one of "
+                    f"{', '.join('{' + k + '}' for k in values)} (no format specs)"
+                )
+            out.append(values[field])
+        return "".join(out).strip()
 
     @property
     def names(self) -> tuple[str, ...]:

@@ -37,6 +37,7 @@ from personae.daemon.adapters.files import (
 )
 from personae.daemon.characters import GenerationParams
 from personae.daemon.engines.base import ChatMessage, GenerationRequest
+from personae.daemon.engines.special_tokens import SpecialTokenFilter, special_tokens_of
 from personae.daemon.errors import ConfigError, EngineError
 
 if TYPE_CHECKING:
@@ -80,6 +81,8 @@ class TransformersModel:
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         if not self.tokenizer.chat_template:
             raise ConfigError(f"LLM model folder {model_dir}: tokenizer has no chat template")
+        #: this model's own special tokens, never let through in a message's text
+        self.special_filter = SpecialTokenFilter(special_tokens_of(self.tokenizer))
         self.engine_name = engine_name  # for its errors
         self.device, self.dtype = placement(device, dtype)
         #: the plain model; `_model` is a PeftModel around it while adapters are resident
@@ -182,7 +185,8 @@ class TransformersModel:
     # --- tokens and forwards ---
 
     def encode(self, messages: Sequence[ChatMessage]) -> list[int]:
-        chat = [{"role": m.role, "content": m.content} for m in messages]
+        clean = self.special_filter
+        chat = [{"role": m.role, "content": clean(m.content)} for m in messages]
         text = self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
         # the template already spells out every special token
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])

@@ -30,6 +30,7 @@ from personae.daemon.characters import Character, VoiceConfig
 from personae.daemon.errors import ClientError
 from personae.daemon.runtime.lore import Lorebook, LoreEntry, format_lore
 from personae.daemon.runtime.memory import (
+    PLAYER_SAID,
     CountTokens,
     EmbedFn,
     MemoryStore,
@@ -180,7 +181,7 @@ class CharacterRuntime:
             importance = min(1.0, 0.3 + 0.5 * abs(appraisal.valence) + 0.2 * appraisal.arousal)
             self.memory.remember_many(
                 listeners,
-                f"The player said: {text}",
+                PLAYER_SAID + text,
                 player_id=player_id,
                 kind="conversation",
                 importance=importance,

@@ -187,7 +187,12 @@ class Listener:
                     self._end_if_complete()
                     events = await self._run("vad", self._endpointer.feed, audio)
                     for ev in events:
-                        await self._on_vad(ev)
+                        try:
+                            await self._on_vad(ev)
+                        except ClientError as exc:
+                            # a turn the session cannot take (too many pending): the
+                            # player hears why; the listener keeps listening
+                            self._errors.report(exc, event_type="input_audio_buffer.append")
                 if self._pieces is not None and self._audio_in.empty():
                     # caught up with the player: transcribe the latest pause's piece
                     # (not the pauses of audio that came in faster than real time)

@@ -22,6 +22,7 @@ import numpy as np
 
 from personae.daemon import audio as pcm
 from personae.daemon.adapters import AdapterCache
+from personae.daemon.admission import Admission
 from personae.daemon.characters import Character, VoiceConfig
 from personae.daemon.deployments import Casting
 from personae.daemon.engines.base import GenerationRequest, LLMEngine, TTSEngine
@@ -96,6 +97,7 @@ class Responder:
         outbox: Outbox,
         errors: ErrorReporter,
         cast: Mapping[str, Character] | None = None,
+        admission: Admission,
     ) -> None:
         """`session()` is the session's current config and `player_id()` its player;
         `history` the session's turns (read for prompts), to which `remember` adds;
@@ -116,6 +118,7 @@ class Responder:
         self._outbox = outbox
         self._errors = errors
         self._cast = cast or {}
+        self._admission = admission
         self._primer = Primer(
             settings=settings,
             conversation=conversation,
@@ -257,6 +260,11 @@ class Responder:
         splitter = SentenceSplitter(first_clause_chars=s.tts_first_clause_chars)
 
         async def think() -> None:
+            # waiting for a slot is queueing, not an engine stall (or server_busy)
+            async with self._admission.slot():
+                await generate()
+
+        async def generate() -> None:
             stream = self._stream("llm", lambda cancel: self._llm.generate(request, cancel))
             async with contextlib.aclosing(stream) as deltas:
                 async for delta in _within(deltas, s.engine_stall_s, "llm"):
@@ -291,10 +299,8 @@ class Responder:
                 say = spoken_text(sentence)
                 if not speak or not say:
                     continue
-                out = await _in_time(
-                    self._run("tts", self._synthesize, say, voice.engine, voice),
-                    s.engine_stall_s,
-                    "tts",
+                out = await _in_time_once_started(
+                    self._run, "tts", self._synthesize, (say, voice.engine, voice), s.engine_stall_s
                 )
                 rate = self._session().output_sample_rate
                 duration = audio_ms(len(out) * 2, rate)
@@ -440,6 +446,32 @@ async def _in_time(call: Awaitable[T], seconds: float, engine: str) -> T:
             return await call
     except TimeoutError:
         raise EngineError(f"no result for {seconds:g} s", engine=engine, retryable=True) from None
+
+
+async def _in_time_once_started(
+    run: Run, stage: str, fn: Callable[..., T], args: tuple[Any, ...], seconds: float
+) -> T:
+    """`fn(*args)` on `stage`'s threads within `seconds` of a thread taking it up: waiting
+    for a free thread (a queue, under load) is not an engine stall."""
+    loop = asyncio.get_running_loop()
+    began: asyncio.Future[None] = loop.create_future()
+
+    def mark() -> None:
+        if not began.done():
+            began.set_result(None)
+
+    def call() -> T:
+        loop.call_soon_threadsafe(mark)
+        return fn(*args)
+
+    task = asyncio.ensure_future(run(stage, call))
+    try:
+        await asyncio.wait({task, began}, return_when=asyncio.FIRST_COMPLETED)
+        return await _in_time(task, seconds, stage)
+    finally:
+        began.cancel()
+        if not task.done():
+            task.cancel()
 
 
 def _first_leaf(exc: BaseException | None) -> BaseException | None:

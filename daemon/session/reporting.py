@@ -62,6 +62,7 @@ class ErrorReporter:
                     event_type=event_type,
                     event_id=event_id,
                     retryable=retryable,
+                    retry_after_ms=getattr(exc, "retry_after_ms", None),
                 )
             )
         )

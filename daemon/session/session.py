@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from personae.daemon import audio as pcm
-from personae.daemon.auth import LOCAL, ForbiddenError
+from personae.daemon.auth import LOCAL, ForbiddenError, default_player
 from personae.daemon.errors import (
     ClientError,
     EngineError,
@@ -129,6 +129,7 @@ class RealtimeSession:
             outbox=self.outbox,
             errors=self.errors,
             cast=service.cast,
+            admission=service.admission,
         )
 
     # ------------------------------------------------------------------ lifecycle
@@ -172,7 +173,9 @@ class RealtimeSession:
 
     @property
     def player_id(self) -> str:
-        return self.config.player_id or self.service.settings.default_player_id
+        return self.config.player_id or default_player(
+            self.principal, self.service.settings.default_player_id
+        )
 
     # ------------------------------------------------------------------ receive
 
@@ -276,6 +279,8 @@ class RealtimeSession:
 
     def _update_session(self, update: p.SessionConfig) -> None:
         changes = {k: getattr(update, k) for k in update.model_fields_set}
+        if changes.get("player_id"):
+            self.principal.require_player(changes["player_id"])
         if update.dialect is Dialect.OPENAI_BETA or (update.dialect and not self.dialect.openai):
             self.dialect = update.dialect  # the client spoke OpenAI's shape (beta's, if so)
         changes.update(openai_session.changes(self.service, self.config, update, self.dialect))
@@ -319,12 +324,12 @@ class RealtimeSession:
             self._remember(Turn(item.character, text, item.id or ""))
         else:
             self._remember(Turn("player", text, item.id or ""))
+            # the acknowledgement follows the durable write (turn log, memory, state)
+            await self._player_said(text)
         self.outbox.control(p.ConversationItemCreated(item=item))
         if self.dialect.openai:
             for event in openai_session.user_item(item.id or "", text=text, role=item.role):
                 self.outbox.control(event)  # type: ignore[arg-type]
-        if item.role == "user":
-            await self._player_said(text)
 
     def _truncate(self, event: p.ConversationItemTruncate) -> None:
         for i, turn in enumerate(self.history):

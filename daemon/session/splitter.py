@@ -7,8 +7,8 @@ import re
 _ABBREVIATIONS = frozenset(
     "mr mrs ms dr st sr jr prof capt col gen lt sgt mt ft vs etc e.g i.e no vol fig approx".split()
 )
-# A terminator run, optional closing quotes/brackets, then whitespace.
-_BOUNDARY = re.compile(r"([.!?…]+|\n+)([\"'”’)\]]*)(\s+)")
+# A terminator run, optional closing quotes/brackets/asterisks, then whitespace.
+_BOUNDARY = re.compile(r"([.!?…]+|\n+)([\"'”’)\]*]*)(\s+)")
 _CLAUSE = re.compile(r"[,;:—–]\s+")
 # Stage directions and emotes are shown, never spoken: *sighs*, (laughs), [grins],
 # <action>waves</action>, <emotion>angry</emotion>; other markup tags are not spoken.
@@ -35,7 +35,8 @@ class SentenceSplitter:
     """Feed text deltas with `push`; get complete sentences back as soon as they end.
 
     A terminator only counts once the whitespace after it has arrived, so "3.5" or "Mr.
-    Holloway" never split. A sentence longer than `max_chars` is cut at a clause
+    Holloway" never split, and never inside a stage direction, which may hold several
+    sentences. A sentence longer than `max_chars` is cut at a clause
     boundary so a rambling reply still starts speaking early.
 
     With `first_clause_chars`, the reply's first piece may end at a clause boundary
@@ -56,6 +57,10 @@ class SentenceSplitter:
         for m in _BOUNDARY.finditer(self._buf):
             end = m.end(2)
             if m.group(1)[0] == "." and self._is_abbreviation(self._buf[start : m.start(1)]):
+                continue
+            if _open_direction(self._buf[start:end]) and end - start < self._max:
+                # "*He sighs. Then he smiles.*" is one direction: not spoken in halves
+                # (a stray "*" holds a sentence back only up to max_chars)
                 continue
             sentence = self._buf[start:end].strip()
             if sentence:

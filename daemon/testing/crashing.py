@@ -5,10 +5,10 @@ after every restart each write it acknowledged must be there and SQLite's
 Each cycle starts a daemon process on fake engines (`launcher.Daemon`) on one SQLite
 file, runs writer sessions that say "probe <token> ..." lines (the runtime logs the
 player's line, remembers it and moves the character's feelings, then logs the reply)
-and asks for a reply, and kills the daemon with SIGKILL at a random moment. A
-`response.done` (completed) acknowledges the turn: the daemon writes the player's line
-and memory before it handles the next event and the reply's line before it sends
-`response.done`. `bench/crash.py` runs it long; tests/reliability/test_crash.py twice.
+and asks for a reply, and kills the daemon with SIGKILL at a random moment. The
+player's `conversation.item.created` acknowledges the line and its memory (the daemon
+sends it after writing them); a `response.done` (completed) acknowledges the reply's
+line too. `bench/crash.py` runs it long; tests/reliability/test_crash.py twice.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from personae.daemon.testing.launcher import Daemon, FakeEngines
 
 @dataclass
 class Cycle:
+    #: player lines acknowledged (conversation.item.created)
     acknowledged: int = 0
     missing: list[str] = field(default_factory=list)
     integrity: str = ""
@@ -43,7 +44,7 @@ def load(frame: str | bytes) -> dict:
     return msgpack.unpackb(frame) if isinstance(frame, bytes) else json.loads(frame)
 
 
-async def writer(url: str, acked: list[tuple[str, str]], stop: asyncio.Event) -> None:
+async def writer(url: str, acked: list[tuple[str, str, str]], stop: asyncio.Event) -> None:
     """One session saying probe lines until the daemon dies; records acknowledged ones."""
     with contextlib.suppress(OSError, websockets.ConnectionClosed, asyncio.TimeoutError):
         async with websockets.connect(url, max_size=None, close_timeout=0.2) as ws:
@@ -75,19 +76,24 @@ async def writer(url: str, acked: list[tuple[str, str]], stop: asyncio.Event) ->
                     event = load(await asyncio.wait_for(ws.recv(), 10))
                     if event["type"] == "error":
                         raise RuntimeError(f"daemon error: {event['error']}")
+                    if event["type"] == "conversation.item.created":
+                        item = event["item"]
+                        if item["role"] == "user" and token in item["content"][0]["text"]:
+                            acked.append((session_id, token, "line"))
                     if event["type"] == "response.done":
                         if event["response"]["status"] == "completed":
-                            acked.append((session_id, token))
+                            acked.append((session_id, token, "reply"))
                         break
 
 
-def verify(db: Path, acked: list[tuple[str, str]]) -> tuple[str, list[str], int, int]:
-    """Integrity and presence of every acknowledged write, read by plain sqlite3."""
+def verify(db: Path, acked: list[tuple[str, str, str]]) -> tuple[str, list[str], int, int]:
+    """Integrity and presence of every acknowledged write, read by plain sqlite3:
+    `line` acknowledgements need the player's line and memory, `reply` ones the reply."""
     con = sqlite3.connect(db)
     try:
         integrity = con.execute("PRAGMA integrity_check").fetchone()[0]
         missing: list[str] = []
-        for session_id, token in acked:
+        for session_id, token, what in acked:
             rows = con.execute(
                 "SELECT role, text FROM turns WHERE session_id = ? ORDER BY id", (session_id,)
             ).fetchall()
@@ -97,13 +103,13 @@ def verify(db: Path, acked: list[tuple[str, str]]) -> tuple[str, list[str], int,
             ]
             if not said:
                 missing.append(f"{token}: player line")
-            if not replied or (said and replied[0] < said[0]):
+            if what == "reply" and (not replied or (said and replied[0] < said[0])):
                 missing.append(f"{token}: reply")
             if not con.execute(
                 "SELECT 1 FROM memories WHERE text LIKE ?", (f"%probe {token}%",)
             ).fetchone():
                 missing.append(f"{token}: memory")
-            if len(said) > 1 or len(replied) > 1:
+            if what == "line" and (len(said) > 1 or len(replied) > 1):
                 missing.append(f"{token}: duplicated")
         turns = con.execute("SELECT count(*) FROM turns").fetchone()[0]
         memories = con.execute("SELECT count(*) FROM memories").fetchone()[0]
@@ -128,7 +134,7 @@ async def one_cycle(
         },
     )
     await asyncio.to_thread(daemon.start)
-    acked: list[tuple[str, str]] = []
+    acked: list[tuple[str, str, str]] = []
     stop = asyncio.Event()
     tasks = [asyncio.create_task(writer(daemon.ws, acked, stop)) for _ in range(writers)]
     wait = rng.uniform(*kill_window)
@@ -137,7 +143,8 @@ async def one_cycle(
     stop.set()
     await asyncio.gather(*tasks, return_exceptions=True)
     integrity, missing, turns, memories = verify(db, acked)
-    return Cycle(len(acked), missing, integrity, round(wait, 3), turns, memories)
+    lines = sum(what == "line" for _, _, what in acked)
+    return Cycle(lines, missing, integrity, round(wait, 3), turns, memories)
 
 
 async def run(cycles: int, writers: int, workdir: Path, seed: int, kill_window=(0.5, 2.0)) -> dict:

@@ -9,6 +9,7 @@ an `echo` LLM), so a daemon process can be started on them from settings alone.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import threading
@@ -207,6 +208,9 @@ class FakeOptions:
     token_delay_s: float = 0.0
     #: audio the `fake` TTS makes per character of text
     tts_ms_per_char: float = 60.0
+    #: replies the `fake` LLM generates at once (0 = any number); the others wait inside
+    #: the engine, as on a CPU model that decodes one reply at a time
+    llm_parallel: int = 0
 
 
 # what `from_settings` builds with: one daemon process, one set of options
@@ -243,9 +247,17 @@ class RegisteredTTS(FakeTTS):
 class ProbeLLM(FakeLLM):
     """The `fake` LLM: answers with `echo_probe`."""
 
+    gate: Any = field(default_factory=contextlib.nullcontext)
+
     @classmethod
     def from_settings(cls, settings: Any) -> ProbeLLM:
-        return cls(reply=echo_probe, token_delay_s=_options.token_delay_s)
+        n = _options.llm_parallel
+        gate = threading.BoundedSemaphore(n) if n else contextlib.nullcontext()
+        return cls(reply=echo_probe, token_delay_s=_options.token_delay_s, gate=gate)
+
+    def generate(self, request: GenerationRequest, cancel: threading.Event) -> Iterator[str]:
+        with self.gate:
+            yield from super().generate(request, cancel)
 
 
 class EchoLLM(LLMEngine):

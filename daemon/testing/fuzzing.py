@@ -32,6 +32,7 @@ scalars = (
     st.none()
     | st.booleans()
     | st.integers(-(2**63), 2**64 - 1)
+    | st.integers(-(10**30), 10**30)  # past msgpack's range: goes out as JSON
     | st.floats(allow_nan=True, allow_infinity=True)
     | st.text(max_size=16)
     | st.sampled_from(CHARACTERS)
@@ -167,13 +168,39 @@ def byte_mutations(draw, frame: str | bytes) -> str | bytes:
     return bytes(data)
 
 
+#: JSON number texts and nestings no encoder writes from Python values
+hostile_tokens = st.sampled_from(
+    [
+        *("1" * 5000, "-" + "9" * 4301, "1e400", "-1e400", "1" + "0" * 30, "9007199254740993"),
+        *("NaN", "Infinity", "-Infinity", "1.5e308", "2e-400"),
+    ]
+) | st.integers(20, 3000).map(lambda n: "[" * n + "1" + "]" * n)
+_HOLE = "\ue000hostile"
+
+
+@st.composite
+def hostile_frames(draw) -> str:
+    """A valid event's JSON with one value swapped for a huge number or a deep nesting."""
+    event = dict(draw(valid_events))
+    target = event
+    nested = [v for v in event.values() if isinstance(v, dict) and v]
+    if nested and draw(st.booleans()):
+        target = dict(draw(st.sampled_from(nested)))
+        event[next(k for k, v in event.items() if v == target)] = target
+    target[draw(st.sampled_from([*sorted(target), "extra"]))] = _HOLE
+    return json.dumps(_jsonable(event)).replace(json.dumps(_HOLE), draw(hostile_tokens), 1)
+
+
 @st.composite
 def frames(draw) -> str | bytes:
-    """One client frame: valid, field-mutated, byte-mutated or random."""
-    kind = draw(st.sampled_from(["valid", "valid", "mutated", "mutated", "bytes", "random"]))
+    """One client frame: valid, field-mutated, byte-mutated, hostile or random."""
+    kinds = ["valid", "valid", "mutated", "mutated", "bytes", "hostile", "random"]
+    kind = draw(st.sampled_from(kinds))
     framing = draw(st.sampled_from(["json", "msgpack"]))
     if kind == "random":
         return draw(st.binary(max_size=64) if framing == "msgpack" else st.text(max_size=64))
+    if kind == "hostile":
+        return draw(hostile_frames())
     event = draw(valid_events if kind == "valid" else mutated_events())
     try:
         frame = encode(event, framing)

@@ -42,10 +42,13 @@ class FakeEngines:
     voices: bool = True
     token_delay_s: float = 0.0
     tts_ms_per_char: float = 60.0
+    #: replies the fake LLM generates at once (0 = any number)
+    llm_parallel: int = 0
 
     def argv(self) -> list[str]:
         out = ["--fakes", "--token-delay-s", str(self.token_delay_s)]
         out += ["--tts-ms-per-char", str(self.tts_ms_per_char)]
+        out += ["--llm-parallel", str(self.llm_parallel)]
         return [*out, "--fake-voices"] if self.voices else out
 
     def settings(self) -> dict[str, object]:

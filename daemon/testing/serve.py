@@ -25,10 +25,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--fake-voices", action="store_true", help="the cast's voices spoken by fakes")
     ap.add_argument("--token-delay-s", type=float, default=0.0, help="the fake LLM's pace")
     ap.add_argument("--tts-ms-per-char", type=float, default=60.0, help="the fake TTS's pace")
+    ap.add_argument(
+        "--llm-parallel", type=int, default=0, help="replies the fake LLM serves at once"
+    )
     args = ap.parse_args(argv)
     if args.fakes:
         options = FakeOptions(
-            token_delay_s=args.token_delay_s, tts_ms_per_char=args.tts_ms_per_char
+            token_delay_s=args.token_delay_s,
+            tts_ms_per_char=args.tts_ms_per_char,
+            llm_parallel=args.llm_parallel,
         )
         register_fakes(options, voices=args.fake_voices)
     from personae.sdk.cli import main as cli

@@ -35,3 +35,14 @@ def test_create_list_revoke(tmp_path: Path) -> None:
 def test_list_says_local_mode(tmp_path: Path) -> None:
     out = CliRunner().invoke(keys, ["list", "--keys-file", str(tmp_path / "none.json")])
     assert "local development mode" in out.stdout
+
+
+def test_create_binds_players(tmp_path: Path) -> None:
+    path = tmp_path / "keys.json"
+    made = CliRunner().invoke(
+        keys, ["create", "alice", "-p", "alice", "-p", "alice-*", "--keys-file", str(path)]
+    )
+    assert made.exit_code == 0, made.output
+    principal = KeyStore(path).authenticate(made.stdout.strip().splitlines()[0])
+    assert principal is not None and principal.players == ("alice", "alice-*")
+    assert principal.may_play("alice-2") and not principal.may_play("bob")

@@ -243,3 +243,33 @@ async def test_blocked_output_ends_the_reply_unspoken(tmp_path: Path) -> None:
     assert "frobnicate" not in sent and "frobnicate" not in done.response.output_text
     assert all("frobnicate" not in text for text, _ in tts.spoken)
     svc.close()
+
+
+async def test_a_stage_direction_across_sentences_is_never_spoken(tmp_path: Path) -> None:
+    reply = "*He sighs. Then he smiles.* Welcome back. (Quietly. Very quietly.) Sit down."
+    tts = FakeTTS()
+    svc = fake_service(state_dir=tmp_path, llm=FakeLLM(reply=lambda req: reply), tts=tts)
+    async with running(svc) as h:
+        h.send(user_text("Hi Bram."))
+        h.send(p.ResponseCreate())
+        done = await h.wait_type("response.done")
+    assert done.response.status == "completed"
+    spoken = " ".join(text for text, _ in tts.spoken)
+    assert spoken == "Welcome back. Sit down."
+    actions = [e.text for e in h.of_type("npc.action")]
+    assert actions == ["He sighs. Then he smiles.", "Quietly. Very quietly."]
+    svc.close()
+
+
+def test_the_splitter_holds_a_direction_together() -> None:
+    from personae.daemon.session.splitter import SentenceSplitter
+
+    splitter = SentenceSplitter()
+    out = [
+        s for d in "*He sighs. Then he smiles.* Fine. ".split(" ") for s in splitter.push(d + " ")
+    ]
+    assert out == ["*He sighs. Then he smiles.*", "Fine."]
+    stray = SentenceSplitter(max_chars=40)
+    text = "Five * three is fifteen. " * 4
+    pieces = stray.push(text) + stray.flush()
+    assert len(pieces) > 1  # a stray asterisk holds speech back only so far

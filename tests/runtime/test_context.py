@@ -48,7 +48,7 @@ def test_a_conversation_shapes_state_memory_prompt_and_voice(engine) -> None:
     text = "\n".join(ctx.context)
     assert ctx.context[0] == "The silver key opens the old crypt."  # lore, before_char
     assert "Mara currently feels" in text and "angry" in text and "dislikes them" in text
-    assert "The player said: You stupid liar!" in text  # remembered, recalled
+    assert 'The player said: "You stupid liar!"' in text  # remembered, recalled, quoted
     assert "and somewhat" not in text.split("\n")[1]  # neutral is not a second feeling
     assert ctx.voice.rate > 1.0 and ctx.emotion_event["dominant"] == "anger"
     assert ctx.emotion_event["character"] == "mara"

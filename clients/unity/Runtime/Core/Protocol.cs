@@ -346,6 +346,8 @@ namespace Personae
         public string EventType;
         public string EventId;
         public bool Retryable;
+        /// <summary>With "server_busy": about how long to wait before asking again.</summary>
+        public int? RetryAfterMs;
 
         internal static ErrorInfo From(MapView m)
         {
@@ -358,6 +360,7 @@ namespace Personae
                 EventType = m.Str("event_type"),
                 EventId = m.Str("event_id"),
                 Retryable = m.Bool("retryable"),
+                RetryAfterMs = m.IntOrNull("retry_after_ms"),
             };
             m.Finish();
             return e;
