@@ -51,7 +51,8 @@ def import_card(
 ) -> None:
     """Convert a Character Card V2/V3 (JSON or PNG) into a personae character file."""
     try:
-        from personae.daemon.runtime.cards import CardError, read_card_file, write_imported
+        from personae.daemon.runtime.cards import read_card_file, write_imported
+        from personae.daemon.runtime.errors import CardError
     except ImportError:
         typer.secho(
             "card import needs the daemon: pip install 'personae[daemon]'", fg="red", err=True
