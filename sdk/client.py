@@ -99,7 +99,7 @@ class Session:
     # ---------------------------------------------------------------- sending
 
     async def send(self, event: p.ClientEvent) -> None:
-        await self._ws.send(encode(event, self.framing))
+        await self._ws.send(encode(event, self.framing, only_set=True))
 
     async def update(self, **fields: Any) -> p.Session:
         """Change session settings (see protocol.SessionConfig); waits for the echo."""

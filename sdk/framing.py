@@ -8,6 +8,7 @@ answers in the framing it was spoken to in. Decoding never raises anything but
 from __future__ import annotations
 
 import enum
+import json
 from typing import Any
 
 import msgpack
@@ -35,7 +36,18 @@ class FrameError(Exception):
         self.event_id = event_id
 
 
-def encode(event: BaseModel, framing: Framing) -> str | bytes:
+def encode(event: BaseModel, framing: Framing, *, only_set: bool = False) -> str | bytes:
+    """`only_set`: leave out the fields the sender never set (and so means the
+    default), as a client does: a daemon older than this SDK then never sees a field
+    it does not know yet. The event's `type` always goes."""
+    if only_set:
+        data = event.model_dump(
+            mode="json" if framing is Framing.JSON else "python", exclude_unset=True
+        )
+        data = {"type": event.type, **data}  # type: ignore[attr-defined]
+        if framing is Framing.JSON:
+            return json.dumps(data, separators=(",", ":"))
+        return msgpack.packb(data, use_bin_type=True)
     if framing is Framing.JSON:
         return event.model_dump_json()
     return msgpack.packb(event.model_dump(mode="python"), use_bin_type=True)

@@ -163,3 +163,18 @@ def test_sdk_does_not_import_torch() -> None:
     code = "import sys, personae.sdk, personae.sdk.cli; print('torch' in sys.modules, 'numpy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.parametrize("framing", list(Framing))
+def test_a_client_sends_only_what_it_set(framing):
+    """A daemon older than the SDK never sees a field it does not know: what the
+    client never set (the default) stays out of the frame, and it decodes the same."""
+    event = p.ResponseCreate(response=p.ResponseOptions(character="bram"))
+    frame = encode(event, framing, only_set=True)
+    data = json.loads(frame) if framing is Framing.JSON else msgpack.unpackb(frame)
+    assert data == {"type": "response.create", "response": {"character": "bram"}}
+    decoded, _ = decode_client(frame)
+    assert decoded == event
+    audio = p.InputAudioBufferAppend(audio=b"\x01\x02\x03\x04")
+    decoded, _ = decode_client(encode(audio, framing, only_set=True))
+    assert decoded == audio
