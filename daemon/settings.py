@@ -303,6 +303,21 @@ class Settings(BaseSettings):
         description="a reply's first piece goes to TTS at a clause boundary (comma, "
         "semicolon, dash) once it is this long, not at the end of its sentence; 0 = off",
     )
+    tts_first_piece_early: bool = Field(
+        True,
+        description="a reply's first piece goes to TTS at its first natural break once it "
+        "has two words: a comma or other clause mark, just before a conjunction ('and', "
+        "'but', 'so'...), or after tts_first_piece_words words, whichever comes first; "
+        "later pieces stay sentence-sized. false = the first piece ends at its clause "
+        "(tts_first_clause_chars) or sentence",
+    )
+    tts_first_piece_words: int = Field(
+        5,
+        ge=2,
+        le=40,
+        description="with tts_first_piece_early, the most words a reply's first piece waits "
+        "for (one or two more when the last leans on the next, as 'for' or 'the' do)",
+    )
     audio_lead_ms: int = Field(
         1000, ge=0, description="how far ahead of real time reply audio may be sent"
     )

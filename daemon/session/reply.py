@@ -254,7 +254,10 @@ class Responder:
         request = r.request = turn.request
         part = {"response_id": r.info.id, "item_id": r.item_id, "character": ch.id}
         sentences: asyncio.Queue[str | None] = asyncio.Queue(8)
-        splitter = SentenceSplitter(first_clause_chars=s.tts_first_clause_chars)
+        splitter = SentenceSplitter(
+            first_clause_chars=s.tts_first_clause_chars,
+            first_words=s.tts_first_piece_words if s.tts_first_piece_early else 0,
+        )
 
         async def think() -> None:
             stream = self._stream("llm", lambda cancel: self._llm.generate(request, cancel))
