@@ -264,6 +264,26 @@ class Settings(BaseSettings):
         "Mara.' before a pause is a player calling, not done); other turns wait the full "
         "vad_silence_ms. 0, or not shorter than the turn's silence, = off",
     )
+    end_of_turn_model: bool = Field(
+        True,
+        description="with server VAD, ask the end-of-turn model (Smart Turn v3.2, from "
+        "pipecat-ai installed --no-deps) at each pause of end_of_turn_pause_ms whether the "
+        "player has finished, and end the turn at once when it says so; otherwise the "
+        "silence rules end it (vad_silence_ms is the cap). Off, with a log line, when "
+        "pipecat-ai is not installed",
+    )
+    end_of_turn_pause_ms: int = Field(
+        200, ge=32, description="silence after which the end-of-turn model is asked"
+    )
+    end_of_turn_threshold: float = Field(
+        0.5,
+        gt=0.0,
+        lt=1.0,
+        description="the end-of-turn model's probability above which a turn is complete",
+    )
+    end_of_turn_threads: int = Field(
+        1, ge=1, le=16, description="onnxruntime threads of the end-of-turn model"
+    )
     vad_prefix_ms: int = Field(300, ge=0, description="audio kept from before speech started")
     route_switch_similarity: float = Field(
         0.25,

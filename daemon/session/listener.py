@@ -26,10 +26,12 @@ from personae.daemon import audio as pcm
 from personae.daemon.engines.base import INPUT_SAMPLE_RATE, STTEngine, Transcript, VADEngine
 from personae.daemon.errors import ClientError
 from personae.daemon.monitoring import Metrics
+from personae.daemon.session.end_of_turn import EndOfTurnModel
 from personae.daemon.session.endpointing import (
     Endpointer,
     Event,
     PauseEnded,
+    PauseLasted,
     PauseStarted,
     SpeechStarted,
     looks_complete,
@@ -65,10 +67,12 @@ class Listener:
         hotwords: Callable[[], list[str]],
         turns: Callable[[TranscribeJob], None],
         interrupt: Callable[[str], Awaitable[None]],
+        end_of_turn: EndOfTurnModel | None = None,
     ) -> None:
         """`run(stage, fn, *args)` runs a blocking engine call on the stage's threads;
         `hotwords()` are the names STT should expect now; `turns` takes each ended turn;
-        `interrupt(reason)` stops the reply in progress when the player talks over it."""
+        `interrupt(reason)` stops the reply in progress when the player talks over it;
+        `end_of_turn` (server VAD) ends a turn at a short pause when it calls it complete."""
         self._settings = settings
         self._config = config
         self._vad = vad
@@ -80,6 +84,7 @@ class Listener:
         self._hotwords = hotwords
         self._turns = turns
         self._interrupt = interrupt
+        self._end_of_turn = end_of_turn
         self._audio_in: asyncio.Queue[np.ndarray] = asyncio.Queue(64)
         self._buffer: list[np.ndarray] = []  # push-to-talk input, 16 kHz float32
         self._buffer_samples = 0
@@ -210,6 +215,7 @@ class Listener:
             ),
             max_turn_s=s.max_turn_audio_s,
             complete_ms=s.vad_silence_complete_ms,
+            check_ms=s.end_of_turn_pause_ms if self._end_of_turn is not None else 0,
         )
 
     async def _ptt_listen(self) -> None:
@@ -269,6 +275,9 @@ class Listener:
             if self._pieces is not None:
                 self._pieces.pause_started(ev.pause, ev.audio, start=False)
             return
+        if isinstance(ev, PauseLasted):
+            await self._ask_end_of_turn(ev)
+            return
         if isinstance(ev, PauseEnded):
             if self._pieces is not None:
                 self._pieces.pause_ended(ev.pause, ev.silent_ms)
@@ -290,6 +299,17 @@ class Listener:
         self._turns(
             TranscribeJob(item_id, ev.audio, respond=bool(td and td.create_response), early=early)
         )
+
+    async def _ask_end_of_turn(self, ev: PauseLasted) -> None:
+        """Server VAD, a short pause: end the turn now if the end-of-turn model calls it
+        complete (the silence rules still end it otherwise)."""
+        if self._end_of_turn is None:
+            return
+        prob = await self._run("vad", self._end_of_turn.probability, ev.audio)
+        if prob >= self._settings.end_of_turn_threshold:
+            ended = self._endpointer.end_at_pause(ev.pause)
+            if ended is not None:
+                await self._on_vad(ended)
 
     def _end_if_complete(self) -> None:
         """Server VAD: once the transcript begun at this pause is in and reads as a

@@ -111,6 +111,7 @@ class RealtimeSession:
             hotwords=self._hotwords,
             turns=self._enqueue,
             interrupt=self.cancel_response,
+            end_of_turn=service.engines.end_of_turn,
         )
         self.replies = Responder(
             settings=s,
