@@ -223,3 +223,32 @@ async def test_a_spoken_turn_ends_at_its_pause_only_when_it_sounds_finished(
     else:
         assert waited > 1500, waited  # the 2 s silence cap, not the model
     assert started.audio_start_ms < speech_ms
+
+
+def test_without_pipecat_the_model_is_off_with_a_log_line(monkeypatch, caplog) -> None:
+    from personae.daemon.errors import ModelNotFoundError
+    from personae.daemon.models import smart_turn as where
+    from personae.daemon.session.end_of_turn import load_end_of_turn
+    from personae.daemon.settings import Settings
+
+    def missing():
+        raise ModelNotFoundError("the end-of-turn model needs pipecat-ai==1.14.0")
+
+    monkeypatch.setattr(where, "smart_turn_path", missing)
+    with caplog.at_level("WARNING", logger="personae.daemon"):
+        assert load_end_of_turn(Settings()) is None
+    assert "end-of-turn model off" in caplog.text and "pipecat-ai" in caplog.text
+    caplog.clear()
+    assert load_end_of_turn(Settings(end_of_turn_model=False)) is None
+    assert not caplog.text  # switched off on purpose: nothing to say
+
+
+def test_a_missing_package_is_named_with_its_install_command(monkeypatch) -> None:
+    import importlib.util
+
+    from personae.daemon.errors import ModelNotFoundError
+    from personae.daemon.models import smart_turn as where
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ModelNotFoundError, match="pip install --no-deps pipecat-ai==1.14.0"):
+        where.smart_turn_path()
