@@ -85,6 +85,17 @@ def looks_complete(text: str, names: Iterable[str] = ()) -> bool:
     return not calling.issuperset(words)
 
 
+def ends_open(text: str, names: Iterable[str] = ()) -> bool:
+    """Whether a transcript cannot be a whole turn, whatever its punctuation: nothing
+    said, a last word that leaves it hanging ("...and", "the", "um"), or only a greeting
+    or `names` ("Hey Mara," before the question). Vetoes the end-of-turn model."""
+    words = [w.lower() for w in _WORD.findall(text)]
+    if not words or words[-1] in DANGLING:
+        return True
+    calling = ADDRESSING.union(w.lower() for n in names for w in _WORD.findall(n))
+    return calling.issuperset(words)
+
+
 class Endpointer:
     """Feeds 16 kHz audio through a VAD stream and reports where turns start and end.
 

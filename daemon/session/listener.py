@@ -34,6 +34,7 @@ from personae.daemon.session.endpointing import (
     PauseLasted,
     PauseStarted,
     SpeechStarted,
+    ends_open,
     looks_complete,
 )
 from personae.daemon.session.incremental import IncrementalTranscript
@@ -85,6 +86,8 @@ class Listener:
         self._turns = turns
         self._interrupt = interrupt
         self._end_of_turn = end_of_turn
+        #: the pause the end-of-turn model called complete, awaiting its transcript
+        self._model_complete = -1
         self._audio_in: asyncio.Queue[np.ndarray] = asyncio.Queue(64)
         self._buffer: list[np.ndarray] = []  # push-to-talk input, 16 kHz float32
         self._buffer_samples = 0
@@ -158,6 +161,10 @@ class Listener:
             self.drop_early()
             self._ptt_vad = None
 
+    async def caught_up(self) -> None:
+        """Wait until the audio appended so far has been listened to."""
+        await self._audio_in.join()
+
     def drop_early(self) -> None:
         """Stop transcribing the turn in progress (cleared, or the session is closing)."""
         if self._pieces is not None:
@@ -193,6 +200,7 @@ class Listener:
                     events = await self._run("vad", self._endpointer.feed, audio)
                     for ev in events:
                         await self._on_vad(ev)
+                    await self._end_if_model_complete()
                 if self._pieces is not None and self._audio_in.empty():
                     # caught up with the player: transcribe the latest pause's piece
                     # (not the pauses of audio that came in faster than real time)
@@ -306,10 +314,31 @@ class Listener:
         if self._end_of_turn is None:
             return
         prob = await self._run("vad", self._end_of_turn.probability, ev.audio)
-        if prob >= self._settings.end_of_turn_threshold:
+        if prob < self._settings.end_of_turn_threshold:
+            return
+        if self._pieces is None:  # no transcript to wait for (stt_early off)
             ended = self._endpointer.end_at_pause(ev.pause)
             if ended is not None:
                 await self._on_vad(ended)
+            return
+        self._model_complete = ev.pause
+        await self._end_if_model_complete()
+
+    async def _end_if_model_complete(self) -> None:
+        """The model called this pause complete: end the turn once the pause's
+        transcript is in (the reply needs it anyway, so waiting for it costs nothing),
+        unless the words leave it open: "Hey Mara," then the question, or "...and"."""
+        if self._model_complete < 0 or self._pieces is None:
+            return
+        ready = self._pieces.ready()
+        if ready is None or ready[0] != self._model_complete:
+            return
+        pause, self._model_complete = self._model_complete, -1
+        if ends_open(ready[1], self._hotwords()):
+            return
+        ended = self._endpointer.end_at_pause(pause)
+        if ended is not None:
+            await self._on_vad(ended)
 
     def _end_if_complete(self) -> None:
         """Server VAD: once the transcript begun at this pause is in and reads as a

@@ -3,6 +3,9 @@ complete ends then; otherwise the silence rules end it. Timed in audio, not wall
 
 from __future__ import annotations
 
+import asyncio
+import re
+
 import numpy as np
 import pytest
 
@@ -21,7 +24,8 @@ SR = 16_000
 FRAME_MS = 32
 # a 1.0 s tone: the pause starts at frame 33 (see test_complete_endpointing)
 # 200 ms -> 6 silent frames (frame 38), asked once the 100 ms chunk holding that frame
-# is in: the turn ends with that chunk's last whole frame, 40 (20,800 samples)
+# is in; the turn ends at that chunk's last whole frame, 40 (20,800 samples), or with
+# the next chunk if the pause's transcript was not in yet
 CHECK_END = 40 * FRAME_MS
 FULL_END = (32 + 62) * FRAME_MS  # vad_silence_ms 2000 -> 62 frames
 
@@ -121,9 +125,9 @@ class ScriptedEndOfTurn:
         return 0.9 if self.complete else 0.1
 
 
-def eot_service(model: object, **settings: object):
+def eot_service(model: object, text: str = "so can you fix it", **settings: object):
     return fake_service(
-        stt=FakeSTT(text_for=lambda audio: "and so I"),  # reads unfinished: no early end
+        stt=FakeSTT(text_for=lambda audio: text),  # no full stop: the text alone ends nothing
         end_of_turn=model,
         vad_prefix_ms=0,
         vad_silence_ms=2000,
@@ -131,11 +135,19 @@ def eot_service(model: object, **settings: object):
     )
 
 
-async def speak_and_pause(model: ScriptedEndOfTurn, **settings: object) -> list[p.ServerEvent]:
-    async with running(eot_service(model, **settings)) as h:
-        h.send(p.InputAudioBufferAppend(audio=tone(1.0)))
-        for _ in range(25):  # silence in 100 ms chunks, as a client streams it
-            h.send(p.InputAudioBufferAppend(audio=silence(0.1)))
+async def stream(h, audio: bytes, *, then_s: float = 2.5) -> None:
+    """`audio`, then silence in 100 ms chunks as a player's client streams it: each one
+    listened to (and the pause's transcript begun) before the next arrives."""
+    h.send(p.InputAudioBufferAppend(audio=audio))
+    for _ in range(round(then_s * 10)):
+        h.send(p.InputAudioBufferAppend(audio=silence(0.1)))
+        await h.session.listener.caught_up()
+        await asyncio.sleep(0.01)  # the fake STT's decode, on its thread
+
+
+async def speak_and_pause(model: ScriptedEndOfTurn, text: str = "so can you fix it") -> list:
+    async with running(eot_service(model, text=text)) as h:
+        await stream(h, tone(1.0))
         await h.wait_type("conversation.item.input_audio_transcription.completed")
     return h.of_type("input_audio_buffer.speech_stopped")
 
@@ -143,8 +155,15 @@ async def speak_and_pause(model: ScriptedEndOfTurn, **settings: object) -> list[
 async def test_a_turn_the_model_calls_complete_ends_at_the_short_pause() -> None:
     model = ScriptedEndOfTurn(complete=True)
     stopped = await speak_and_pause(model)
-    assert [e.audio_end_ms for e in stopped] == [CHECK_END]
+    assert len(stopped) == 1 and CHECK_END <= stopped[0].audio_end_ms <= CHECK_END + 200
     assert len(model.asked) == 1 and 1.1 < model.asked[0] < 1.3  # the turn and its pause
+
+
+@pytest.mark.parametrize("text", ["Hey Mara.", "Bram,", "and then I went to the."])
+async def test_words_that_leave_the_turn_open_overrule_the_model(text: str) -> None:
+    model = ScriptedEndOfTurn(complete=True)
+    stopped = await speak_and_pause(model, text)
+    assert [e.audio_end_ms for e in stopped] == [FULL_END]  # the silence cap ended it
 
 
 async def test_a_turn_the_model_calls_unfinished_waits_for_the_silence_cap() -> None:
@@ -157,8 +176,7 @@ async def test_a_turn_the_model_calls_unfinished_waits_for_the_silence_cap() -> 
 async def test_the_model_is_not_asked_when_switched_off_or_under_push_to_talk() -> None:
     model = ScriptedEndOfTurn(complete=True)
     async with running(eot_service(None)) as h:
-        h.send(p.InputAudioBufferAppend(audio=tone(1.0)))
-        h.send(p.InputAudioBufferAppend(audio=silence(2.5)))
+        await stream(h, tone(1.0))
         await h.wait_type("input_audio_buffer.speech_stopped")
     assert [e.audio_end_ms for e in h.of_type("input_audio_buffer.speech_stopped")] == [FULL_END]
     async with running(eot_service(model)) as h:
@@ -209,9 +227,7 @@ async def test_a_spoken_turn_ends_at_its_pause_only_when_it_sounds_finished(
 
     speech = speak_pcm16(text)
     async with running(eot_service(smart_turn)) as h:
-        h.send(p.InputAudioBufferAppend(audio=speech))
-        for _ in range(25):
-            h.send(p.InputAudioBufferAppend(audio=silence(0.1)))
+        await stream(h, speech)
         await h.wait_type("conversation.item.input_audio_transcription.completed")
     (stopped,) = h.of_type("input_audio_buffer.speech_stopped")
     (started,) = h.of_type("input_audio_buffer.speech_started")
@@ -250,5 +266,7 @@ def test_a_missing_package_is_named_with_its_install_command(monkeypatch) -> Non
     from personae.daemon.models import smart_turn as where
 
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(ModelNotFoundError, match="pip install --no-deps pipecat-ai==1.14.0"):
+    with pytest.raises(
+        ModelNotFoundError, match=re.escape("pip install --no-deps pipecat-ai==1.14.0")
+    ):
         where.smart_turn_path()
