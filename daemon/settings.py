@@ -141,6 +141,16 @@ class Settings(BaseSettings):
         "only the new context and their words; needs prompt_context_late and prefix reuse. "
         "The transformers engine primes in pieces and gives the model up to any reply",
     )
+    llm_warm_scene_max: int = Field(
+        4,
+        ge=0,
+        description="when a session starts or its scene changes (session.update "
+        "characters), make up to this many of the scene's characters warm in the "
+        "background, the most recently heard first: adapter resident, prompt as far as "
+        "it is known prefilled, one at a time, never while a reply is being made. The "
+        "prefixes live in the engine's LRU prefix cache (llm_prefix_cache_tokens bounds "
+        "its memory); 0 = off",
+    )
     threads: int = Field(
         0,
         ge=0,

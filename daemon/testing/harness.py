@@ -51,6 +51,8 @@ def fake_service(
         "audio_lead_ms": 0,
         "vad_silence_ms": 300,
         "vad_min_speech_ms": 64,
+        # tests count prime calls: a scene warm-up is asked for where it is tested
+        "llm_warm_scene_max": 0,
         "database_url": f"sqlite:///{state / 'state.db'}",
         # a developer's own keys file must not switch these tests into key mode
         "keys_file": state / "keys.json",
