@@ -136,7 +136,8 @@ class Endpointer:
         )
         self._complete_pause = -1  # the pause mark_complete named, while it lasts
         #: silent frames after which a pause is reported as PauseLasted; None = never
-        self._check: int | None = self._frames(check_ms) if check_ms > 0 else None
+        #: (at least 2: the first silent frame reports PauseStarted)
+        self._check: int | None = max(2, self._frames(check_ms)) if check_ms > 0 else None
         self._pending = np.zeros(0, dtype=np.float32)
         self._frames_seen = 0
         self._history: list[np.ndarray] = []  # recent frames while silent (prefix padding)

@@ -158,6 +158,7 @@ class Listener:
             self._resampler = pcm.StreamResampler(config.input_sample_rate, INPUT_SAMPLE_RATE)
         if "turn_detection" in changed:
             self._endpointer = self._new_endpointer()
+            self._model_complete = -1  # pause numbers start again
             self.drop_early()
             self._ptt_vad = None
 
@@ -292,6 +293,7 @@ class Listener:
             return
         if isinstance(ev, SpeechStarted):
             self.drop_early()
+            self._model_complete = -1
             self._turn_item = p.new_id("item")
             if self._settings.stt_early:
                 self._pieces = self._new_pieces(self._turn_item)

@@ -94,6 +94,13 @@ def test_a_pause_is_reported_once_it_lasts_check_ms_and_can_end_the_turn() -> No
     assert not ep.speaking and ep.end_at_pause(lasted[0].pause) is None
 
 
+def test_a_check_within_the_first_silent_frame_comes_at_the_second() -> None:
+    events = endpointer(check_ms=32).feed(np.concatenate([voice(1.0), quiet(0.3)]))
+    started = next(e for e in events if isinstance(e, PauseStarted))
+    lasted = next(e for e in events if isinstance(e, PauseLasted))
+    assert lasted.at_ms - started.at_ms == FRAME_MS
+
+
 def test_a_pause_that_is_over_cannot_end_the_turn() -> None:
     ep = endpointer()
     events = ep.feed(np.concatenate([voice(1.0), quiet(0.3), voice(0.5)]))
