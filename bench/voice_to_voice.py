@@ -230,9 +230,13 @@ def config_env(config: str) -> dict[str, str]:
     (server VAD: the silence that ends a turn whose transcript reads as finished, 0 = off,
     so every turn waits the full silence), `no-reuse` (no prompt-prefix reuse: every
     reply prefills its whole prompt), `no-clause` (speech starts at the first full
-    sentence, not the first clause), `no-prime` (the next prompt is not prefilled while
-    a reply plays) or `before` (all of the latency work of issue 7 off: no-early,
-    window=0, complete=0, no-reuse, no-clause, no-prime, the old prompt layout)."""
+    sentence, not the first clause or words), `no-prime` (the next prompt is not
+    prefilled while a reply plays), `no-first-piece` (speech starts at the first clause,
+    not the first words), `no-eot` (no end-of-turn model: silence rules alone, the default), `eot` (Smart Turn
+    asked at a short pause),
+    `no-warm` (the scene is not warmed at the session's start) or `before` (all of the
+    latency work of issues 7 and 14 off: no-early, window=0, complete=0, no-reuse,
+    no-clause, no-prime, no-eot, no-warm, the old prompt layout)."""
     model, *flags = config.split(":")
     env = {"PERSONAE_STT_MODEL": model, "PERSONAE_STT_EARLY": "true"}
     for flag in flags:
@@ -252,6 +256,15 @@ def config_env(config: str) -> dict[str, str]:
             env["PERSONAE_LLAMACPP_PROMPT_CACHE"] = "false"
         elif flag == "no-clause":
             env["PERSONAE_TTS_FIRST_CLAUSE_CHARS"] = "0"
+            env["PERSONAE_TTS_FIRST_PIECE_EARLY"] = "false"
+        elif flag == "no-first-piece":
+            env["PERSONAE_TTS_FIRST_PIECE_EARLY"] = "false"
+        elif flag == "no-eot":
+            env["PERSONAE_END_OF_TURN_MODEL"] = "false"
+        elif flag == "eot":
+            env["PERSONAE_END_OF_TURN_MODEL"] = "true"
+        elif flag == "no-warm":
+            env["PERSONAE_LLM_WARM_SCENE_MAX"] = "0"
         elif flag == "no-prime":
             env["PERSONAE_LLM_PRIME_HISTORY"] = "false"
         elif flag == "before":
@@ -262,6 +275,9 @@ def config_env(config: str) -> dict[str, str]:
                 "PERSONAE_LLM_PREFIX_CACHE_TOKENS": "0",
                 "PERSONAE_LLAMACPP_PROMPT_CACHE": "false",
                 "PERSONAE_TTS_FIRST_CLAUSE_CHARS": "0",
+                "PERSONAE_TTS_FIRST_PIECE_EARLY": "false",
+                "PERSONAE_END_OF_TURN_MODEL": "false",
+                "PERSONAE_LLM_WARM_SCENE_MAX": "0",
                 "PERSONAE_PROMPT_CONTEXT_LATE": "false",
                 "PERSONAE_LLM_PRIME_HISTORY": "false",
             }
@@ -331,7 +347,8 @@ def main() -> None:
         default="base,base:window=0,base:no-early,base:threads=1,tiny.en",
         help="daemon configurations to compare: STT model, then ':no-early' (no "
         "transcription while the player speaks), ':window=S' (encoder window, 0 = 30 s), "
-        "':threads=N', ':llm=ENGINE', ':no-reuse', ':no-clause', ':no-prime', ':before' (all of issue 7's "
+        "':threads=N', ':llm=ENGINE', ':no-reuse', ':no-clause', ':no-prime', ':no-first-piece', "
+        "':no-eot', ':eot', ':no-warm', ':before' (all of issues 7 and 14's "
         "latency work off), ':complete=MS' (silence that ends a turn that reads "
         "as finished, server VAD; 0 = off)",
     )

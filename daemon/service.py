@@ -30,6 +30,7 @@ from personae.daemon.monitoring import ConsistencyConfig, ConsistencyMonitor, Me
 from personae.daemon.routing import Router
 from personae.daemon.runtime import CharacterRuntime, Experiments
 from personae.daemon.session.conversation import Conversation
+from personae.daemon.session.end_of_turn import EndOfTurnModel, load_end_of_turn
 from personae.daemon.settings import Settings
 
 log = logging.getLogger("personae.daemon")
@@ -44,6 +45,8 @@ class Engines:
     llm: LLMEngine
     #: by engine name ("piper", "espeak"); characters pick one in their voice config
     tts: Mapping[str, TTSEngine]
+    #: ends server-VAD turns at a short pause that sounds finished; None = silence rules only
+    end_of_turn: EndOfTurnModel | None = None
 
 
 @dataclass(slots=True)
@@ -288,4 +291,5 @@ def build_engines(settings: Settings, cast: Mapping[str, Character], progress: P
         embedder=built["embedder"],  # type: ignore[arg-type]
         llm=built["llm"],  # type: ignore[arg-type]
         tts=tts,
+        end_of_turn=load_end_of_turn(settings),
     )

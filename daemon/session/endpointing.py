@@ -36,6 +36,15 @@ class PauseEnded:
 
 
 @dataclass(frozen=True, slots=True)
+class PauseLasted:
+    """A pause has lasted `check_ms`: time to ask an end-of-turn model about the turn."""
+
+    at_ms: int
+    audio: np.ndarray  # the turn so far, the pause included
+    pause: int
+
+
+@dataclass(frozen=True, slots=True)
 class SpeechEnded:
     at_ms: int
     audio: np.ndarray  # float32 16 kHz, the turn with its prefix padding
@@ -48,7 +57,7 @@ class SpeechEnded:
     complete: bool = False
 
 
-Event = SpeechStarted | PauseStarted | PauseEnded | SpeechEnded
+Event = SpeechStarted | PauseStarted | PauseLasted | PauseEnded | SpeechEnded
 
 #: last words that leave a sentence hanging, whatever punctuation whisper put after them
 DANGLING = frozenset("and but so or nor because um uh er erm hmm the a an to of".split())
@@ -76,6 +85,17 @@ def looks_complete(text: str, names: Iterable[str] = ()) -> bool:
     return not calling.issuperset(words)
 
 
+def ends_open(text: str, names: Iterable[str] = ()) -> bool:
+    """Whether a transcript cannot be a whole turn, whatever its punctuation: nothing
+    said, a last word that leaves it hanging ("...and", "the", "um"), or only a greeting
+    or `names` ("Hey Mara," before the question). Vetoes the end-of-turn model."""
+    words = [w.lower() for w in _WORD.findall(text)]
+    if not words or words[-1] in DANGLING:
+        return True
+    calling = ADDRESSING.union(w.lower() for n in names for w in _WORD.findall(n))
+    return calling.issuperset(words)
+
+
 class Endpointer:
     """Feeds 16 kHz audio through a VAD stream and reports where turns start and end.
 
@@ -83,6 +103,8 @@ class Endpointer:
     `silence_ms` below `threshold - 0.15` (hysteresis keeps a breath from ending a turn),
     or after `complete_ms` once the caller said the turn so far looks complete
     (`mark_complete`: its transcript, begun at the pause, reads as a finished sentence).
+    With `check_ms`, a pause that lasts that long is reported (`PauseLasted`) so the
+    caller can ask an end-of-turn model and end the turn then (`end_at_pause`).
     """
 
     def __init__(
@@ -95,6 +117,7 @@ class Endpointer:
         prefix_ms: int = 300,
         max_turn_s: float = 30.0,
         complete_ms: int = 0,
+        check_ms: int = 0,
     ) -> None:
         self._vad = vad
         self._frame = vad.frame_samples
@@ -112,6 +135,9 @@ class Endpointer:
             else None
         )
         self._complete_pause = -1  # the pause mark_complete named, while it lasts
+        #: silent frames after which a pause is reported as PauseLasted; None = never
+        #: (at least 2: the first silent frame reports PauseStarted)
+        self._check: int | None = max(2, self._frames(check_ms)) if check_ms > 0 else None
         self._pending = np.zeros(0, dtype=np.float32)
         self._frames_seen = 0
         self._history: list[np.ndarray] = []  # recent frames while silent (prefix padding)
@@ -137,6 +163,16 @@ class Endpointer:
         already has). A pause that is over, or another one, is ignored."""
         if self._complete is not None and self.speaking and self._run and pause == self._pauses:
             self._complete_pause = pause
+
+    def end_at_pause(self, pause: int) -> SpeechEnded | None:
+        """End the turn now if `pause` is still going on (an end-of-turn model called it
+        complete); None when the player has spoken again or the turn has ended."""
+        if not (self.speaking and self._run and pause == self._pauses):
+            return None
+        audio = np.concatenate(self._turn)
+        self._turn, self._run, self.speaking = [], 0, False
+        self._complete_pause = -1
+        return SpeechEnded(self._ms(self._frames_seen), audio, pause=pause, complete=True)
 
     def feed(self, audio: np.ndarray) -> list[Event]:
         events: list[Event] = []
@@ -200,6 +236,10 @@ class Endpointer:
             self._pauses += 1
             speech = np.concatenate(self._turn[:-1]) if len(self._turn) > 1 else self._turn[0]
             return PauseStarted(self._ms(self._frames_seen - 1), speech, self._pauses)
+        if self._run == self._check:
+            return PauseLasted(
+                self._ms(self._frames_seen), np.concatenate(self._turn), self._pauses
+            )
         return None
 
     def force_end(self) -> SpeechEnded | None:

@@ -26,12 +26,15 @@ from personae.daemon import audio as pcm
 from personae.daemon.engines.base import INPUT_SAMPLE_RATE, STTEngine, Transcript, VADEngine
 from personae.daemon.errors import ClientError
 from personae.daemon.monitoring import Metrics
+from personae.daemon.session.end_of_turn import EndOfTurnModel
 from personae.daemon.session.endpointing import (
     Endpointer,
     Event,
     PauseEnded,
+    PauseLasted,
     PauseStarted,
     SpeechStarted,
+    ends_open,
     looks_complete,
 )
 from personae.daemon.session.incremental import IncrementalTranscript
@@ -65,10 +68,12 @@ class Listener:
         hotwords: Callable[[], list[str]],
         turns: Callable[[TranscribeJob], None],
         interrupt: Callable[[str], Awaitable[None]],
+        end_of_turn: EndOfTurnModel | None = None,
     ) -> None:
         """`run(stage, fn, *args)` runs a blocking engine call on the stage's threads;
         `hotwords()` are the names STT should expect now; `turns` takes each ended turn;
-        `interrupt(reason)` stops the reply in progress when the player talks over it."""
+        `interrupt(reason)` stops the reply in progress when the player talks over it;
+        `end_of_turn` (server VAD) ends a turn at a short pause when it calls it complete."""
         self._settings = settings
         self._config = config
         self._vad = vad
@@ -80,6 +85,9 @@ class Listener:
         self._hotwords = hotwords
         self._turns = turns
         self._interrupt = interrupt
+        self._end_of_turn = end_of_turn
+        #: the pause the end-of-turn model called complete, awaiting its transcript
+        self._model_complete = -1
         self._audio_in: asyncio.Queue[np.ndarray] = asyncio.Queue(64)
         self._buffer: list[np.ndarray] = []  # push-to-talk input, 16 kHz float32
         self._buffer_samples = 0
@@ -150,8 +158,13 @@ class Listener:
             self._resampler = pcm.StreamResampler(config.input_sample_rate, INPUT_SAMPLE_RATE)
         if "turn_detection" in changed:
             self._endpointer = self._new_endpointer()
+            self._model_complete = -1  # pause numbers start again
             self.drop_early()
             self._ptt_vad = None
+
+    async def caught_up(self) -> None:
+        """Wait until the audio appended so far has been listened to."""
+        await self._audio_in.join()
 
     def drop_early(self) -> None:
         """Stop transcribing the turn in progress (cleared, or the session is closing)."""
@@ -186,13 +199,11 @@ class Listener:
                 else:
                     self._end_if_complete()
                     events = await self._run("vad", self._endpointer.feed, audio)
+                    # a turn the session cannot take (too many pending) is an error the
+                    # player hears; the listener keeps listening
                     for ev in events:
-                        try:
-                            await self._on_vad(ev)
-                        except ClientError as exc:
-                            # a turn the session cannot take (too many pending): the
-                            # player hears why; the listener keeps listening
-                            self._errors.report(exc, event_type="input_audio_buffer.append")
+                        await self._reporting(self._on_vad(ev))
+                    await self._reporting(self._end_if_model_complete())
                 if self._pieces is not None and self._audio_in.empty():
                     # caught up with the player: transcribe the latest pause's piece
                     # (not the pauses of audio that came in faster than real time)
@@ -215,6 +226,7 @@ class Listener:
             ),
             max_turn_s=s.max_turn_audio_s,
             complete_ms=s.vad_silence_complete_ms,
+            check_ms=s.end_of_turn_pause_ms if self._end_of_turn is not None else 0,
         )
 
     async def _ptt_listen(self) -> None:
@@ -274,12 +286,16 @@ class Listener:
             if self._pieces is not None:
                 self._pieces.pause_started(ev.pause, ev.audio, start=False)
             return
+        if isinstance(ev, PauseLasted):
+            await self._ask_end_of_turn(ev)
+            return
         if isinstance(ev, PauseEnded):
             if self._pieces is not None:
                 self._pieces.pause_ended(ev.pause, ev.silent_ms)
             return
         if isinstance(ev, SpeechStarted):
             self.drop_early()
+            self._model_complete = -1
             self._turn_item = p.new_id("item")
             if self._settings.stt_early:
                 self._pieces = self._new_pieces(self._turn_item)
@@ -295,6 +311,44 @@ class Listener:
         self._turns(
             TranscribeJob(item_id, ev.audio, respond=bool(td and td.create_response), early=early)
         )
+
+    async def _ask_end_of_turn(self, ev: PauseLasted) -> None:
+        """Server VAD, a short pause: end the turn now if the end-of-turn model calls it
+        complete (the silence rules still end it otherwise)."""
+        if self._end_of_turn is None:
+            return
+        prob = await self._run("vad", self._end_of_turn.probability, ev.audio)
+        if prob < self._settings.end_of_turn_threshold:
+            return
+        if self._pieces is None:  # no transcript to wait for (stt_early off)
+            ended = self._endpointer.end_at_pause(ev.pause)
+            if ended is not None:
+                await self._on_vad(ended)
+            return
+        self._model_complete = ev.pause
+        await self._end_if_model_complete()
+
+    async def _reporting(self, step: Awaitable[None]) -> None:
+        try:
+            await step
+        except ClientError as exc:
+            self._errors.report(exc, event_type="input_audio_buffer.append")
+
+    async def _end_if_model_complete(self) -> None:
+        """The model called this pause complete: end the turn once the pause's
+        transcript is in (the reply needs it anyway, so waiting for it costs nothing),
+        unless the words leave it open: "Hey Mara," then the question, or "...and"."""
+        if self._model_complete < 0 or self._pieces is None:
+            return
+        ready = self._pieces.ready()
+        if ready is None or ready[0] != self._model_complete:
+            return
+        pause, self._model_complete = self._model_complete, -1
+        if ends_open(ready[1], self._hotwords()):
+            return
+        ended = self._endpointer.end_at_pause(pause)
+        if ended is not None:
+            await self._on_vad(ended)
 
     def _end_if_complete(self) -> None:
         """Server VAD: once the transcript begun at this pause is in and reads as a

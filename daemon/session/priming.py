@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 
 from personae.daemon.adapters import AdapterCache
 from personae.daemon.characters import Character
@@ -25,6 +26,8 @@ log = logging.getLogger("personae.session")
 
 #: after a reply, how long the session waits before prefilling its next prompt
 PRIME_DELAY_S = 0.15
+#: how often a scene warm-up waiting for a reply to end looks again
+WARM_POLL_S = 0.05
 
 
 class Primer:
@@ -47,6 +50,57 @@ class Primer:
         self._priming: set[asyncio.Future[None]] = set()
         self._prefilling: set[asyncio.Future[None]] = set()  # those past their delay
         self._closing = False
+        self._warming: asyncio.Task[None] | None = None
+        #: characters this session warmed or heard from, most recent last (the LRU order
+        #: a scene larger than settings.llm_warm_scene_max is warmed in)
+        self._recent: OrderedDict[str, None] = OrderedDict()
+
+    def used(self, character_id: str) -> None:
+        """`character_id` just spoke: first in line when its scene is warmed next."""
+        self._recent[character_id] = None
+        self._recent.move_to_end(character_id)
+        while len(self._recent) > 1024:  # ids of a long session's scenes, bounded
+            self._recent.popitem(last=False)
+
+    def warm(
+        self,
+        characters: Sequence[Character],
+        history: Sequence[Turn],
+        *,
+        busy: Callable[[], bool],
+    ) -> list[str]:
+        """Make a new scene's characters warm in the background: each one's adapter
+        resident and its prompt as far as it is known prefilled, one after another, the
+        most recently used first, at most settings.llm_warm_scene_max of them. A warm-up
+        never starts while `busy()` (a reply is being made): it waits for the reply to
+        end, and the transformers engine gives the model up to a reply mid-prefill. A
+        newer scene replaces a warm-up still going on. Returns the ids it will warm."""
+        s = self._settings
+        if s.llm_warm_scene_max <= 0 or not s.prompt_context_late or self._closing:
+            return []
+        rank = {cid: i for i, cid in enumerate(reversed(self._recent))}
+        ordered = sorted(characters, key=lambda ch: rank.get(ch.id, len(rank)))
+        chosen = ordered[: s.llm_warm_scene_max]
+        if self._warming is not None:
+            self._warming.cancel()  # the old scene's characters may have left
+        prompts = [(ch, self._conversation.primer(ch, history)) for ch in chosen]
+        task = asyncio.ensure_future(self._warm(prompts, busy))
+        self._warming = task
+        self._priming.add(task)
+        task.add_done_callback(self._priming.discard)
+        return [ch.id for ch in chosen]
+
+    async def _warm(
+        self, prompts: list[tuple[Character, list[ChatMessage]]], busy: Callable[[], bool]
+    ) -> None:
+        await asyncio.sleep(PRIME_DELAY_S)  # a client that leaves at once costs nothing
+        for ch, messages in prompts:
+            while busy():  # noqa: ASYNC110 - a reply's end has no event to wait on; a poll is cheap
+                await asyncio.sleep(WARM_POLL_S)
+            if self._closing:
+                return
+            await self._prefill(ch, messages)
+            self.used(ch.id)
 
     def prime(self, character: Character, history: Sequence[Turn]) -> None:
         """Prefill `character`'s next prompt after `history`, beside the next turn."""
@@ -79,19 +133,26 @@ class Primer:
         await asyncio.sleep(PRIME_DELAY_S)
         if self._closing:
             return
+        await self._prefill(ch, messages)
+
+    async def _prefill(self, ch: Character, messages: list[ChatMessage]) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._prefilling.add(task)
-        task.add_done_callback(self._prefilling.discard)
+        self._prefilling.add(task)  # under way: a closing session waits for it
         try:
-            adapter = await self._run("adapters", self._adapters.acquire, ch)
-        except PersonaeError as exc:
-            log.debug("session %s: no priming for %s: %s", self._session_id, ch.id, exc)
-            return
-        try:
-            request = GenerationRequest(messages=messages, params=ch.generation, adapter=adapter)
-            await self._run("llm", self._llm.prime, request)
-        except PersonaeError as exc:  # an optimisation only: the next reply prefills it all
-            log.debug("session %s: priming %s failed: %s", self._session_id, ch.id, exc)
+            try:
+                adapter = await self._run("adapters", self._adapters.acquire, ch)
+            except PersonaeError as exc:
+                log.debug("session %s: no priming for %s: %s", self._session_id, ch.id, exc)
+                return
+            try:
+                request = GenerationRequest(
+                    messages=messages, params=ch.generation, adapter=adapter
+                )
+                await self._run("llm", self._llm.prime, request)
+            except PersonaeError as exc:  # an optimisation only: the next reply prefills it
+                log.debug("session %s: priming %s failed: %s", self._session_id, ch.id, exc)
+            finally:
+                self._adapters.release(adapter)
         finally:
-            self._adapters.release(adapter)
+            self._prefilling.discard(task)

@@ -135,6 +135,10 @@ class Responder:
         #: store writes that outlive a cancelled reply; the session waits for them
         self._writes: set[asyncio.Future[object]] = set()
 
+    def warm(self, characters: list[Character]) -> list[str]:
+        """Warm a new scene's characters in the background, yielding to replies."""
+        return self._primer.warm(characters, self._history, busy=self.in_progress)
+
     def in_progress(self, response_id: str | None = None) -> bool:
         r = self.current
         return r is not None and not r.done and (response_id is None or response_id == r.info.id)
@@ -191,6 +195,7 @@ class Responder:
             if not response.done:
                 await self._finish(response, "completed", None)
                 if response.casting is not None:
+                    self._primer.used(response.casting.character.id)
                     self._primer.prime(response.casting.character, self._history)
             return
         blocked = isinstance(exc, ContentBlockedError)
@@ -257,7 +262,10 @@ class Responder:
         request = r.request = turn.request
         part = {"response_id": r.info.id, "item_id": r.item_id, "character": ch.id}
         sentences: asyncio.Queue[str | None] = asyncio.Queue(8)
-        splitter = SentenceSplitter(first_clause_chars=s.tts_first_clause_chars)
+        splitter = SentenceSplitter(
+            first_clause_chars=s.tts_first_clause_chars,
+            first_words=s.tts_first_piece_words if s.tts_first_piece_early else 0,
+        )
 
         async def think() -> None:
             # waiting for a slot is queueing, not an engine stall (or server_busy)

@@ -111,6 +111,7 @@ class RealtimeSession:
             hotwords=self._hotwords,
             turns=self._enqueue,
             interrupt=self.cancel_response,
+            end_of_turn=service.engines.end_of_turn,
         )
         self.replies = Responder(
             settings=s,
@@ -137,6 +138,7 @@ class RealtimeSession:
     async def run(self) -> None:
         """Serve until the client leaves; raises SessionClosed when we must close."""
         self.outbox.control(p.SessionCreated(session=self.config))
+        self._warm_scene()
         metrics = self.service.metrics
         metrics.session_opened()
         try:
@@ -292,6 +294,8 @@ class RealtimeSession:
             config = p.OpenAISession(**dict(config))
         self.config = config.model_copy(update=changes)
         self.listener.configure(self.config, changes)
+        if "characters" in changes:
+            self._warm_scene()
         self.outbox.output_sample_rate = self.config.output_sample_rate
         self.outbox.control(p.SessionUpdated(session=self.config))
         for warning in openai_session.warnings(update):
@@ -387,6 +391,11 @@ class RealtimeSession:
         await self.service.conversation.player_said(
             self._scene(), self.player_id, text, session_id=self.config.id
         )
+
+    def _warm_scene(self) -> None:
+        """The scene's characters made warm in the background, yielding to replies."""
+        cast = self.service.cast
+        self.replies.warm([cast[cid] for cid in self._scene() if cid in cast])
 
     def _scene(self) -> list[str]:
         scene = self.config.characters or self.service.cast

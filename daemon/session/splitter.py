@@ -10,6 +10,15 @@ _ABBREVIATIONS = frozenset(
 # A terminator run, optional closing quotes/brackets/asterisks, then whitespace.
 _BOUNDARY = re.compile(r"([.!?…]+|\n+)([\"'”’)\]*]*)(\s+)")
 _CLAUSE = re.compile(r"[,;:—–]\s+")
+#: words a first piece is cut before: speech pauses there naturally
+_CONJUNCTIONS = frozenset(
+    "and but or so because yet though although while unless until whereas".split()
+)
+#: words a first piece is not cut after: they lean on the word that follows ("for | you")
+_LEANING = frozenset(
+    """a an the my your his her its our their this that these those to of for in on at
+    with from by into onto about as than some any no every each""".split()
+)
 # Stage directions and emotes are shown, never spoken: *sighs*, (laughs), [grins],
 # <action>waves</action>, <emotion>angry</emotion>; other markup tags are not spoken.
 _STAGE = re.compile(
@@ -42,12 +51,29 @@ class SentenceSplitter:
     With `first_clause_chars`, the reply's first piece may end at a clause boundary
     ("Aye, the forge burns hot,") once it is that long: speech starts a clause earlier,
     about the time of the tokens that clause saves. Never inside a stage direction.
+
+    With `first_words`, the first piece ends earlier still, at the first natural break
+    once `first_min_words` spoken words have arrived: a clause mark ("Well now,"), just
+    before a conjunction ("I can mend it | and..."), or after `first_words` words
+    (one or two more when the last leans on the next: "for | you" is not a break).
+    Later pieces stay sentence-sized, for prosody.
     """
 
-    def __init__(self, *, max_chars: int = 160, first_clause_chars: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        max_chars: int = 160,
+        first_clause_chars: int = 0,
+        first_words: int = 0,
+        first_min_words: int = 2,
+    ) -> None:
+        if first_words and not 1 <= first_min_words <= first_words:
+            raise ValueError("first_min_words must be between 1 and first_words")
         self._buf = ""
         self._max = max_chars
         self._first_clause = first_clause_chars
+        self._first_words = first_words
+        self._first_min = first_min_words
         self._started = False  # a piece has been emitted
 
     def push(self, delta: str) -> list[str]:
@@ -73,6 +99,11 @@ class SentenceSplitter:
                 break
             out.append(self._buf[:cut].strip())
             self._buf = self._buf[cut:].lstrip()
+        if not out and not self._started and self._first_words:
+            cut = self._first_words_cut(self._buf)
+            if cut is not None:
+                out.append(self._buf[:cut].strip())
+                self._buf = self._buf[cut:].lstrip()
         if not out and not self._started and self._first_clause:
             cut = self._first_clause_cut(self._buf)
             if cut is not None:
@@ -102,6 +133,29 @@ class SentenceSplitter:
             if _open_direction(head):
                 return None  # a comma inside "*wipes hands, smiles*": wait for the sentence
             return m.end()
+        return None
+
+    def _first_words_cut(self, text: str) -> int | None:
+        """Where the first piece ends, once its words are complete (whitespace after)."""
+        for m in re.finditer(r"\S+(?=\s)", text):
+            head = text[: m.end()]
+            if _open_direction(head):
+                continue  # words of "*wipes her hands, then*" are not spoken
+            words = spoken_text(head).split()
+            n = len(words)
+            if n == 0 or spoken_text(m.group()) == "":
+                continue
+            word = words[-1]
+            if word.lower().strip("\"'“”‘’") in _CONJUNCTIONS:
+                if n - 1 >= self._first_min:
+                    return m.start()  # before the conjunction: it starts the next piece
+                continue
+            if n >= self._first_min and word[-1] in ",;:—–":
+                return m.end()
+            if n >= self._first_words:
+                leaning = word.lower().strip("\"'“”‘’") in _LEANING
+                if not leaning or n >= self._first_words + 2:
+                    return m.end()
         return None
 
     def _clause_cut(self, text: str) -> int | None:

@@ -22,6 +22,7 @@ from typing import Any
 
 from personae.daemon.characters import default_cast_dir, load_cast
 from personae.daemon.service import Engines, Service
+from personae.daemon.session.end_of_turn import EndOfTurnModel
 from personae.daemon.session.session import RealtimeSession, SessionClosed
 from personae.daemon.settings import Settings
 from personae.daemon.testing.fakes import FakeEmbedder, FakeLLM, FakeSTT, FakeTTS, FakeVAD
@@ -36,6 +37,7 @@ def fake_service(
     llm: FakeLLM | None = None,
     stt: FakeSTT | None = None,
     tts: FakeTTS | None = None,
+    end_of_turn: EndOfTurnModel | None = None,
     **settings: object,
 ) -> Service:
     """A Service on fake engines and the default cast (without its adapters: fake LLMs
@@ -49,6 +51,8 @@ def fake_service(
         "audio_lead_ms": 0,
         "vad_silence_ms": 300,
         "vad_min_speech_ms": 64,
+        # tests count prime calls: a scene warm-up is asked for where it is tested
+        "llm_warm_scene_max": 0,
         "database_url": f"sqlite:///{state / 'state.db'}",
         # a developer's own keys file must not switch these tests into key mode
         "keys_file": state / "keys.json",
@@ -67,6 +71,7 @@ def fake_service(
         embedder=FakeEmbedder(),
         llm=llm or FakeLLM(),
         tts={"piper": tts, "espeak": tts},
+        end_of_turn=end_of_turn,
     )
     return Service.create(Settings(**defaults), engines=engines, cast=cast)
 

@@ -58,6 +58,8 @@ class FakeEngines:
             "embedder_engine": "fake",
             "llm_engine": "fake",
             "warmup": False,
+            # turns end by the silence rules alone: tones are no speech to Smart Turn
+            "end_of_turn_model": False,
         }
 
 

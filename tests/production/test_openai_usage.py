@@ -68,14 +68,22 @@ def test_models_retrieve(sdk) -> None:
 
 @pytest.mark.models
 def test_usage_and_length_from_the_real_engine(tmp_path: Path) -> None:
+    """Greedy replies to two new players (each prompt without the other's memories):
+    the whole one ends with `stop`, the same one cut a token short with `length`."""
+    ask = [{"role": "user", "content": "Tell me about your forge and what you make there."}]
     with Daemon(state_dir=tmp_path) as d:
         client = openai.OpenAI(base_url=f"{d.url}/v1", api_key="unused")
-        cut = client.chat.completions.create(model="bram", messages=HELLO, max_tokens=4)
-        assert cut.choices[0].finish_reason == "length"
-        assert cut.usage.completion_tokens == 4
-        assert cut.usage.prompt_tokens > 20
         done = client.chat.completions.create(
-            model="bram", messages=HELLO, max_tokens=200, temperature=0
+            model="bram", messages=ask, max_tokens=200, temperature=0, user="usage-whole"
         )
         assert done.choices[0].finish_reason == "stop"
-        assert 0 < done.usage.completion_tokens < 200
+        whole = done.usage.completion_tokens
+        assert 2 <= whole < 200
+        assert done.usage.prompt_tokens > 20
+        limit = min(4, whole - 1)
+        cut = client.chat.completions.create(
+            model="bram", messages=ask, max_tokens=limit, temperature=0, user="usage-cut"
+        )
+        assert cut.choices[0].finish_reason == "length"
+        assert cut.usage.completion_tokens == limit
+        assert cut.usage.prompt_tokens == done.usage.prompt_tokens
