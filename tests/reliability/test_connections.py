@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import resource
 import socket
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -76,14 +75,12 @@ def test_idle_and_half_sent_sockets_do_not_starve_other_clients(keyed) -> None:
         b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ",  # slowloris
         b"GET /v1/realtime HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n",  # half upgrade
     ]
-    started = time.monotonic()
     attack = [attacker_socket(d.port, heads[i % 3]) for i in range(300)]
     try:
         assert httpx.get(f"{d.url}/healthz", timeout=5).status_code == 200
         complete_session(d, key)
         # the address's extra sockets are closed as accepted, the rest at the header timeout
         assert all(closed_by_server(s, 3.0) for s in attack)
-        assert time.monotonic() - started < 20
     finally:
         for s in attack:
             s.close()
