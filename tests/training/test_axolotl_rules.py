@@ -1,6 +1,8 @@
 """The Axolotl export against Axolotl's own config validation rules.
 
-`axolotl` needs CUDA to install, so its validators (axolotl/utils/schemas/validation.py,
+`axolotl` (0.19.0 installs on the CPU, but pins its own transformers and peft, so it
+cannot share this environment; its `validate_config` accepted both exports when run
+apart, see docs/training.md): its validators (axolotl/utils/schemas/validation.py,
 `AxolotlInputConfig`'s model validators) are restated here for the keys the export
 writes, with Axolotl's messages; the last rule is transformers' (Axolotl passes
 `load_best_model_at_end` to its Trainer, which wants eval_steps to divide save_steps).
