@@ -12,6 +12,8 @@ busy timeout; reads start with a plain `BEGIN` and run alongside the writer.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +96,7 @@ def _sqlite_engine(url: URL, busy_timeout_s: float) -> Engine:
         cur = dbapi_conn.cursor()
         try:
             if not in_memory:
-                cur.execute("PRAGMA journal_mode=WAL")
+                _enter_wal(cur, busy_timeout_s)
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute(f"PRAGMA busy_timeout={busy_ms}")
@@ -107,3 +109,19 @@ def _sqlite_engine(url: URL, busy_timeout_s: float) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
+
+
+def _enter_wal(cur: Any, busy_timeout_s: float) -> None:
+    """Switch the file to WAL. On a new file several processes starting at once all ask
+    for the switch, and SQLite answers BUSY at once (no busy handler) to all but one:
+    ask again, within the busy timeout, until the one that won has switched it."""
+    deadline = time.monotonic() + busy_timeout_s
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            busy = getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
+            if not busy or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)

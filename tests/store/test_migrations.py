@@ -141,6 +141,28 @@ def test_concurrent_start_ups_migrate_once(db_url: str) -> None:
     assert _tables(db_url) == TABLES
 
 
+def test_first_start_ups_on_a_new_sqlite_file_all_succeed(tmp_path) -> None:
+    """Processes starting together on a file that does not exist yet all ask SQLite to
+    switch it to WAL; SQLite answers all but one BUSY at once, without waiting. Each
+    start-up must wait its turn instead (one in five failed before)."""
+    for attempt in range(25):
+        url = f"sqlite:///{tmp_path / f'new-{attempt}.db'}"
+        errors: list[BaseException] = []
+
+        def start(url: str = url, errors: list[BaseException] = errors) -> None:
+            try:
+                upgrade_to_head(url, busy_timeout_s=30)
+            except BaseException as exc:  # collected and re-raised in the test thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=start) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert errors == [], f"attempt {attempt}"
+
+
 def test_sqlite_connections_use_wal_foreign_keys_and_busy_timeout(tmp_path) -> None:
     eng = make_engine(f"sqlite:///{tmp_path / 'deep' / 'er' / 'p.db'}", busy_timeout_s=2.5)
     try:
