@@ -7,7 +7,7 @@ saying "probe <token> ..." lines and asking for replies, and kills the daemon wi
 SIGKILL at a random moment (the cycle itself is `personae.daemon.testing.crashing`,
 which tests/reliability/test_crash.py runs twice).
 
-    personae bench crash [--cycles 20] [--writers 6] [--out bench/results/crash.json]
+    personae bench crash [--cycles 20] [--writers 6] [--real] [--out bench/results/crash.json]
 """
 
 from __future__ import annotations
@@ -27,11 +27,17 @@ def main() -> None:
     ap.add_argument("--cycles", type=int, default=20)
     ap.add_argument("--writers", type=int, default=6)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument(
+        "--real", action="store_true", help="the embedded engines (LLM on llama.cpp), not fakes"
+    )
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "crash.json")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="personae-crash-") as tmp:
         start = time.monotonic()
-        report = asyncio.run(run(args.cycles, args.writers, Path(tmp), args.seed))
+        window = (1.0, 6.0) if args.real else (0.5, 2.0)  # real replies take longer
+        report = asyncio.run(
+            run(args.cycles, args.writers, Path(tmp), args.seed, window, real=args.real)
+        )
         report["wall_s"] = round(time.monotonic() - start, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))

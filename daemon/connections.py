@@ -136,6 +136,11 @@ def uvicorn_config(app: Any, settings: Settings, **tls: Any) -> Any:
     # h11, not httptools: it bounds the request head (h11_max_incomplete_event_size)
     http = guarded_http(H11Protocol, slots, settings.header_timeout_s)
     ws = guarded_ws(import_from_string(WS_PROTOCOLS["auto"]), slots)
+    # A client that never reads keeps accepting frames until the kernel's buffers fill
+    # (megabytes on loopback: minutes of paced audio), so the per-frame send timeout
+    # alone comes late. Its WebSocket library stops answering pings as soon as it stops
+    # reading, so pings at half the send timeout close it within about that timeout.
+    ping_s = min(settings.ws_ping_s, settings.send_timeout_s / 2)
     return uvicorn.Config(
         app,
         host=settings.host,
@@ -143,8 +148,8 @@ def uvicorn_config(app: Any, settings: Settings, **tls: Any) -> Any:
         http=http,
         ws=ws,
         ws_max_size=settings.max_frame_bytes,
-        ws_ping_interval=settings.ws_ping_s,
-        ws_ping_timeout=settings.ws_ping_s,
+        ws_ping_interval=ping_s,
+        ws_ping_timeout=ping_s,
         timeout_keep_alive=settings.keep_alive_s,
         limit_concurrency=settings.max_connections,
         h11_max_incomplete_event_size=settings.max_header_bytes,

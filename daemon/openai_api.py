@@ -27,6 +27,7 @@ import hashlib
 import ipaddress
 import json
 import logging
+import math
 import re
 import time
 import uuid
@@ -44,6 +45,7 @@ from personae.daemon.adapters import (
     engine_name,
     store_folder,
 )
+from personae.daemon.admission import ServerBusyError
 from personae.daemon.auth import default_player
 from personae.daemon.characters import Character
 from personae.daemon.engines.base import GenerationRequest
@@ -342,6 +344,10 @@ async def chat_completions(request: Request) -> Response:
         raise OpenAIError(
             504, f"the reply took longer than {svc.settings.reply_timeout_s:g} s", code="timeout"
         ) from None
+    except ServerBusyError as exc:
+        # as the Realtime sessions: refused up front with a hint, never a stall
+        retry = {"Retry-After": str(max(1, math.ceil(exc.retry_after_ms / 1000)))}
+        raise OpenAIError(503, str(exc), code=exc.code, headers=retry) from None
     except PersonaeError as exc:
         raise OpenAIError(_status(exc), str(exc), code=exc.code) from None
     if reply.said is not None:
@@ -373,18 +379,21 @@ def _status(exc: PersonaeError) -> int:
 
 
 async def _deltas(svc: Service, reply: Reply) -> AsyncIterator[str]:
-    generation = reply.generation
-    release: Callable[[], None] = _nothing
-    if reply.character is not None:
-        adapter, release = await _acquire(svc, reply.character)
-        generation = dataclasses.replace(generation, adapter=adapter)
-    try:
-        stream = svc.stream("llm", lambda cancel: svc.engines.llm.generate(generation, cancel))
-        async with contextlib.aclosing(stream) as deltas:
-            async for delta in deltas:
-                yield delta
-    finally:
-        release()
+    # the same reply slots as the Realtime sessions: a crowd of API clients waits or is
+    # refused with `server_busy`, and waiting never counts as an engine stall
+    async with svc.admission.slot():
+        generation = reply.generation
+        release: Callable[[], None] = _nothing
+        if reply.character is not None:
+            adapter, release = await _acquire(svc, reply.character)
+            generation = dataclasses.replace(generation, adapter=adapter)
+        try:
+            stream = svc.stream("llm", lambda cancel: svc.engines.llm.generate(generation, cancel))
+            async with contextlib.aclosing(stream) as deltas:
+                async for delta in deltas:
+                    yield delta
+        finally:
+            release()
 
 
 def _nothing() -> None:

@@ -21,9 +21,18 @@ RAW_PARAMS = GenerationParams(temperature=1.0, top_p=1.0, max_tokens=512, repeti
 
 
 class OpenAIError(Exception):
-    def __init__(self, status: int, message: str, *, code: str, param: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.param = status, code, param
+        self.headers = headers
 
     def response(self) -> JSONResponse:
         kind = "invalid_request_error" if self.status < 500 else "server_error"
@@ -32,6 +41,7 @@ class OpenAIError(Exception):
         return JSONResponse(
             {"error": {"message": str(self), "type": kind, "param": self.param, "code": self.code}},
             status_code=self.status,
+            headers=self.headers,
         )
 
 

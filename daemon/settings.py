@@ -385,7 +385,10 @@ class Settings(BaseSettings):
         15.0, gt=0, description="an engine silent this long mid-reply fails the reply"
     )
     send_timeout_s: float = Field(
-        10.0, gt=0, description="a client that takes longer to accept one frame is closed (1008)"
+        10.0,
+        gt=0,
+        description="a client that stops reading is closed within about this long: one frame "
+        "not accepted (1008) or a ping not answered (1011; pings go at half this interval)",
     )
     max_sessions: int = Field(256, ge=1, description="open sessions, all keys together")
     max_sessions_per_key: int = Field(16, ge=1, description="open sessions of one API key")
@@ -425,8 +428,8 @@ class Settings(BaseSettings):
     ws_ping_s: float = Field(
         20.0,
         gt=0,
-        description="WebSocket ping interval; a peer that does not answer within as long "
-        "again is closed",
+        description="WebSocket ping interval, at most half of `send_timeout_s`; a peer that "
+        "does not answer within as long again is closed",
     )
     idle_timeout_s: float = Field(
         600.0,

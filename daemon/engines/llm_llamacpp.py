@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 from personae.daemon.adapters.gguf import BaseInfo, converted
 from personae.daemon.characters import GenerationParams
 from personae.daemon.engines.base import ChatMessage, GenerationRequest, LLMEngine
+from personae.daemon.engines.special_tokens import SpecialTokenFilter, special_tokens_of_gguf
 from personae.daemon.errors import ConfigError, EngineError, missing_extra
 
 if TYPE_CHECKING:
@@ -76,6 +77,9 @@ class LlamaCppLLM(LLMEngine):
         if not self._gguf.is_file():
             raise ConfigError(f"GGUF model {self._gguf} does not exist")
         self._base = BaseInfo.read(self._gguf)
+        # llama.cpp parses its special tokens out of the templated prompt: player text
+        # must not be able to spell them (as the transformers engines do)
+        self._clean = SpecialTokenFilter(special_tokens_of_gguf(self._gguf))
         self._lora_cache = lora_cache_dir
         self._threads = threads or max(1, (os.cpu_count() or 2) // 2)
         self._batch_threads = batch_threads or self._threads
@@ -268,7 +272,9 @@ class LlamaCppLLM(LLMEngine):
     def _body(self, request: GenerationRequest) -> dict[str, Any]:
         params = request.params
         body: dict[str, Any] = {
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "messages": [
+                {"role": m.role, "content": self._clean(m.content)} for m in request.messages
+            ],
             "stream": True,
             "max_tokens": params.max_tokens,
             "temperature": params.temperature,

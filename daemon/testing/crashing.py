@@ -119,12 +119,22 @@ def verify(db: Path, acked: list[tuple[str, str, str]]) -> tuple[str, list[str],
 
 
 async def one_cycle(
-    workdir: Path, db: Path, *, writers: int, rng: random.Random, kill_window: tuple[float, float]
+    workdir: Path,
+    db: Path,
+    *,
+    writers: int,
+    rng: random.Random,
+    kill_window: tuple[float, float],
+    real: bool = False,
 ) -> Cycle:
+    # real: the embedded engines (llama.cpp for the LLM: it loads in about a second,
+    # so twenty restarts stay short); the writes are the same
+    engines = {"llm_engine": "llamacpp"} if real else {}
     daemon = Daemon(
         state_dir=workdir,
-        fakes=FakeEngines(),
+        fakes=None if real else FakeEngines(),
         settings={
+            **engines,
             "database_url": f"sqlite:///{db}",
             "cache_dir": workdir / "cache",
             "audio_lead_ms": 0,
@@ -147,12 +157,22 @@ async def one_cycle(
     return Cycle(lines, missing, integrity, round(wait, 3), turns, memories)
 
 
-async def run(cycles: int, writers: int, workdir: Path, seed: int, kill_window=(0.5, 2.0)) -> dict:
+async def run(
+    cycles: int,
+    writers: int,
+    workdir: Path,
+    seed: int,
+    kill_window=(0.5, 2.0),
+    *,
+    real: bool = False,
+) -> dict:
     rng = random.Random(seed)
     db = workdir / "state.db"
     results = []
     for i in range(cycles):
-        c = await one_cycle(workdir, db, writers=writers, rng=rng, kill_window=kill_window)
+        c = await one_cycle(
+            workdir, db, writers=writers, rng=rng, kill_window=kill_window, real=real
+        )
         results.append(c)
         print(
             f"cycle {i + 1:>3}: killed after {c.killed_after_s:.2f} s, {c.acknowledged:>4} "
@@ -164,6 +184,7 @@ async def run(cycles: int, writers: int, workdir: Path, seed: int, kill_window=(
         "cycles": cycles,
         "writers": writers,
         "seed": seed,
+        "engines": "embedded (llama.cpp)" if real else "fakes",
         "acknowledged": sum(c.acknowledged for c in results),
         "missing": [m for c in results for m in c.missing],
         "integrity_failures": sum(c.integrity != "ok" for c in results),

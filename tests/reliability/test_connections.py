@@ -4,8 +4,11 @@ one address cannot hold the daemon's sockets, bodies are bounded before the key 
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import resource
 import socket
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -146,3 +149,58 @@ def test_bodies_past_the_bounds_get_a_precise_400(keyed, body: str, code: str) -
         assert r.status_code == 400, r.text[:200]
         assert r.json()["error"]["code"] == code
     assert httpx.get(f"{d.url}/healthz").status_code == 200
+
+
+def masked_text_frame(payload: bytes) -> bytes:
+    """One client-to-server WebSocket text frame (clients must mask, RFC 6455 5.3)."""
+    mask = os.urandom(4)
+    head = bytes([0x81])
+    n = len(payload)
+    head += bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + n.to_bytes(2, "big")
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def test_a_client_that_never_reads_is_closed_within_the_send_timeout(tmp_path) -> None:
+    """It asks for replies and reads nothing: kernel buffers would take its paced audio
+    for minutes, but it answers no ping, so `send_timeout_s` bounds it (not 45 s)."""
+    key, _ = KeyStore(tmp_path / "keys.json").create("game-server")
+    # pings would come every 300 s by ws_ping_s alone: the send timeout must rule
+    settings = {"send_timeout_s": 2.0, "ws_ping_s": 300.0, "idle_timeout_s": 600.0}
+    with Daemon(state_dir=tmp_path, fakes=FakeEngines(voices=False), settings=settings) as d:
+        s = socket.create_connection(("127.0.0.1", d.port))
+        with s:
+            s.sendall(
+                b"GET /v1/realtime HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                b"Authorization: Bearer " + key.encode() + b"\r\n\r\n"
+            )
+            opened = until_true(lambda: sessions(d) == 1, within=10)
+            assert opened, "the session never opened"
+            # keeps talking (so it is not idle) and never reads a byte
+            turn = [say("Tell me everything you know."), {"type": "response.create"}]
+            frames = [masked_text_frame(json.dumps(e).encode()) for e in turn]
+            closed = False
+            for _ in range(60):  # at most ~30 s: ws_ping_s alone would take 600 s
+                with contextlib.suppress(OSError):
+                    s.sendall(b"".join(frames))
+                if sessions(d) == 0:
+                    closed = True
+                    break
+                time.sleep(0.5)
+            assert closed, "a client that never reads was not closed"
+        # and the daemon serves the next client
+        complete_session(d, key)
+
+
+def sessions(d: Daemon) -> int:
+    return httpx.get(f"{d.url}/healthz", timeout=5).json()["sessions"]
+
+
+def until_true(check, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.1)
+    return False

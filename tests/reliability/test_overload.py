@@ -156,3 +156,45 @@ def test_waiting_for_a_tts_thread_is_not_a_stall() -> None:
         asyncio.run(scenario())
     finally:
         pool.shutdown(wait=True)
+
+
+def test_api_clients_share_the_reply_slots(tmp_path: Path) -> None:
+    """`/v1/chat/completions` takes the sessions' reply slots: a crowd of API clients
+    is served or refused up front with 503 `server_busy` and Retry-After, never failed
+    as an engine stall."""
+    import httpx
+
+    slow = FakeEngines(voices=False, token_delay_s=0.2, tts_ms_per_char=1, llm_parallel=1)
+    settings = {
+        "engine_stall_s": 1.0,
+        "reply_slots": 1,
+        "reply_queue": 2,
+        "reply_queue_wait_s": 20.0,
+    }
+    outcomes: list[tuple[int, str, str | None]] = []
+    lock = threading.Lock()
+
+    def client(d: Daemon, i: int, go: threading.Barrier) -> None:
+        body = {
+            "model": "bram",
+            "messages": [{"role": "user", "content": f"probe tok{i} Hello Bram."}],
+            "max_tokens": 12,
+        }
+        go.wait()
+        r = httpx.post(f"{d.url}/v1/chat/completions", json=body, timeout=60)
+        code = "" if r.status_code == 200 else r.json()["error"]["code"]
+        with lock:
+            outcomes.append((r.status_code, code, r.headers.get("retry-after")))
+
+    with Daemon(state_dir=tmp_path, fakes=slow, settings=settings) as d:
+        go = threading.Barrier(6)
+        threads = [threading.Thread(target=client, args=(d, i, go)) for i in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(90)
+    assert len(outcomes) == 6
+    assert sum(status == 200 for status, _, _ in outcomes) >= 3, outcomes
+    refused = [o for o in outcomes if o[0] != 200]
+    assert refused, outcomes
+    assert all(s == 503 and c == "server_busy" and int(h) >= 1 for s, c, h in refused), outcomes
