@@ -98,6 +98,8 @@ class Listener:
         self._pieces: IncrementalTranscript | None = None
         #: push-to-talk: pauses in the buffer, so it is transcribed while the player talks
         self._ptt_vad: Endpointer | None = None
+        #: ended turns' transcriptions still running ("stt turn" tasks)
+        self._finishing: set[asyncio.Task[Transcript]] = set()
 
     @property
     def pieces(self) -> IncrementalTranscript | None:
@@ -365,7 +367,19 @@ class Listener:
         pieces, self._pieces = self._pieces, None
         if pieces is None:
             return None
-        return asyncio.create_task(pieces.finish(audio, pause), name="stt turn")
+        task = asyncio.create_task(pieces.finish(audio, pause), name="stt turn")
+        # owned here until done: a turn refused or never started must not outlive us
+        self._finishing.add(task)
+        task.add_done_callback(self._finishing.discard)
+        return task
+
+    async def close(self) -> None:
+        """The session is ending: stop every transcription and wait until they have."""
+        self.drop_early()
+        tasks = list(self._finishing)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     # --- transcription ---
 

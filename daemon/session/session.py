@@ -153,11 +153,8 @@ class RealtimeSession:
             raise group.exceptions[0] from None
         finally:
             metrics.session_closed()
-            self.listener.drop_early()
-            while not self._jobs.empty():  # turns never started: stop their early STT
-                job = self._jobs.get_nowait()
-                if isinstance(job, TranscribeJob) and job.early is not None:
-                    job.early.cancel()
+            # every turn's transcription stops, started or still queued
+            await self.listener.close()
             await self.replies.close()
 
     async def _send_bounded(self, event: p.ServerEvent) -> None:
