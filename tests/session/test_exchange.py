@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -85,7 +86,7 @@ async def test_two_characters_alternate_and_each_line_streams_whole_in_order() -
         assert events[-1].response.status == "completed"
     # one line after the other: each response is over before the next one starts
     index = {id(e): i for i, e in enumerate(h.events)}
-    for before, after in zip(responses, responses[1:], strict=False):
+    for before, after in itertools.pairwise(responses):
         assert index[id(before[-1])] < index[id(after[0])]
     # npc.exchange.line follows each line's response.done
     line_events = h.of_type("npc.exchange.line")
