@@ -22,6 +22,8 @@ to them (`npc.route` reason "handoff").
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -67,6 +69,8 @@ class ExchangeJob:
 class _Running:
     job: ExchangeJob
     stopped: bool = False
+    #: set when the exchange is stopped, to end a wait between lines
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
     #: a line is being generated or spoken
     speaking: bool = False
     spoken: list[str] = field(default_factory=list)
@@ -180,6 +184,7 @@ class Exchanges:
             self._stop_next = True  # still queued: it ends before its first line
             return False
         self._running.stopped = True
+        self._running.wake.set()
         return self._running.speaking
 
     async def run(self, job: ExchangeJob) -> str | None:
@@ -232,6 +237,7 @@ class Exchanges:
                 if response.info.status != "completed":
                     reason = "interrupted"
                     break
+                await self._played(state, response.info.id)
             handoff = named if named in self._scene() else None
             self._outbox.control(
                 p.NpcExchangeDone(
@@ -258,6 +264,17 @@ class Exchanges:
             return await self._replies.reply(speaker, options)
         finally:
             state.speaking = False
+
+    async def _played(self, state: _Running, response_id: str) -> None:
+        """Wait while the line's audio still plays (up to `audio_lead_ms`), so the next
+        speaker's audio never overlaps it at a client that plays audio as it arrives.
+        A player who joins in meanwhile stops the exchange at once."""
+        seconds = self._outbox.playing_for(response_id)
+        if seconds > 0 and not state.stopped:
+            state.wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(seconds):
+                    await state.wake.wait()
 
     def _heard(self, response: ActiveResponse) -> str:
         """What the listeners heard of the line: the history keeps it as heard."""
