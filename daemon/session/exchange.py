@@ -238,6 +238,12 @@ class Exchanges:
                     reason = "interrupted"
                     break
                 await self._played(state, response.info.id)
+        except Exception:  # reported by the session as any failed turn; the game hears the end
+            self._outbox.control(
+                p.NpcExchangeDone(exchange_id=job.id, reason="error", lines_spoken=heard)
+            )
+            raise
+        else:
             handoff = named if named in self._scene() else None
             self._outbox.control(
                 p.NpcExchangeDone(

@@ -309,3 +309,27 @@ async def test_the_bound_on_lines_is_a_setting() -> None:
         h.send(converse("bram", "mara", lines=4))
         err = await h.wait_type("error")
     assert err.error.code == "exchange_lines_out_of_range" and "1 to 3" in err.error.message
+
+
+async def test_a_failed_memory_write_ends_the_exchange_with_error_and_the_session_goes_on() -> None:
+    from personae.daemon.errors import EngineError
+
+    service = fake_service(llm=FakeLLM(reply=lambda req: "Aye."))
+
+    async def broken(*args, **kwargs) -> None:
+        raise EngineError("the store is gone", engine="store", retryable=True)
+
+    service.conversation.overheard = broken  # type: ignore[method-assign]
+    async with running(service) as h:
+        h.send(converse("bram", "mara"))
+        done = await h.wait_type("npc.exchange.done")
+        err = await h.wait_type("error")
+        h.send(user_text("Bram, still there?"))
+        h.send(p.ResponseCreate())
+        n = len(h.events)
+        reply = await h.wait_type("response.done", after=n)
+        h.send(converse("bram", "mara", lines=1))  # the exchange is over: another may start
+        await h.wait_for(lambda e: e.type == "npc.exchange.done" and e is not done)
+    assert done.reason == "error" and done.lines_spoken == 1
+    assert err.error.code == "engine_error" and err.error.retryable
+    assert reply.response.status == "completed"
