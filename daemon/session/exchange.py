@@ -42,16 +42,16 @@ from personae.sdk import protocol as p
 OVERHEARD_IMPORTANCE = 0.45
 #: a prompt's cue for each line; {others} are the other characters, {topic} the topic
 OPENING = (
-    "You are talking with {others} about this: {topic}. Start the conversation: say "
-    "one or two short sentences to them, in your own voice."
+    "You are with {others}. Start talking to them about {topic}, in one or two short "
+    "sentences."
 )
 LINE = (
-    "You are talking with {others} about this: {topic}. Say your next line to them: "
-    "one or two short sentences, in your own voice, answering what was just said."
+    "You are with {others}, talking about {topic}. Answer what was just said, in one or "
+    "two short sentences."
 )
 CLOSING = (
-    "You are talking with {others} about this: {topic}. This is your last line in this "
-    "conversation: one or two short sentences, in your own voice."
+    "You are with {others}, talking about {topic}. Answer what was just said and end the "
+    "talk, in one or two short sentences."
 )
 
 

@@ -40,13 +40,14 @@ async def test_two_characters_alternate_adapters_and_voices_over_four_lines(daem
     # one response after the other, in the order of the lines
     order = [e.response.id for e in exchange.events if isinstance(e, p.ResponseCreated)]
     assert order == [line.response_id for line in exchange.lines]
-    # ... and in its speaker's voice: Mara's (pitch 1.22) is higher than Bram's (0.9)
+    # ... and in its speaker's voice: Mara's (pitch 1.22) is higher than Bram's (0.9);
+    # emotion moves each a little (measured 110-119 Hz against 77-96 Hz)
     rate = exchange.replies[0].sample_rate
     voices = {
         who: pitch(b"".join(r.audio for r in exchange.replies if r.character == who), rate)
         for who in ("bram", "mara")
     }
-    assert voices["mara"] > 1.15 * voices["bram"], voices
+    assert voices["mara"] > 1.1 * voices["bram"], voices
 
 
 async def test_the_players_voice_ends_an_exchange_and_is_answered(daemon) -> None:
