@@ -333,3 +333,49 @@ async def test_a_failed_memory_write_ends_the_exchange_with_error_and_the_sessio
     assert done.reason == "error" and done.lines_spoken == 1
     assert err.error.code == "engine_error" and err.error.retryable
     assert reply.response.status == "completed"
+
+
+async def test_a_waiting_response_create_lets_the_line_finish_then_ends_the_exchange() -> None:
+    llm = FakeLLM(reply=lambda req: f"Line by {speaker(req)}.", token_delay_s=0.02)
+    async with running(fake_service(llm=llm)) as h:
+        h.send(converse("bram", "mara", lines=4))
+        await h.wait_type("response.created")
+        h.send(p.ResponseCreate(response=p.ResponseOptions(character="wren")))
+        done = await h.wait_type("npc.exchange.done")
+        answer = await h.wait_for(
+            lambda e: e.type == "response.done" and e.response.character == "wren"
+        )
+    assert done.reason == "interrupted" and done.lines_spoken == 1
+    assert h.of_type("npc.exchange.line")[0].status == "completed"  # not cut
+    assert answer.response.status == "completed" and len(llm.requests) == 2
+
+
+async def test_an_exchange_ends_when_the_scene_loses_a_participant() -> None:
+    llm = FakeLLM(reply=lambda req: "Hm, the lights.", token_delay_s=0.02)
+    async with running(fake_service(llm=llm)) as h:
+        h.send(converse("bram", "mara", lines=4))
+        await h.wait_type("response.created")
+        h.send(scene("bram", "wren"))  # Mara walks off
+        done = await h.wait_type("npc.exchange.done")
+    assert done.reason == "interrupted" and done.lines_spoken == 1
+    assert [e.character for e in h.of_type("npc.exchange.line")] == ["bram"]
+
+
+async def test_barge_in_before_a_queued_exchange_starts_ends_it_without_a_line() -> None:
+    def reply(req: GenerationRequest) -> str:
+        return "Yes?" if "Hold on" in req.messages[-1].content else "A long tale. " * 20
+
+    llm = FakeLLM(reply=reply, token_delay_s=0.01)
+    stt = FakeSTT(["Hold on."])
+    service = fake_service(llm=llm, stt=stt, audio_lead_ms=200, audio_chunk_ms=40)
+    async with running(service) as h:
+        h.send(user_text("Bram, tell me everything."))
+        h.send(p.ResponseCreate())
+        await h.wait_type("response.output_audio.delta")
+        h.send(converse("bram", "mara"))  # queued behind Bram's reply
+        h.send(p.InputAudioBufferAppend(audio=tone(0.6)))
+        h.send(p.InputAudioBufferAppend(audio=silence(0.5)))
+        done = await h.wait_type("npc.exchange.done")
+        await h.wait_for(lambda e: e.type == "response.done" and e.response.output_text == "Yes?")
+    assert done.reason == "interrupted" and done.lines_spoken == 0
+    assert not h.of_type("npc.exchange.line") and len(llm.requests) == 2
