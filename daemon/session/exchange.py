@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from personae.daemon.errors import ClientError, LimitExceededError
+from personae.daemon.routing.router import SWITCH_MARGIN, SWITCH_SIMILARITY
 from personae.daemon.session.prompt import Turn
 
 if TYPE_CHECKING:
@@ -42,8 +43,7 @@ from personae.sdk import protocol as p
 OVERHEARD_IMPORTANCE = 0.45
 #: a prompt's cue for each line; {others} are the other characters, {topic} the topic
 OPENING = (
-    "You are with {others}. Start talking to them about {topic}, in one or two short "
-    "sentences."
+    "You are with {others}. Start talking to them about {topic}, in one or two short sentences."
 )
 LINE = (
     "You are with {others}, talking about {topic}. Answer what was just said, in one or "
@@ -109,9 +109,19 @@ def check(
     return ExchangeJob(id=p.new_id("exch"), characters=tuple(ids), topic=topic, lines=event.lines)
 
 
-def next_speaker(characters: Sequence[str], spoken: Sequence[str], named: str | None) -> str:
-    """Who says the next line: whom the last line named (not its own speaker), else who
-    has spoken least recently (first the characters who have not spoken, in order)."""
+def next_speaker(
+    characters: Sequence[str],
+    spoken: Sequence[str],
+    named: str | None,
+    closeness: Mapping[str, float] | None = None,
+    *,
+    switch: tuple[float, float] = (SWITCH_SIMILARITY, SWITCH_MARGIN),
+) -> str:
+    """Who says the next line: whom the last line named (not its own speaker); else the
+    one the last line is clearly about (`closeness`: similarity of the line to each
+    listener's profile, at least `switch[0]` and ahead of the next in turn by
+    `switch[1]`, the router's rule for changing speaker); else who has spoken least
+    recently (first the characters who have not spoken, in order)."""
     if not spoken:
         return characters[0]
     last = spoken[-1]
@@ -119,7 +129,13 @@ def next_speaker(characters: Sequence[str], spoken: Sequence[str], named: str | 
         return named
     when = {c: i for i, c in enumerate(spoken)}
     waiting = [c for c in characters if c != last]
-    return min(waiting, key=lambda c: (when.get(c, -1), characters.index(c)))
+    due = min(waiting, key=lambda c: (when.get(c, -1), characters.index(c)))
+    if closeness:
+        best = max(waiting, key=lambda c: closeness.get(c, -1.0))
+        top = closeness.get(best, -1.0)
+        if best != due and top >= switch[0] and top - closeness.get(due, -1.0) >= switch[1]:
+            return best
+    return due
 
 
 class Exchanges:
@@ -138,10 +154,15 @@ class Exchanges:
         player_id: Callable[[], str],
         player_waiting: Callable[[], bool],
         direction: Callable[[p.ResponseOptions], p.ResponseOptions],
+        closeness: Callable[[str, Sequence[str]], Awaitable[dict[str, float]]],
+        switch: tuple[float, float] = (SWITCH_SIMILARITY, SWITCH_MARGIN),
     ) -> None:
         """`addressed(text, among)` is the character `text` names first (the router's);
         `player_waiting()` whether a player turn or response waits behind the exchange;
-        `direction(options)` adds the session's scene direction to a line's options."""
+        `direction(options)` adds the session's scene direction to a line's options;
+        `closeness(text, among)` is the similarity of a line to each character of
+        `among` (the router's scores), asked with three or more characters, and
+        `switch` the router's (similarity, margin) for changing speaker."""
         self._replies = replies
         self._outbox = outbox
         self._conversation = conversation
@@ -152,6 +173,8 @@ class Exchanges:
         self._player_id = player_id
         self._player_waiting = player_waiting
         self._direction = direction
+        self._closeness = closeness
+        self._switch = switch
         #: the exchange accepted and not yet over (queued or running)
         self._pending: ExchangeJob | None = None
         self._running: _Running | None = None
@@ -201,6 +224,7 @@ class Exchanges:
         )
         reason = "finished"
         named: str | None = None
+        closeness: dict[str, float] | None = None
         heard = 0
         try:
             for index in range(job.lines):
@@ -211,15 +235,17 @@ class Exchanges:
                 if len(present) < 2:  # a scene change took them away
                     reason = "interrupted"
                     break
-                speaker = next_speaker(present, state.spoken, named)
+                speaker = next_speaker(present, state.spoken, named, closeness, switch=self._switch)
                 response = await self._line(state, speaker, index)
                 text = self._heard(response)
+                listeners = [c for c in present if c != speaker]
+                named, closeness = None, None
                 if text:
                     heard += 1
-                    named = self._addressed(text, [c for c in present if c != speaker])
+                    named = self._addressed(text, listeners)
                     await self._overheard(speaker, text)
-                else:
-                    named = None
+                    if named is None and len(listeners) > 1 and index + 1 < job.lines:
+                        closeness = await self._closeness(text, listeners)
                 self._outbox.control(
                     p.NpcExchangeLine(
                         exchange_id=job.id,

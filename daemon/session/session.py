@@ -100,8 +100,7 @@ class RealtimeSession:
             outbox=self.outbox, metrics=service.metrics, session_id=self.config.id
         )
         self._jobs: asyncio.Queue[TranscribeJob | RespondJob | ExchangeJob] = asyncio.Queue(16)
-        #: the character the last exchange line named: the next unnamed player line's
-        self._handoff: str | None = None
+        self._handoff: str | None = None  # whom an exchange's last line named (exchange.py)
         self._turns_waiting = 0  # player turns and responses queued, not yet taken up
         self.listener = Listener(
             settings=s,
@@ -147,6 +146,8 @@ class RealtimeSession:
             player_id=lambda: self.player_id,
             player_waiting=lambda: self._turns_waiting > 0,
             direction=lambda o: openai_session.with_scene_direction(o, self.config),
+            closeness=lambda text, among: service.run("router", service.router.scores, text, among),
+            switch=(s.route_switch_similarity, s.route_switch_margin),
         )
 
     # ------------------------------------------------------------------ lifecycle
@@ -286,8 +287,7 @@ class RealtimeSession:
             self.exchanges.withdraw(job)
             raise
 
-    async def _player_joins_in(self) -> None:
-        """The player spoke or typed during an exchange: it stops, its line is cut."""
+    async def _player_joins_in(self) -> None:  # during an exchange: it stops, its line is cut
         if self.exchanges.interrupt():
             await self.replies.cancel("player_joined")
 
@@ -492,8 +492,7 @@ class RealtimeSession:
             del self.history[:drop]
 
     async def cancel_response(self, reason: str) -> None:
-        """Stop the reply in progress at once: LLM, TTS and queued audio (and the
-        exchange between characters it is a line of)."""
+        """Stop the reply in progress at once: LLM, TTS, queued audio (and its exchange)."""
         self.exchanges.interrupt()
         await self.replies.cancel(reason)
 

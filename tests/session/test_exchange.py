@@ -60,6 +60,12 @@ def test_next_speaker_alternates_follows_names_and_never_repeats() -> None:
     assert next_speaker(three, ["bram", "wren"], None) == "mara"  # waited longest
     assert next_speaker(three, ["bram", "mara", "wren"], None) == "bram"
     assert next_speaker(three, ["bram", "mara"], "nobody") == "wren"
+    # a line clearly about a listener's trade goes to them, else the turn order holds
+    about_wren = {"mara": 0.05, "wren": 0.4}
+    assert next_speaker(three, ["bram"], None, about_wren) == "wren"
+    assert next_speaker(three, ["bram"], None, {"mara": 0.3, "wren": 0.35}) == "mara"
+    assert next_speaker(three, ["bram"], None, {"mara": 0.0, "wren": 0.2}) == "mara"
+    assert next_speaker(three, ["bram"], "mara", about_wren) == "mara"  # a name wins
 
 
 async def test_two_characters_alternate_and_each_line_streams_whole_in_order() -> None:
@@ -115,6 +121,22 @@ async def test_the_character_a_line_names_speaks_next() -> None:
     async with running(fake_service(llm=llm)) as h:
         h.send(converse("bram", "mara", "wren", lines=3))
         await h.wait_type("npc.exchange.done")
+    assert [e.character for e in h.of_type("npc.exchange.line")] == ["bram", "wren", "mara"]
+
+
+async def test_with_three_the_one_a_line_is_about_speaks_next() -> None:
+    said = iter(
+        [
+            "Who runs messages across the rooftops of the market and hears every rumour?",
+            "Me, boss.",
+            "Hm.",
+        ]
+    )
+    llm = FakeLLM(reply=lambda req: next(said))
+    async with running(fake_service(llm=llm)) as h:
+        h.send(converse("bram", "mara", "wren", lines=3))
+        await h.wait_type("npc.exchange.done")
+    # Mara's turn came next, but the line was about the courier
     assert [e.character for e in h.of_type("npc.exchange.line")] == ["bram", "wren", "mara"]
 
 
