@@ -3,7 +3,8 @@
     npc.converse ─► check (present, bounds, topic, none running) ─► queued as a job
         respond loop ─► npc.exchange.started
                         line 0: first character ─► reply (its adapter, prompt, voice)
-                        line i: whom line i-1 named, else who spoke least recently
+                        line i: whom line i-1 named, else (three or more) whom it
+                                is clearly about, else who spoke least recently
                         ... npc.exchange.line after each line's response.done ...
                         ─► npc.exchange.done (finished / interrupted / error, hand-off)
 
