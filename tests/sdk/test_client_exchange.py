@@ -37,3 +37,14 @@ async def test_converse_returns_each_line_with_its_speaker_audio_and_adapter() -
     assert refused.value.error.code == "exchange_too_few_characters"
     assert reply.route is not None and reply.route.reason == "handoff" and reply.character == "mara"
     svc.close()
+
+
+def test_the_blocking_client_converses_too() -> None:
+    from personae.sdk import SyncClient
+
+    svc = fake_service(llm=FakeLLM(reply=lambda req: "Aye."))
+    with served(create_app(svc.settings, service=svc)) as address:
+        with SyncClient(f"ws://{address}/v1/realtime", characters=["mara", "wren"]) as npc:
+            exchange = npc.converse(["wren", "mara"], "the rooftops", lines=3)
+    assert exchange.reason == "finished" and exchange.speakers == ["wren", "mara", "wren"]
+    svc.close()
