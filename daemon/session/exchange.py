@@ -10,7 +10,7 @@
 
 Each line is an ordinary reply of the speaking character (`Responder.reply`): the game
 gets the usual response events with that character's id, in order, and each line starts
-once the previous one's audio has gone out. The lines join the session's history (every
+once the previous one's audio has played out. The lines join the session's history (every
 prompt shows them as "(Bram says) ..."), and each listener in the scene remembers what
 it heard of them, so a later reply, in this session or another, can refer to them.
 
@@ -32,13 +32,12 @@ from typing import TYPE_CHECKING
 from personae.daemon.errors import ClientError, LimitExceededError
 from personae.daemon.routing.router import SWITCH_MARGIN, SWITCH_SIMILARITY
 from personae.daemon.session.prompt import Turn
+from personae.sdk import protocol as p
 
 if TYPE_CHECKING:
     from personae.daemon.session.conversation import Conversation
     from personae.daemon.session.outbox import Outbox
     from personae.daemon.session.reply import ActiveResponse, Responder
-
-from personae.sdk import protocol as p
 
 #: how important a line overheard in an exchange is to the listeners' memory (0..1)
 OVERHEARD_IMPORTANCE = 0.45
@@ -82,10 +81,12 @@ def check(
     *,
     scene: Sequence[str],
     known: Callable[[list[str]], None],
+    moderate: Callable[[str], None],
     max_lines: int,
 ) -> ExchangeJob:
     """The exchange `event` asks for, or a ClientError that names what is wrong with it.
-    `known(ids)` raises for characters not loaded (or not allowed to this key)."""
+    `known(ids)` raises for characters not loaded (or not allowed to this key),
+    `moderate(text)` for a topic moderation refuses (as it does instructions)."""
     ids = list(dict.fromkeys(event.characters))
     if len(ids) < 2:
         raise ClientError(
@@ -107,6 +108,7 @@ def check(
     topic = " ".join(event.topic.split())
     if not topic:
         raise ClientError("an exchange needs a topic", code="exchange_topic_empty")
+    moderate(topic)
     return ExchangeJob(id=p.new_id("exch"), characters=tuple(ids), topic=topic, lines=event.lines)
 
 

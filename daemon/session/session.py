@@ -278,6 +278,7 @@ class RealtimeSession:
             event,
             scene=self._scene(),
             known=self._check_characters,
+            moderate=self._moderate,
             max_lines=self.service.settings.exchange_max_lines,
         )
         self.exchanges.accept(job)

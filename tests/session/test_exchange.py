@@ -284,6 +284,7 @@ BAD = [
     ({"characters": ["bram", "mara"], "topic": "  \n "}, "exchange_topic_empty"),
     ({"characters": ["bram", "mara"], "topic": "x", "lines": "many"}, "invalid_event"),
     ({"characters": ["bram", "mara"]}, "invalid_event"),
+    ({"characters": ["bram", "mara"], "topic": "x" * 1001}, "invalid_event"),
 ]
 
 
@@ -401,3 +402,13 @@ async def test_barge_in_before_a_queued_exchange_starts_ends_it_without_a_line()
         await h.wait_for(lambda e: e.type == "response.done" and e.response.output_text == "Yes?")
     assert done.reason == "interrupted" and done.lines_spoken == 0
     assert not h.of_type("npc.exchange.line") and len(llm.requests) == 2
+
+
+async def test_a_topic_moderation_refuses_is_refused_before_anything_runs() -> None:
+    llm = FakeLLM(reply=lambda req: "Aye.")
+    async with running(fake_service(llm=llm, moderation_words=("frobnicate",))) as h:
+        h.send(converse("bram", "mara", topic="how to frobnicate the miller"))
+        err = await h.wait_type("error")
+    assert err.error.code == "content_blocked" and err.error.event_type == "npc.converse"
+    assert "frobnicate" not in err.error.message
+    assert not h.of_type("npc.exchange.started") and llm.requests == []
