@@ -85,3 +85,21 @@ async def test_the_players_voice_ends_an_exchange_and_is_answered(daemon) -> Non
     assert "mill" in transcript.lower()
     route = next(e for e in events if isinstance(e, p.NpcRoute))
     assert route.character == "mara" and answer.character == "mara" and answer.output_text
+
+
+async def test_bad_exchanges_are_refused_precisely_over_the_socket(daemon) -> None:
+    from personae.sdk.client import PersonaeError
+
+    async with await connect(daemon.ws, framing="msgpack", characters=["bram", "mara"]) as s:
+        codes = []
+        for characters, lines in ((["bram"], 4), (["bram", "mara"], 100), (["bram", "wren"], 2)):
+            with pytest.raises(PersonaeError) as refused:
+                await s.converse(characters, TOPIC, lines=lines, timeout=30)
+            codes.append(refused.value.error.code)
+        reply = await s.say("Bram, are you still there?")  # the session goes on
+    assert codes == [
+        "exchange_too_few_characters",
+        "exchange_lines_out_of_range",
+        "character_not_present",
+    ]
+    assert reply.status == "completed" and reply.character == "bram"
