@@ -366,6 +366,13 @@ class Settings(BaseSettings):
         description="reply frames queued for a client before the reply waits for it to read",
     )
     reply_timeout_s: float = Field(60.0, gt=0, description="longest a whole reply may take")
+    exchange_max_lines: int = Field(
+        12,
+        ge=1,
+        le=100,
+        description="most lines one `npc.converse` exchange between characters may ask "
+        "for; more is refused with `exchange_lines_out_of_range`",
+    )
     reply_slots: int = Field(
         4,
         ge=1,

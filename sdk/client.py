@@ -69,6 +69,27 @@ class Reply:
         return self.response.output_sample_rate or 24000
 
 
+@dataclass
+class Exchange:
+    """Characters talking to each other (`npc.converse`), as `converse` returns it."""
+
+    started: p.NpcExchangeStarted
+    done: p.NpcExchangeDone
+    #: each line as a Reply, in the order they were spoken
+    replies: list[Reply] = field(default_factory=list)
+    #: `npc.exchange.line` of each line: who, the adapter, what was heard
+    lines: list[p.NpcExchangeLine] = field(default_factory=list)
+    events: list[p.ServerEvent] = field(default_factory=list)
+
+    @property
+    def reason(self) -> str:
+        return self.done.reason
+
+    @property
+    def speakers(self) -> list[str]:
+        return [line.character for line in self.lines]
+
+
 class Session:
     """A live conversation. Events arrive on a background task into a bounded queue."""
 
@@ -226,6 +247,54 @@ class Session:
             await self.commit()
         return await self.collect_reply(timeout=timeout)
 
+    async def start_exchange(
+        self, characters: Iterable[str], topic: str, *, lines: int = 4
+    ) -> None:
+        """Characters in the scene talk to each other about `topic`; the first opens.
+        Their lines arrive as ordinary responses (see `collect_exchange`)."""
+        await self.send(p.NpcConverse(characters=list(characters), topic=topic, lines=lines))
+
+    async def collect_exchange(self, *, timeout: float = 300.0) -> Exchange:
+        """Gather events up to the next `npc.exchange.done` into an Exchange. An `error`
+        before the exchange starts raises PersonaeError (it was refused)."""
+        started: p.NpcExchangeStarted | None = None
+        events: list[p.ServerEvent] = []
+        lines: list[p.NpcExchangeLine] = []
+        replies: dict[str, Reply] = {}
+        async with asyncio.timeout(timeout):
+            while True:
+                event = await self.next_event()
+                events.append(event)
+                match event:
+                    case p.Error(error=err) if started is None:
+                        raise PersonaeError(err)
+                    case p.NpcExchangeStarted():
+                        started = event
+                    case p.ResponseCreated(response=info):
+                        replies[info.id] = Reply(info)
+                    case p.OutputAudioDelta() if event.response_id in replies:
+                        replies[event.response_id].audio += event.delta
+                    case p.NpcSentence() if event.response_id in replies:
+                        replies[event.response_id].sentences.append(event)
+                    case p.ResponseDone(response=info) if info.id in replies:
+                        replies[info.id].response = info
+                    case p.NpcExchangeLine():
+                        lines.append(event)
+                    case p.NpcExchangeDone() if started is not None:
+                        spoken = [replies[line.response_id] for line in lines]
+                        for reply in spoken:
+                            reply.events = [
+                                e for e in events if _response_of(e) == reply.response.id
+                            ]
+                        return Exchange(started, event, spoken, lines, events)
+
+    async def converse(
+        self, characters: Iterable[str], topic: str, *, lines: int = 4, timeout: float = 300.0
+    ) -> Exchange:
+        """Characters talk to each other about `topic`; returns the whole exchange."""
+        await self.start_exchange(characters, topic, lines=lines)
+        return await self.collect_exchange(timeout=timeout)
+
     async def close(self) -> None:
         with contextlib.suppress(websockets.ConnectionClosed):
             await self._ws.close()
@@ -238,6 +307,12 @@ class Session:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+def _response_of(event: p.ServerEvent) -> str | None:
+    if isinstance(event, p.ResponseCreated | p.ResponseDone):
+        return event.response.id
+    return getattr(event, "response_id", None)
 
 
 async def connect(

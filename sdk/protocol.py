@@ -345,6 +345,19 @@ class NpcFeedback(_Event):
     comment: str | None = Field(None, max_length=1000)
 
 
+class NpcConverse(_Event):
+    """Characters in the scene talk to each other: an exchange of `lines` lines on
+    `topic`, the first named character speaking first (see docs/characters.md)."""
+
+    type: Literal["npc.converse"] = "npc.converse"
+    #: who takes part: two or more characters in the scene, the first opens
+    characters: list[CharacterId] = Field(max_length=16)
+    #: what they talk about (scene direction, never spoken as is)
+    topic: str = Field(max_length=1000)
+    #: how many lines in all, 1..`exchange_max_lines`
+    lines: int = 4
+
+
 ClientEvent = Annotated[
     SessionUpdate
     | InputAudioBufferAppend
@@ -355,7 +368,8 @@ ClientEvent = Annotated[
     | ResponseCreate
     | ResponseCancel
     | GameEvent
-    | NpcFeedback,
+    | NpcFeedback
+    | NpcConverse,
     Field(discriminator="type"),
 ]
 
@@ -436,8 +450,11 @@ class NpcRoute(_Event):
     character: CharacterId
     #: "pinned", "requested", "addressed" (named in the utterance), "continued" (a
     #: follow-up: the last speaker answers again), "similarity" (the closest profile)
-    #: or "only" (a scene of one)
-    reason: Literal["pinned", "requested", "addressed", "continued", "similarity", "only"]
+    #: or "only" (a scene of one); "handoff": a line with no name goes to whom the
+    #: last line of an exchange between characters named ("Ask Mara.")
+    reason: Literal[
+        "pinned", "requested", "addressed", "continued", "similarity", "only", "handoff"
+    ]
     #: similarity of the utterance to the closest scene characters (at most 8, best
     #: first, and the last speaker when "continued"), higher is closer; empty when
     #: pinned or requested
@@ -539,6 +556,47 @@ class NpcAlert(_Event):
     replies: int
 
 
+class NpcExchangeStarted(_Event):
+    """An exchange between characters (`npc.converse`) starts; its lines follow as
+    ordinary responses, one character after another."""
+
+    type: Literal["npc.exchange.started"] = "npc.exchange.started"
+    exchange_id: str
+    characters: list[CharacterId]
+    topic: str
+    lines: int
+
+
+class NpcExchangeLine(_Event):
+    """One line of an exchange is over (after its `response.done`)."""
+
+    type: Literal["npc.exchange.line"] = "npc.exchange.line"
+    exchange_id: str
+    #: 0-based position of the line in the exchange
+    index: int
+    character: CharacterId
+    response_id: str
+    #: the response's status: "completed", "cancelled" or "failed"
+    status: Literal["completed", "cancelled", "failed"]
+    #: what the listeners heard of it (all of it unless it was cut)
+    text: str
+    #: the LoRA adapter the line was generated with ("bram@v1"); None = the base model
+    adapter: str | None = None
+
+
+class NpcExchangeDone(_Event):
+    """The exchange is over: "finished" (every line said), "interrupted" (the player
+    spoke, typed or cancelled) or "error" (a line failed; an `error` event says why)."""
+
+    type: Literal["npc.exchange.done"] = "npc.exchange.done"
+    exchange_id: str
+    reason: Literal["finished", "interrupted", "error"]
+    #: lines the listeners heard, whole or in part
+    lines_spoken: int
+    #: the character the last line named, who answers the player's next unnamed line
+    handoff: CharacterId | None = None
+
+
 class ResponseDone(_Event):
     type: Literal["response.done"] = "response.done"
     response: SerializeAsAny[ResponseInfo]
@@ -585,6 +643,9 @@ ServerEvent = Annotated[
     | NpcAction
     | NpcEmotion
     | NpcAlert
+    | NpcExchangeStarted
+    | NpcExchangeLine
+    | NpcExchangeDone
     | ResponseDone
     | Error,
     Field(discriminator="type"),

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
 from typing import Any, TypeVar
 
-from personae.sdk.client import DEFAULT_URL, Reply, Session, connect
+from personae.sdk.client import DEFAULT_URL, Exchange, Reply, Session, connect
 from personae.sdk.framing import Framing
 
 T = TypeVar("T")
@@ -50,6 +50,12 @@ class SyncClient:
 
     def speak(self, pcm16: bytes, *, timeout: float = 120.0) -> Reply:
         return self._call(self.session.speak(pcm16, timeout=timeout))
+
+    def converse(
+        self, characters: Iterable[str], topic: str, *, lines: int = 4, timeout: float = 300.0
+    ) -> Exchange:
+        """Characters talk to each other about `topic`; returns the whole exchange."""
+        return self._call(self.session.converse(characters, topic, lines=lines, timeout=timeout))
 
     def game_event(self, name: str, description: str = "", **kw: Any) -> None:
         self._call(self.session.game_event(name, description, **kw))

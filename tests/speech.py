@@ -66,3 +66,21 @@ def silence(seconds: float, *, rate: int = 16_000) -> np.ndarray:
 def words(text: str) -> set[str]:
     """Lower-case words of a transcript, punctuation dropped: for key-word assertions."""
     return set(re.findall(r"[a-z0-9']+", text.lower()))
+
+
+def median_f0(x: np.ndarray, rate: int, fmin: float = 60.0, fmax: float = 400.0) -> float:
+    """Median pitch over voiced 40 ms frames, by normalised autocorrelation."""
+    frame, lo, hi = int(0.04 * rate), int(rate / fmax), int(rate / fmin)
+    loud = 0.03 * np.max(np.abs(x))
+    f0s = []
+    for start in range(0, len(x) - frame, frame // 2):
+        w = x[start : start + frame] - np.mean(x[start : start + frame])
+        if np.sqrt(np.mean(w**2)) < loud:
+            continue
+        ac = np.correlate(w, w, "full")[frame - 1 :]
+        ac = ac / ac[0]
+        lag = lo + int(np.argmax(ac[lo:hi]))
+        if ac[lag] > 0.5:  # clearly periodic: voiced
+            f0s.append(rate / lag)
+    assert len(f0s) > 10, "too few voiced frames to estimate pitch"
+    return float(np.median(f0s))

@@ -40,7 +40,8 @@ _WORD = re.compile(r"[a-z0-9']+")
 @dataclass(frozen=True, slots=True)
 class RouteDecision:
     character: str
-    reason: str  # "pinned" | "requested" | "addressed" | "continued" | "similarity" | "only"
+    #: "pinned" | "requested" | "addressed" | "handoff" | "continued" | "similarity" | "only"
+    reason: str
     #: similarity to the utterance of the closest scene characters (at most
     #: TOP_SCORES), best first; {} when pinned or requested
     scores: dict[str, float]
@@ -176,7 +177,10 @@ class Router:
         pinned: str | None = None,
         requested: str | None = None,
         last_speaker: str | None = None,
+        handoff: str | None = None,
     ) -> RouteDecision:
+        """`handoff`: the character a line between characters just named ("Ask Mara."),
+        who takes a line that names no one over the last speaker and the closest."""
         index = self._index
         for cid in (pinned, requested):
             if cid is not None and cid not in index.characters:
@@ -198,6 +202,8 @@ class Router:
         named = _find_name(index, text, view.members, view.ids)
         if named is not None:
             return RouteDecision(named, "addressed", scores)
+        if handoff is not None and handoff in view.members:
+            return RouteDecision(handoff, "handoff", scores)
         best = int(np.argmax(sims))
         if last_speaker is not None and last_speaker in view.members:
             last = float(sims[view.rows == index.rows[last_speaker]][0])

@@ -186,6 +186,22 @@ class Conversation:
             latency_ms=latency_ms,
         )
 
+    async def overheard(
+        self, listeners: Sequence[str], player_id: str, text: str, *, importance: float
+    ) -> None:
+        """The listeners heard a character say `text` (a line of an exchange between
+        characters): each remembers it, for this player."""
+        await self._run(
+            "store",
+            lambda: self._runtime.memory.remember_many(
+                list(listeners),
+                text,
+                player_id=player_id,
+                kind="conversation",
+                importance=importance,
+            ),
+        )
+
     async def game_event(
         self,
         perceivers: Sequence[str],

@@ -54,6 +54,8 @@ class Outbox:
         #: response id -> (clock at its first audio byte, ms of audio sent)
         self._playback: dict[str, tuple[float, int]] = {}
         self.audio_sent_ms: dict[str, int] = {}
+        #: response id -> clock when the audio sent of it ends playing (recent responses)
+        self._audio_ends: collections.OrderedDict[str, float] = collections.OrderedDict()
         #: the session's output rate, for counting milliseconds sent
         self.output_sample_rate = 24000
 
@@ -90,6 +92,12 @@ class Outbox:
         while self.pending(response_id):
             self._progress.clear()
             await self._progress.wait()
+
+    def playing_for(self, response_id: str) -> float:
+        """Seconds until the audio sent of a response has played out at the client, if
+        it plays each chunk as it arrives (0 when it has, or when none was sent)."""
+        end = self._audio_ends.get(response_id)
+        return 0.0 if end is None else max(0.0, end - self._clock())
 
     def _due(self, event: p.ServerEvent) -> float:
         """Seconds until this audio chunk may go out (0 = now)."""
@@ -137,5 +145,10 @@ class Outbox:
             self.audio_sent_ms[rid] = self.audio_sent_ms.get(rid, 0) + audio_ms(
                 len(event.delta), self.output_sample_rate
             )
+            played = event.offset_ms + audio_ms(len(event.delta), self.output_sample_rate)
+            self._audio_ends[rid] = self._playback[rid][0] + played / 1000
+            self._audio_ends.move_to_end(rid)
+            while len(self._audio_ends) > 32:
+                self._audio_ends.popitem(last=False)
         elif isinstance(event, p.ResponseDone):
             self._playback.pop(event.response.id, None)

@@ -143,8 +143,9 @@ class Responder:
         r = self.current
         return r is not None and not r.done and (response_id is None or response_id == r.info.id)
 
-    async def reply(self, character: str, options: p.ResponseOptions) -> None:
-        """`character` answers: created, generated and spoken, finished one way or another."""
+    async def reply(self, character: str, options: p.ResponseOptions) -> ActiveResponse:
+        """`character` answers: created, generated and spoken, finished one way or another
+        (the response it returns says how: `info.status`, what the LLM was asked)."""
         config = self._session()
         modalities = options.output_modalities or config.output_modalities
         shape = ReplyShape(openai=isinstance(config, p.OpenAISession), speak="audio" in modalities)
@@ -179,13 +180,13 @@ class Responder:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
         if response.done:  # cancelled: barge-in or response.cancel already reported it
-            return
+            return response
         if task.cancelled():
             await self._finish(response, "failed", "timeout")
             self._errors.report(
                 ReplyTimeoutError(f"the reply took longer than {limit:g} s"), replying=True
             )
-            return
+            return response
         exc = _first_leaf(task.exception())
         if exc is None:
             response.generated = time.monotonic()
@@ -197,10 +198,11 @@ class Responder:
                 if response.casting is not None:
                     self._primer.used(response.casting.character.id)
                     self._primer.prime(response.casting.character, self._history)
-            return
+            return response
         blocked = isinstance(exc, ContentBlockedError)
         await self._finish(response, "failed", "content_filter" if blocked else "error")
         self._errors.report(exc, replying=True)
+        return response
 
     async def cancel(self, reason: str) -> None:
         """Stop the reply in progress at once: LLM, TTS and queued audio."""

@@ -33,7 +33,8 @@ from personae.daemon.errors import (
 )
 from personae.daemon.limits import SessionGuard
 from personae.daemon.moderation import moderator_for
-from personae.daemon.session import openai_session
+from personae.daemon.session import exchange, openai_session
+from personae.daemon.session.exchange import ExchangeJob, Exchanges
 from personae.daemon.session.listener import Listener, TranscribeJob
 from personae.daemon.session.outbox import Outbox, SlowClientError
 from personae.daemon.session.prompt import Turn, forgettable
@@ -98,7 +99,9 @@ class RealtimeSession:
         self.errors = ErrorReporter(
             outbox=self.outbox, metrics=service.metrics, session_id=self.config.id
         )
-        self._jobs: asyncio.Queue[TranscribeJob | RespondJob] = asyncio.Queue(16)
+        self._jobs: asyncio.Queue[TranscribeJob | RespondJob | ExchangeJob] = asyncio.Queue(16)
+        self._handoff: str | None = None  # whom an exchange's last line named (exchange.py)
+        self._turns_waiting = 0  # player turns and responses queued, not yet taken up
         self.listener = Listener(
             settings=s,
             config=self.config,
@@ -131,6 +134,20 @@ class RealtimeSession:
             errors=self.errors,
             cast=service.cast,
             admission=service.admission,
+        )
+        self.exchanges = Exchanges(
+            replies=self.replies,
+            outbox=self.outbox,
+            conversation=service.conversation,
+            history=self.history,
+            names=service.conversation.names,
+            addressed=service.router.addressed,
+            scene=self._scene,
+            player_id=lambda: self.player_id,
+            player_waiting=lambda: self._turns_waiting > 0,
+            direction=lambda o: openai_session.with_scene_direction(o, self.config),
+            closeness=lambda text, among: service.run("router", service.router.scores, text, among),
+            switch=(s.route_switch_similarity, s.route_switch_margin),
         )
 
     # ------------------------------------------------------------------ lifecycle
@@ -212,6 +229,7 @@ class RealtimeSession:
                     )
                 await self.listener.append(pcm.pcm16_to_float32(data))
             case p.InputAudioBufferCommit():
+                await self._player_joins_in()
                 await self.listener.commit(respond=False)
             case p.InputAudioBufferClear():
                 await self.listener.clear()
@@ -243,13 +261,35 @@ class RealtimeSession:
                 self._remember(Turn("game", f"{event.name}: {event.description}".strip(": ")))
                 for cid, state in states.items():
                     self.outbox.control(emotion_event(cid, state))
+            case p.NpcConverse():
+                self._converse(event)
             case p.NpcFeedback():
                 self._check_characters([event.character])
                 await self.service.conversation.feedback(
                     event.character, self.player_id, event.score
                 )
 
-    def _enqueue(self, job: TranscribeJob | RespondJob) -> None:
+    def _converse(self, event: p.NpcConverse) -> None:
+        """Checked in full before anything is queued or written (see exchange.py)."""
+        job = exchange.check(
+            event,
+            scene=self._scene(),
+            known=self._check_characters,
+            moderate=self._moderate,
+            max_lines=self.service.settings.exchange_max_lines,
+        )
+        self.exchanges.accept(job)
+        try:
+            self._enqueue(job)
+        except ClientError:
+            self.exchanges.withdraw(job)
+            raise
+
+    async def _player_joins_in(self) -> None:  # during an exchange: it stops, its line is cut
+        if self.exchanges.interrupt():
+            await self.replies.cancel("player_joined")
+
+    def _enqueue(self, job: TranscribeJob | RespondJob | ExchangeJob) -> None:
         try:
             self._jobs.put_nowait(job)
         except asyncio.QueueFull:
@@ -258,6 +298,7 @@ class RealtimeSession:
             raise LimitExceededError(
                 "too many pending turns; wait for replies to finish", code="too_many_pending_turns"
             ) from None
+        self._turns_waiting += not isinstance(job, ExchangeJob)
         if isinstance(job, TranscribeJob) and self.dialect.openai:
             for event in openai_session.user_item(job.item_id, audio=True):
                 self.outbox.control(event)  # type: ignore[arg-type]
@@ -324,6 +365,7 @@ class RealtimeSession:
             self._check_characters([item.character])
             self._remember(Turn(item.character, text, item.id or ""))
         else:
+            await self._player_joins_in()
             self._remember(Turn("player", text, item.id or ""))
             # the acknowledgement follows the durable write (turn log, memory, state)
             await self._player_said(text)
@@ -358,11 +400,14 @@ class RealtimeSession:
     async def _respond_loop(self) -> None:
         while True:
             job = await self._jobs.get()
+            self._turns_waiting -= not isinstance(job, ExchangeJob)
             try:
                 if isinstance(job, TranscribeJob):
                     text = await self._transcribe(job)
                     if job.respond and text:
                         await self._respond(p.ResponseOptions(), item_id=job.item_id)
+                elif isinstance(job, ExchangeJob):
+                    self._handoff = await self.exchanges.run(job)
                 else:
                     await self._respond(job.options, item_id=None)
             except ClientError as exc:
@@ -412,6 +457,7 @@ class RealtimeSession:
                 code="forbidden_character",
             )
         svc = self.service
+        handoff, self._handoff = self._handoff, None  # for this one player line only
         routing_started = time.monotonic()
         decision = await svc.run(
             "router",
@@ -421,6 +467,7 @@ class RealtimeSession:
                 pinned=self.config.pinned_character,
                 requested=options.character,
                 last_speaker=self.replies.last_speaker,
+                handoff=handoff,
             ),
         )
         svc.metrics.stage("routing", time.monotonic() - routing_started)
@@ -443,7 +490,8 @@ class RealtimeSession:
             del self.history[:drop]
 
     async def cancel_response(self, reason: str) -> None:
-        """Stop the reply in progress at once: LLM, TTS and queued audio."""
+        """Stop the reply in progress at once: LLM, TTS, queued audio (and its exchange)."""
+        self.exchanges.interrupt()
         await self.replies.cancel(reason)
 
 

@@ -27,6 +27,8 @@
     errors: [],
     events: [],          // types of every event received, in order (for tests)
     unknown: [],
+    exchange: null,      // the id of the exchange between characters now running
+    lineEnd: 0,          // when the audio scheduled last ends (audio-context time)
   };
   window.personae = state;
 
@@ -139,6 +141,20 @@
       chip.className = "action " + (e.kind === "emotion" ? "tone" : "gesture");
       chip.textContent = e.kind === "emotion" ? `[${e.text}]` : `*${e.text}*`;
       replyFor(e).el.querySelector(".actions").appendChild(chip);
+    },
+    "npc.exchange.started": (e) => {
+      state.exchange = e.exchange_id;
+      const who = e.characters.map((id) => esc(character(id).name)).join(" and ");
+      add("note exchange", `${who} talk about <i>${esc(e.topic)}</i> (${e.lines} lines)`);
+    },
+    "npc.exchange.line": (e) => {
+      const reply = state.replies.get(e.response_id);
+      if (reply) reply.el.querySelector(".meta").append(` · line ${e.index + 1} · ${e.adapter || "base model"}`);
+    },
+    "npc.exchange.done": (e) => {
+      state.exchange = null;
+      const next = e.handoff ? ` · ${esc(character(e.handoff).name)} takes your next question` : "";
+      add("note exchange", `the talk ended: ${esc(e.reason)} after ${e.lines_spoken} line(s)${next}`);
     },
     "response.output_audio.delta": (e) => playChunk(e),
     "response.output_audio.done": () => {},
@@ -329,9 +345,11 @@
     const src = ac.createBufferSource();
     src.buffer = buffer;
     src.connect(v.gain);
-    const at = Math.max(ac.currentTime + 0.08, v.next); // 80 ms of jitter headroom
+    // 80 ms of jitter headroom; the lines of an exchange play one after the other
+    const at = Math.max(ac.currentTime + 0.08, v.next, state.exchange ? state.lineEnd : 0);
     src.start(at);
     v.next = at + buffer.duration;
+    state.lineEnd = v.next;
     reply.sources.add(src);
     reply.el.classList.add("playing");
     src.onended = () => {
@@ -533,7 +551,18 @@
     send({ type: "response.create", response: {} });
   }
 
+  function converse(topic, lines) {
+    topic = topic.trim();
+    const who = [...state.scene];
+    audioContext(); // a user gesture: allowed to start audio now
+    send({ type: "npc.converse", characters: who, topic, lines: Number(lines) || 4 });
+  }
+
   function bindControls() {
+    $("#converse").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      converse($("#topic").value, $("#lines").value);
+    });
     $("#say").addEventListener("submit", (ev) => {
       ev.preventDefault();
       sayLine($("#line").value);

@@ -99,6 +99,12 @@ valid_events = st.one_of(
         st.floats(-1, 1),
     ),
     st.builds(
+        lambda c, t, n: {"type": "npc.converse", "characters": c, "topic": t, "lines": n},
+        st.sampled_from([["bram", "mara"], ["bram"], ["mara", "wren", "bram"], ["nobody", "bram"]]),
+        texts,
+        st.sampled_from([0, 1, 2, 100]),
+    ),
+    st.builds(
         lambda i, ms: {"type": "conversation.item.truncate", "item_id": i, "audio_end_ms": ms},
         st.text(max_size=12),
         st.integers(0, 10_000),
@@ -265,6 +271,11 @@ def check_session(events: list[p.ServerEvent], code: int | None) -> None:
     created = [e.response.id for e in events if e.type == "response.created"]
     done = [e.response.id for e in events if e.type == "response.done"]
     _check(len(done) == len(set(done)) and set(done) <= set(created), f"{created} / {done}")
+    # every exchange between characters that started ended at most once (a client that
+    # leaves mid-exchange hears no end)
+    began = [e.exchange_id for e in events if e.type == "npc.exchange.started"]
+    ended = [e.exchange_id for e in events if e.type == "npc.exchange.done"]
+    _check(len(ended) == len(set(ended)) and set(ended) <= set(began), f"{began} / {ended}")
 
 
 def _check(ok: bool, message: str) -> None:

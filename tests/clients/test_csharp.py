@@ -137,6 +137,12 @@ def test_every_client_event_passes_the_daemons_decoder(harness: list[str], tmp_p
     assert game.data == {"loudness": 0.8, "by": "wind"}
     feedback = next(e for e in seen if isinstance(e, p.NpcFeedback))
     assert (feedback.character, feedback.score, feedback.response_id) == ("bram", 0.75, "resp_1")
+    converse = next(e for e in seen if isinstance(e, p.NpcConverse))
+    assert (converse.characters, converse.topic, converse.lines) == (
+        ["bram", "mara"],
+        "the lights on the mill",
+        4,
+    )
 
 
 class ScriptedDaemon:

@@ -333,3 +333,58 @@ def test_playground_recovers_from_a_misbehaving_daemon(tmp_path: Path) -> None:
     assert seen["replies"] == [["bram", "Hel"], ["bram", "Still here."]]
     assert len(connections) == 2
     assert [(f.character, f.score, f.response_id) for f in feedback] == [("bram", 1.0, "resp_2")]
+
+
+def test_playground_starts_a_scene_between_characters_and_shows_it(tmp_path: Path) -> None:
+    """The ticked characters talk about a topic: their lines appear in turn, each with
+    its adapter, between the notes that the exchange started and ended."""
+    from playwright.sync_api import sync_playwright
+
+    from personae.daemon.testing.launcher import Daemon, FakeEngines
+
+    wav = write_wav(tmp_path / "silence.wav", bytes(16000 * 2), 16000)
+    fakes = FakeEngines(voices=True, tts_ms_per_char=5.0)
+    page_errors: list[str] = []
+    with Daemon(state_dir=tmp_path / "daemon", fakes=fakes, settings={"audio_lead_ms": 0}) as d:
+        with sync_playwright() as pw:
+            chromium = require_binary("chromium", "chromium")
+            browser = pw.chromium.launch(executable_path=chromium, args=chromium_args(wav))
+            try:
+                page = browser.new_page()
+                page.on("pageerror", lambda exc: page_errors.append(str(exc)))
+                page.goto(d.http + "/")
+                page.wait_for_selector("#status[data-state=connected]", timeout=20_000)
+                page.wait_for_function(
+                    "document.querySelectorAll('#cast li').length >= 3", timeout=10_000
+                )
+                page.uncheck("#cast li[data-id=wren] input")
+                page.wait_for_function(
+                    "() => { const s = window.personae.session; return s && s.characters"
+                    " && s.characters.join() === 'bram,mara'; }",
+                    timeout=10_000,
+                )
+                page.fill("#topic", "the lights on the old mill")
+                page.fill("#lines", "3")
+                page.click("#start-converse")
+                page.wait_for_function(
+                    "window.personae.events.includes('npc.exchange.done')", timeout=30_000
+                )
+                seen = page.evaluate(
+                    """() => ({
+                        replies: [...document.querySelectorAll('.reply')].map(el => ({
+                            character: el.dataset.character, status: el.dataset.status,
+                            meta: el.querySelector('.meta').textContent })),
+                        notes: [...document.querySelectorAll('.exchange')].map(el => el.textContent),
+                        errors: window.personae.errors,
+                    })"""
+                )
+            finally:
+                browser.close()
+    assert page_errors == [] and seen["errors"] == []
+    assert [r["character"] for r in seen["replies"]] == ["bram", "mara", "bram"]
+    assert all(r["status"] == "completed" for r in seen["replies"])
+    assert [r["meta"].count("line ") for r in seen["replies"]] == [1, 1, 1]
+    assert "bram@v1" in seen["replies"][0]["meta"] and "mara@v1" in seen["replies"][1]["meta"]
+    started, ended = seen["notes"]
+    assert "Bram and Mara talk about the lights on the old mill (3 lines)" in started
+    assert "finished after 3 line(s)" in ended

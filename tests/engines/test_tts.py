@@ -15,7 +15,7 @@ from personae.daemon.engines.stt_faster_whisper import FasterWhisperSTT
 from personae.daemon.engines.tts_espeak import EspeakTTS
 from personae.daemon.engines.tts_piper import PiperTTS, bundled_voice_path
 from personae.daemon.errors import ConfigError, EngineError
-from tests.speech import words
+from tests.speech import median_f0, words
 
 pytestmark = pytest.mark.models
 
@@ -24,24 +24,6 @@ KEY_WORDS = {"lighthouse", "lamp", "storm"}
 # espeak-ng's formant voice is harder to understand: a sentence whisper gets right.
 ESPEAK_SENTENCE = "Please bring the lantern to the market before noon."
 ESPEAK_KEY_WORDS = {"lantern", "market", "noon"}
-
-
-def median_f0(x: np.ndarray, rate: int, fmin: float = 60.0, fmax: float = 400.0) -> float:
-    """Median pitch over voiced 40 ms frames, by normalised autocorrelation."""
-    frame, lo, hi = int(0.04 * rate), int(rate / fmax), int(rate / fmin)
-    loud = 0.03 * np.max(np.abs(x))
-    f0s = []
-    for start in range(0, len(x) - frame, frame // 2):
-        w = x[start : start + frame] - np.mean(x[start : start + frame])
-        if np.sqrt(np.mean(w**2)) < loud:
-            continue
-        ac = np.correlate(w, w, "full")[frame - 1 :]
-        ac = ac / ac[0]
-        lag = lo + int(np.argmax(ac[lo:hi]))
-        if ac[lag] > 0.5:  # clearly periodic: voiced
-            f0s.append(rate / lag)
-    assert len(f0s) > 10, "too few voiced frames to estimate pitch"
-    return float(np.median(f0s))
 
 
 def to_16k(chunks: list[AudioChunk]) -> np.ndarray:

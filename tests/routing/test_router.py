@@ -180,3 +180,22 @@ def test_scores_are_the_top_k_best_first() -> None:
     assert len(full) == len(scene)
     assert values == sorted(full.values(), reverse=True)[:TOP_SCORES]
     assert np.isclose(max(full.values()), values[0])
+
+
+def test_a_handoff_takes_an_unnamed_line_but_not_a_named_one() -> None:
+    from personae.daemon.characters import default_cast_dir, load_cast
+
+    router = Router(embedder=FakeEmbedder(), characters=load_cast([default_cast_dir()]))
+    scene = ["bram", "mara", "wren"]
+    forge = "What about the forge, the anvil and the iron tools?"
+    assert router.route(forge, scene, last_speaker="bram").character == "bram"
+    handed = router.route(forge, scene, last_speaker="bram", handoff="mara")
+    assert (handed.character, handed.reason) == ("mara", "handoff")
+    assert set(handed.scores) == set(scene)  # the scores still say who was closest
+    named = router.route("Wren, the forge?", scene, last_speaker="bram", handoff="mara")
+    assert (named.character, named.reason) == ("wren", "addressed")
+    pinned = router.route(forge, scene, pinned="bram", handoff="mara")
+    assert pinned.character == "bram"
+    # a hand-off to someone who has left the scene is ignored
+    gone = router.route(forge, ["bram", "wren"], last_speaker="bram", handoff="mara")
+    assert gone.reason != "handoff"

@@ -73,6 +73,20 @@ EXAMPLES: list[BaseModel] = [
         text="waves",
         audio_start_ms=0,
     ),
+    p.NpcConverse(characters=["bram", "mara"], topic="the mill lights", lines=4),
+    p.NpcExchangeStarted(
+        exchange_id="x", characters=["bram", "mara"], topic="the mill lights", lines=4
+    ),
+    p.NpcExchangeLine(
+        exchange_id="x",
+        index=0,
+        character="bram",
+        response_id="r",
+        status="completed",
+        text="Lights.",
+        adapter="bram@v1",
+    ),
+    p.NpcExchangeDone(exchange_id="x", reason="finished", lines_spoken=4, handoff="mara"),
 ]
 
 

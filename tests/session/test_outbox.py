@@ -57,3 +57,33 @@ async def test_drained_waits_for_the_responses_payload_to_leave():
     box.drop_response("resp_2")
     await asyncio.wait_for(waiter, 1)
     runner.cancel()
+
+
+async def test_playing_for_is_how_long_the_audio_sent_still_plays():
+    now = [100.0]
+    sent: list[p.ServerEvent] = []
+
+    async def send(event: p.ServerEvent) -> None:
+        sent.append(event)
+
+    box = Outbox(send, data_frames=64, lead_ms=0, clock=lambda: now[0])
+    box.output_sample_rate = 1000  # 2 bytes a millisecond
+    runner = asyncio.create_task(box.run())
+    assert box.playing_for("resp_1") == 0.0  # nothing sent
+    for offset in (0, 500):  # two chunks of 500 ms, both sent at once
+        await box.data(
+            p.OutputAudioDelta(
+                delta=bytes(1000),
+                offset_ms=offset,
+                response_id="resp_1",
+                item_id="i",
+                character="bram",
+            )
+        )
+    await asyncio.wait_for(box.drained("resp_1"), 1)
+    assert box.playing_for("resp_1") == 1.0
+    now[0] += 0.25
+    assert box.playing_for("resp_1") == 0.75
+    now[0] += 5
+    assert box.playing_for("resp_1") == 0.0
+    runner.cancel()

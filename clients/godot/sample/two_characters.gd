@@ -1,7 +1,8 @@
 extends Control
 ## Sample: Bram and Mara in one scene. Type a line or hold Tab (or the button) to talk;
 ## the log shows what the daemon heard, who answers and why, and the replies, while
-## each character's voice plays through its own PersonaeVoice.
+## each character's voice plays through its own PersonaeVoice. "/talk TOPIC" has Bram
+## and Mara talk to each other about it (four lines); speaking or typing stops them.
 
 var _replies := {}
 
@@ -23,6 +24,12 @@ func _ready() -> void:
 	client.output_text_delta.connect(_on_text)
 	client.response_done.connect(_on_done)
 	client.npc_emotion.connect(_on_emotion)
+	client.npc_exchange_started.connect(
+		func(e: Dictionary) -> void: log_view.append_text("[i]they talk: %s[/i]\n" % e.get("topic"))
+	)
+	client.npc_exchange_done.connect(
+		func(e: Dictionary) -> void: log_view.append_text("[i]talk %s[/i]\n" % e.get("reason"))
+	)
 	client.unknown_event.connect(func(e: Dictionary) -> void: print("ignoring ", e.get("type")))
 	line.text_submitted.connect(_on_submit)
 	talk.button_down.connect(microphone.press)
@@ -33,6 +40,10 @@ func _ready() -> void:
 
 func _on_submit(text: String) -> void:
 	if text.strip_edges() == "":
+		return
+	if text.begins_with("/talk "):
+		client.converse(PackedStringArray(["bram", "mara"]), text.substr(6), 4)
+		line.clear()
 		return
 	log_view.append_text("[b]You:[/b] %s\n" % text)
 	client.say(text)

@@ -121,6 +121,7 @@ internal static class Program
                 Data = new Dictionary<string, object> { { "loudness", 0.8 }, { "by", "wind" } },
             },
             new NpcFeedback { ResponseId = "resp_1", Character = "bram", Score = 0.75, Comment = "Good answer." },
+            new NpcConverse { Characters = scene, Topic = "the lights on the mill", Lines = 4 },
         };
         using (var output = File.Create(path))
         {

@@ -46,6 +46,15 @@ signal npc_action(event: Dictionary)
 signal npc_alert(event: Dictionary)
 ## How a character feels now: event.dominant, event.intensity, event.blend, event.trust.
 signal npc_emotion(event: Dictionary)
+## Characters start talking to each other (after converse()): event.exchange_id,
+## event.characters, event.topic, event.lines. The lines follow as ordinary responses.
+signal npc_exchange_started(event: Dictionary)
+## A line of the exchange is over: event.index, event.character, event.status,
+## event.text (what was heard), event.adapter.
+signal npc_exchange_line(event: Dictionary)
+## The exchange is over: event.reason ("finished", "interrupted", "error"),
+## event.lines_spoken, event.handoff (who answers the player's next unnamed line).
+signal npc_exchange_done(event: Dictionary)
 signal response_done(event: Dictionary)
 signal error_event(event: Dictionary)
 ## An event type this client does not know (a newer daemon).
@@ -75,6 +84,9 @@ const SERVER_EVENTS := {
 	"npc.emotion": "npc_emotion",
 	"npc.action": "npc_action",
 	"npc.alert": "npc_alert",
+	"npc.exchange.started": "npc_exchange_started",
+	"npc.exchange.line": "npc_exchange_line",
+	"npc.exchange.done": "npc_exchange_done",
 	"response.done": "response_done",
 	"error": "error_event",
 }
@@ -90,6 +102,7 @@ const CLIENT_EVENTS := [
 	"response.cancel",
 	"game.event",
 	"npc.feedback",
+	"npc.converse",
 ]
 const SUBPROTOCOL := "personae.v1"
 
@@ -339,4 +352,11 @@ func feedback(character: String, score: float, response_id := "", comment := "")
 		event["response_id"] = response_id
 	if comment != "":
 		event["comment"] = comment
+	return send_event(event)
+
+
+## Characters in the scene talk to each other about [param topic]: [param lines] lines,
+## the first of [param who] opening. The player's speech or text stops it.
+func converse(who: PackedStringArray, topic: String, lines := 4) -> bool:
+	var event := {"type": "npc.converse", "characters": Array(who), "topic": topic, "lines": lines}
 	return send_event(event)

@@ -126,4 +126,27 @@ namespace Personae
             if (Comment != null) map["comment"] = Comment;
         }
     }
+
+    /// <summary>
+    /// Characters in the scene talk to each other: an exchange of <see cref="Lines"/> lines
+    /// on <see cref="Topic"/>, the first character opening. The lines arrive as ordinary
+    /// responses, between npc.exchange.started and npc.exchange.done; the player's speech
+    /// or text stops it.
+    /// </summary>
+    public sealed class NpcConverse : ClientEvent
+    {
+        /// <summary>Two or more characters in the scene; the first speaks first.</summary>
+        public IList<string> Characters;
+        public string Topic;
+        /// <summary>Lines in all, 1 to the daemon's exchange_max_lines (12).</summary>
+        public int Lines = 4;
+        public override string Type { get { return EventTypes.NpcConverse; } }
+
+        protected override void Fill(Dictionary<string, object> map)
+        {
+            map["characters"] = new List<object>(Characters ?? new List<string>());
+            map["topic"] = Topic ?? "";
+            map["lines"] = Lines;
+        }
+    }
 }

@@ -27,6 +27,7 @@ namespace Personae
         public const string ResponseCancel = "response.cancel";
         public const string GameEvent = "game.event";
         public const string NpcFeedback = "npc.feedback";
+        public const string NpcConverse = "npc.converse";
 
         // daemon → client
         public const string SessionCreated = "session.created";
@@ -49,6 +50,9 @@ namespace Personae
         public const string NpcEmotion = "npc.emotion";
         public const string NpcAction = "npc.action";
         public const string NpcAlert = "npc.alert";
+        public const string NpcExchangeStarted = "npc.exchange.started";
+        public const string NpcExchangeLine = "npc.exchange.line";
+        public const string NpcExchangeDone = "npc.exchange.done";
         public const string ResponseDone = "response.done";
         public const string Error = "error";
 
@@ -60,6 +64,7 @@ namespace Personae
         {
             SessionUpdate, InputAudioBufferAppend, InputAudioBufferCommit, InputAudioBufferClear,
             ConversationItemCreate, ConversationItemTruncate, ResponseCreate, ResponseCancel, GameEvent, NpcFeedback,
+            NpcConverse,
         };
     }
 

@@ -84,6 +84,12 @@ namespace Personae
         public event Action<NpcAction> ActionReceived;
         /// <summary>The daemon's monitor says a character is drifting out of character.</summary>
         public event Action<NpcAlert> Alert;
+        /// <summary>Characters start talking to each other (after ConverseAsync).</summary>
+        public event Action<NpcExchangeStarted> ExchangeStarted;
+        /// <summary>A line of the exchange is over: who said it, with which adapter, what was heard.</summary>
+        public event Action<NpcExchangeLine> ExchangeLine;
+        /// <summary>The exchange is over: finished, interrupted (the player joined in) or error.</summary>
+        public event Action<NpcExchangeDone> ExchangeDone;
         public event Action<OutputAudioDelta> AudioDelta;
         public event Action<OutputAudioDone> AudioDone;
         public event Action<ResponseInfo> ResponseDone;
@@ -340,6 +346,9 @@ namespace Personae
             else if (e is NpcEmotion) Invoke(Emotion, (NpcEmotion)e);
             else if (e is NpcAction) Invoke(ActionReceived, (NpcAction)e);
             else if (e is NpcAlert) Invoke(Alert, (NpcAlert)e);
+            else if (e is NpcExchangeStarted) Invoke(ExchangeStarted, (NpcExchangeStarted)e);
+            else if (e is NpcExchangeLine) Invoke(ExchangeLine, (NpcExchangeLine)e);
+            else if (e is NpcExchangeDone) Invoke(ExchangeDone, (NpcExchangeDone)e);
             else if (e is OutputAudioDelta) Invoke(AudioDelta, (OutputAudioDelta)e);
             else if (e is OutputAudioDone) Invoke(AudioDone, (OutputAudioDone)e);
             else if (e is ResponseDone) Invoke(ResponseDone, ((ResponseDone)e).Response);
@@ -472,6 +481,16 @@ namespace Personae
         public Task SendFeedbackAsync(string character, double score, string responseId, CancellationToken ct)
         {
             return SendAsync(new NpcFeedback { Character = character, Score = score, ResponseId = responseId }, ct);
+        }
+
+        /// <summary>
+        /// Characters in the scene talk to each other about <paramref name="topic"/>:
+        /// <paramref name="lines"/> lines, the first character opening. The player's speech
+        /// or text stops it.
+        /// </summary>
+        public Task ConverseAsync(System.Collections.Generic.IList<string> characters, string topic, int lines, CancellationToken ct)
+        {
+            return SendAsync(new NpcConverse { Characters = characters, Topic = topic, Lines = lines }, ct);
         }
 
         // ---------------------------------------------------------------- closing

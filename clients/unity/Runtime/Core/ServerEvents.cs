@@ -149,6 +149,41 @@ namespace Personae
         public override string Character { get { return CharacterId; } }
     }
 
+    /// <summary>An exchange between characters starts (after npc.converse); its lines follow as responses.</summary>
+    public sealed class NpcExchangeStarted : ServerEvent
+    {
+        public string ExchangeId;
+        public List<string> Characters;
+        public string Topic;
+        public int Lines;
+    }
+
+    /// <summary>One line of an exchange is over (after its response.done).</summary>
+    public sealed class NpcExchangeLine : ServerEvent
+    {
+        public string ExchangeId;
+        public int Index;
+        public string CharacterId;
+        public string ResponseId;
+        /// <summary>"completed", "cancelled" or "failed".</summary>
+        public string Status;
+        /// <summary>What the listeners heard of the line.</summary>
+        public string Text;
+        /// <summary>The LoRA adapter it was generated with ("bram@v1"); null: the base model.</summary>
+        public string Adapter;
+        public override string Character { get { return CharacterId; } }
+    }
+
+    /// <summary>An exchange is over: "finished", "interrupted" or "error".</summary>
+    public sealed class NpcExchangeDone : ServerEvent
+    {
+        public string ExchangeId;
+        public string Reason;
+        public int LinesSpoken;
+        /// <summary>The character the last line named, who answers the player's next unnamed line.</summary>
+        public string Handoff;
+    }
+
     public sealed class ErrorEvent : ServerEvent { public ErrorInfo Error; }
 
     /// <summary>An event type this client does not know: a newer daemon. Safe to ignore.</summary>
@@ -220,6 +255,28 @@ namespace Personae
                     {
                         CharacterId = m.Str("character"), Signal = m.Str("signal") ?? "", Rolling = m.DoubleOrNull("rolling") ?? 0,
                         Threshold = m.DoubleOrNull("threshold") ?? 0, Replies = m.Int("replies"),
+                    }
+                },
+                {
+                    EventTypes.NpcExchangeStarted, m => new NpcExchangeStarted
+                    {
+                        ExchangeId = m.Str("exchange_id"), Characters = m.StrList("characters"), Topic = m.Str("topic") ?? "",
+                        Lines = m.Int("lines"),
+                    }
+                },
+                {
+                    EventTypes.NpcExchangeLine, m => new NpcExchangeLine
+                    {
+                        ExchangeId = m.Str("exchange_id"), Index = m.Int("index"), CharacterId = m.Str("character"),
+                        ResponseId = m.Str("response_id"), Status = m.Str("status"), Text = m.Str("text") ?? "",
+                        Adapter = m.Str("adapter"),
+                    }
+                },
+                {
+                    EventTypes.NpcExchangeDone, m => new NpcExchangeDone
+                    {
+                        ExchangeId = m.Str("exchange_id"), Reason = m.Str("reason"), LinesSpoken = m.Int("lines_spoken"),
+                        Handoff = m.Str("handoff"),
                     }
                 },
                 { EventTypes.Error, m => new ErrorEvent { Error = ErrorInfo.From(m.Map("error")) } },

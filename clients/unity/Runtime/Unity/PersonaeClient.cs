@@ -17,6 +17,7 @@ namespace Personae.Unity
     [Serializable] public sealed class ActionEvent : UnityEvent<string, string, string> { }   // character, kind, text
     [Serializable] public sealed class AlertEvent : UnityEvent<string, string, float> { }    // character, signal, rolling score
     [Serializable] public sealed class EmotionEvent : UnityEvent<string, string, float> { }    // character, dominant, intensity
+    [Serializable] public sealed class ExchangeEvent : UnityEvent<string, string> { }         // exchange id, characters (comma-separated) or reason
     [Serializable] public sealed class PersonaeErrorEvent : UnityEvent<string, string> { }    // code, message
 
     [DisallowMultipleComponent]
@@ -52,6 +53,10 @@ namespace Personae.Unity
         public ActionEvent onAction = new ActionEvent();
         /// <summary>The daemon's monitor: a character is drifting out of character (for dashboards and logs).</summary>
         public AlertEvent onAlert = new AlertEvent();
+        /// <summary>Characters started talking to each other: exchange id, who (comma-separated).</summary>
+        public ExchangeEvent onExchangeStarted = new ExchangeEvent();
+        /// <summary>Their exchange is over: exchange id, reason ("finished", "interrupted", "error").</summary>
+        public ExchangeEvent onExchangeDone = new ExchangeEvent();
         public PersonaeErrorEvent onError = new PersonaeErrorEvent();
 
         private readonly CallbackQueue _mainThread = new CallbackQueue();
@@ -115,6 +120,8 @@ namespace Personae.Unity
             _client.ResponseDone += OnResponseDone;
             _client.Emotion += e => onEmotion.Invoke(e.CharacterId, e.Dominant, (float)e.Intensity);
             _client.Alert += a => onAlert.Invoke(a.CharacterId, a.Signal, (float)a.Rolling);
+            _client.ExchangeStarted += x => onExchangeStarted.Invoke(x.ExchangeId, string.Join(",", x.Characters.ToArray()));
+            _client.ExchangeDone += x => onExchangeDone.Invoke(x.ExchangeId, x.Reason);
             _client.ActionReceived += a =>
             {
                 onAction.Invoke(a.CharacterId, a.Kind, a.Text);
@@ -224,6 +231,12 @@ namespace Personae.Unity
             return Live().SendGameEventAsync(new GameEvent { Name = name, Description = description }, ct);
         }
 
+        /// <summary>Characters in the scene talk to each other; their lines play through their voices.</summary>
+        public Task ConverseAsync(IList<string> ids, string topic, int lines, CancellationToken ct)
+        {
+            return Live().ConverseAsync(ids, topic, lines, ct);
+        }
+
         private RealtimeClient Live()
         {
             if (_client == null)
@@ -242,6 +255,12 @@ namespace Personae.Unity
         public void SendFeedback(string character, float score, string responseId)
         {
             Run(() => Live().SendFeedbackAsync(character, score, responseId, _lifetime.Token), "feedback");
+        }
+
+        /// <summary>For UI and triggers: two or more characters talk about <paramref name="topic"/>.</summary>
+        public void Converse(string topic, int lines, params string[] ids)
+        {
+            Run(() => ConverseAsync(ids, topic, lines, _lifetime.Token), "converse");
         }
 
         public void CancelResponse() { Run(() => Live().CancelResponseAsync(null, _lifetime.Token), "cancel"); }
