@@ -1,0 +1,92 @@
+"""A player's line to one of the answering character's actions or goal intents.
+
+The embedder the router already loads (all-MiniLM-L6-v2 by default) embeds every
+example line once per character; a line's score for an action is its best cosine
+similarity to that action's examples. The character's ordinary example lines
+(`[[examples]]`' player side) compete as "talk": a line closer to small talk than to
+any action is talk (a talk line that itself reads as an action's request is left out). An action is chosen only when its score reaches `threshold` and
+beats every other candidate, talk included, by `margin`: a wrong action is worse than
+none. Thresholds are measured in bench/actions.py on labelled lines.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from personae.daemon.engines.base import Embedder
+
+TALK = ("talk", "")
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    #: ("action", name) or ("goal", name); None when nothing was chosen
+    kind: str | None
+    name: str | None
+    score: float
+    #: the best other candidate's score (talk included)
+    runner_up: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Table:
+    keys: tuple[tuple[str, str], ...]  # one per row
+    vectors: np.ndarray  # (rows, dims), L2-normalised
+
+
+class IntentMatcher:
+    def __init__(self, embedder: Embedder, *, threshold: float, margin: float) -> None:
+        self._embedder = embedder
+        self.threshold = threshold
+        self.margin = margin
+        self._tables: dict[tuple[object, ...], _Table] = {}
+        self._lock = threading.Lock()
+
+    def match(self, character: object, text: str) -> Match:
+        """The best action or goal intent of `character` (a Character) for `text`."""
+        table = self._table(character)
+        if table is None or not text.strip():
+            return Match(None, None, 0.0, 0.0)
+        q = self._embedder.embed([text])[0]
+        sims = table.vectors @ q
+        best: dict[tuple[str, str], float] = {}
+        for key, s in zip(table.keys, sims.tolist(), strict=True):
+            best[key] = max(best.get(key, -1.0), s)
+        ranked = sorted(best.items(), key=lambda kv: kv[1], reverse=True)
+        (key, score) = ranked[0]
+        runner_up = ranked[1][1] if len(ranked) > 1 else -1.0
+        if key == TALK or score < self.threshold or score - runner_up < self.margin:
+            return Match(None, None, score, runner_up)
+        return Match(key[0], key[1], score, runner_up)
+
+    def _table(self, ch: object) -> _Table | None:
+        rows: list[tuple[tuple[str, str], str]] = []
+        for a in ch.actions:  # type: ignore[attr-defined]
+            rows += [(("action", a.name), e) for e in a.examples]
+        for g in ch.goals:  # type: ignore[attr-defined]
+            rows += [(("goal", g.name), e) for e in g.intents]
+        if not rows:
+            return None
+        rows += [(TALK, e.user) for e in ch.examples]  # type: ignore[attr-defined]
+        cache_key = (ch.id, *rows)  # type: ignore[attr-defined]
+        with self._lock:
+            table = self._tables.get(cache_key)
+        if table is None:
+            vectors = np.asarray(self._embedder.embed([t for _, t in rows]), dtype=np.float32)
+            keys = [k for k, _ in rows]
+            # a small-talk line that itself asks for an action ("Can you fix my sword?")
+            # is that action's, not talk's
+            asks = vectors[[i for i, k in enumerate(keys) if k != TALK]]
+            keep = [
+                i
+                for i, k in enumerate(keys)
+                if k != TALK or float((asks @ vectors[i]).max()) < self.threshold
+            ]
+            table = _Table(tuple(keys[i] for i in keep), vectors[keep])
+            with self._lock:
+                self._tables = {k: v for k, v in self._tables.items() if k[0] != ch.id}  # type: ignore[attr-defined]
+                self._tables[cache_key] = table
+        return table
