@@ -4,7 +4,8 @@ The embedder the router already loads (all-MiniLM-L6-v2 by default) embeds every
 example line once per character; a line's score for an action is its best cosine
 similarity to that action's examples. The character's ordinary example lines
 (`[[examples]]`' player side) compete as "talk": a line closer to small talk than to
-any action is talk (a talk line that itself reads as an action's request is left out). An action is chosen only when its score reaches `threshold` and
+any action is talk (a talk line that is itself an action's request is left out), and
+so are a dozen generic lines (`SMALL_TALK`) every conversation has. An action is chosen only when its score reaches `threshold` and
 beats every other candidate, talk included, by `margin`: a wrong action is worse than
 none. Thresholds are measured in bench/actions.py on labelled lines.
 """
@@ -19,6 +20,24 @@ import numpy as np
 from personae.daemon.engines.base import Embedder
 
 TALK = ("talk", "")
+#: a talk line at least this close to an action's example asks for that action
+SAME_REQUEST = 0.75
+#: questions and remarks of any conversation, which ask nothing of the character; they
+#: compete as talk with every character's actions (with its own `[[examples]]`)
+SMALL_TALK = (
+    "Hello there, how are you?",
+    "Tell me about yourself.",
+    "What do you think about that?",
+    "Where is that place?",
+    "Who is that?",
+    "What happened here?",
+    "Why do you say that?",
+    "How long have you lived here?",
+    "What is this place?",
+    "Have you heard the news?",
+    "Thank you, goodbye.",
+    "What do you know about it?",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +90,7 @@ class IntentMatcher:
         if not rows:
             return None
         rows += [(TALK, e.user) for e in ch.examples]  # type: ignore[attr-defined]
+        rows += [(TALK, line) for line in SMALL_TALK]
         cache_key = (ch.id, *rows)  # type: ignore[attr-defined]
         with self._lock:
             table = self._tables.get(cache_key)
@@ -83,7 +103,7 @@ class IntentMatcher:
             keep = [
                 i
                 for i, k in enumerate(keys)
-                if k != TALK or float((asks @ vectors[i]).max()) < self.threshold
+                if k != TALK or float((asks @ vectors[i]).max()) < SAME_REQUEST
             ]
             table = _Table(tuple(keys[i] for i in keep), vectors[keep])
             with self._lock:
