@@ -312,14 +312,14 @@ class Settings(BaseSettings):
         "'Why do you say that?' stays with whoever spoke (tuned on all-MiniLM-L6-v2)",
     )
     action_match_threshold: float = Field(
-        0.55,
+        0.50,
         ge=-1.0,
         le=1.0,
         description="a player's line asks for a character's action (or shows a goal's intent) "
         "only if its similarity to one of the declared example lines is at least this ...",
     )
     action_match_margin: float = Field(
-        0.03,
+        0.05,
         ge=0,
         le=2.0,
         description="... and beats every other action, intent and the character's small-talk "

@@ -25,6 +25,8 @@ _TENS = {
     "eighty": 80, "ninety": 90,
 }  # fmt: skip
 
+NUMBER_WORDS = frozenset({*(k for k in _UNITS if k != "a"), *_TENS, "hundred"})
+
 
 def words(text: str) -> list[str]:
     return _WORD.findall(text.lower().replace(",", ""))

@@ -7,16 +7,20 @@ similarity to that action's examples. The character's ordinary example lines
 any action is talk (a talk line that is itself an action's request is left out), and
 so are a dozen generic lines (`SMALL_TALK`) every conversation has. An action is chosen only when its score reaches `threshold` and
 beats every other candidate, talk included, by `margin`: a wrong action is worse than
-none. Thresholds are measured in bench/actions.py on labelled lines.
+none. Argument words (the actions' enum values and aliases) and numbers are masked in
+every line before embedding, so the request's form is compared rather than its topic.
+Thresholds are measured in bench/actions.py on labelled lines.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
 
 import numpy as np
 
+from personae.daemon.actions.arguments import NUMBER_WORDS
 from personae.daemon.engines.base import Embedder
 
 TALK = ("talk", "")
@@ -54,6 +58,29 @@ class Match:
 class _Table:
     keys: tuple[tuple[str, str], ...]  # one per row
     vectors: np.ndarray  # (rows, dims), L2-normalised
+    #: argument words (enum values, aliases) of the character's actions, longest first
+    slots: tuple[str, ...]
+
+
+def slot_words(ch: object) -> tuple[str, ...]:
+    found: set[str] = set()
+    for a in ch.actions:  # type: ignore[attr-defined]
+        for prop in a.parameters.get("properties", {}).values():
+            for value in prop.get("enum", []):
+                found.add(str(value).lower())
+                found.update(w.lower() for w in prop.get("x-aliases", {}).get(value, []))
+    return tuple(sorted(found, key=len, reverse=True))
+
+
+def mask(text: str, slots: tuple[str, ...]) -> str:
+    """`text` with its argument words and numbers replaced by "it": the request's form is
+    compared, not its topic ("When was the flood?" is not "look up the flood")."""
+    out = text.lower()
+    for word in slots:
+        out = re.sub(rf"\b{re.escape(word)}(e?s)?\b", "it", out)
+    words = [w for w in re.findall(r"[a-z0-9']+|[^a-z0-9'\s]+", out)]
+    kept = ["it" if w.isdigit() or w in NUMBER_WORDS else w for w in words]
+    return " ".join(kept)
 
 
 class IntentMatcher:
@@ -69,7 +96,7 @@ class IntentMatcher:
         table = self._table(character)
         if table is None or not text.strip():
             return Match(None, None, 0.0, 0.0)
-        q = self._embedder.embed([text])[0]
+        q = self._embedder.embed([mask(text, table.slots)])[0]
         sims = table.vectors @ q
         best: dict[tuple[str, str], float] = {}
         for key, s in zip(table.keys, sims.tolist(), strict=True):
@@ -95,7 +122,9 @@ class IntentMatcher:
         with self._lock:
             table = self._tables.get(cache_key)
         if table is None:
-            vectors = np.asarray(self._embedder.embed([t for _, t in rows]), dtype=np.float32)
+            slots = slot_words(ch)
+            texts = [mask(t, slots) for _, t in rows]
+            vectors = np.asarray(self._embedder.embed(texts), dtype=np.float32)
             keys = [k for k, _ in rows]
             # a small-talk line that itself asks for an action ("Can you fix my sword?")
             # is that action's, not talk's
@@ -105,7 +134,7 @@ class IntentMatcher:
                 for i, k in enumerate(keys)
                 if k != TALK or float((asks @ vectors[i]).max()) < SAME_REQUEST
             ]
-            table = _Table(tuple(keys[i] for i in keep), vectors[keep])
+            table = _Table(tuple(keys[i] for i in keep), vectors[keep], slots)
             with self._lock:
                 self._tables = {k: v for k, v in self._tables.items() if k[0] != ch.id}  # type: ignore[attr-defined]
                 self._tables[cache_key] = table
