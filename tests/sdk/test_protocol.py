@@ -73,6 +73,18 @@ EXAMPLES: list[BaseModel] = [
         text="waves",
         audio_start_ms=0,
     ),
+    p.NpcAction(
+        response_id="r",
+        item_id="i",
+        character="bram",
+        kind="game",
+        text="sell the player an item from the forge",
+        name="sell",
+        arguments={"item": "sword", "price": 30},
+        action_id="act_1",
+    ),
+    p.GameTrigger(character="bram", trigger="customer_enters", parameters={"name": "Ayla"}),
+    p.GameActionResult(action_id="act_1", status="refused", reason="no coin"),
 ]
 
 
