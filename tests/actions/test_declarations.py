@@ -96,3 +96,22 @@ def test_the_validator_names_what_is_wrong() -> None:
 def test_placeholders_are_filled_and_masks_hide_topics() -> None:
     assert fill("Hi {{p.name}}, {{ p.n }} coins", {"name": "Jo", "n": 3.0}) == "Hi Jo, 3 coins"
     assert mask("Sell me two Swords for 30", ("sword",)) == "sell me it it for it"
+
+
+def test_actions_triggers_and_goals_round_trip_through_a_card() -> None:
+    from personae.daemon.runtime import export_card, import_card
+
+    for ch in load_cast([default_cast_dir()]).values():
+        card = export_card(ch)
+        assert card["data"]["extensions"]["personae"]["actions"]
+        back = import_card(card).character
+        assert (back.actions, back.triggers, back.goals) == (ch.actions, ch.triggers, ch.goals)
+
+
+def test_a_card_with_a_bad_action_is_refused() -> None:
+    from personae.daemon.runtime import CardError, export_card, import_card
+
+    card = export_card(load_cast([default_cast_dir()])["bram"])
+    card["data"]["extensions"]["personae"]["actions"][0]["parameters"]["pattern"] = "x"
+    with pytest.raises(CardError, match="unsupported schema keyword 'pattern'"):
+        import_card(card)

@@ -1,7 +1,9 @@
 extends Control
 ## Sample: Bram and Mara in one scene. Type a line or hold Tab (or the button) to talk;
 ## the log shows what the daemon heard, who answers and why, and the replies, while
-## each character's voice plays through its own PersonaeVoice.
+## each character's voice plays through its own PersonaeVoice. One action is handled:
+## ask Bram to repair an item ("Bram, can you fix my sword?"); the sample "repairs" it and
+## answers with action_result, which Bram remembers.
 
 var _replies := {}
 
@@ -23,6 +25,7 @@ func _ready() -> void:
 	client.output_text_delta.connect(_on_text)
 	client.response_done.connect(_on_done)
 	client.npc_emotion.connect(_on_emotion)
+	client.game_action.connect(_on_game_action)
 	client.unknown_event.connect(func(e: Dictionary) -> void: print("ignoring ", e.get("type")))
 	line.text_submitted.connect(_on_submit)
 	talk.button_down.connect(microphone.press)
@@ -64,6 +67,14 @@ func _on_done(event: Dictionary) -> void:
 	var who := str(response.get("character", "")).capitalize()
 	log_view.append_text("[b]%s:[/b] %s\n" % [who, response.get("output_text", "")])
 	_replies.erase(response.get("id"))
+
+
+func _on_game_action(who: String, action_name: String, arguments: Dictionary, id: String) -> void:
+	if action_name != "repair":
+		return
+	var item := str(arguments.get("item", ""))
+	log_view.append_text("[i][game] %s repairs the %s[/i]\n" % [who.capitalize(), item])
+	client.action_result(id, "done", "the %s is mended" % item)
 
 
 func _on_emotion(event: Dictionary) -> void:

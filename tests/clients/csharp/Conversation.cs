@@ -121,6 +121,12 @@ internal static class Program
                 Data = new Dictionary<string, object> { { "loudness", 0.8 }, { "by", "wind" } },
             },
             new NpcFeedback { ResponseId = "resp_1", Character = "bram", Score = 0.75, Comment = "Good answer." },
+            new GameTrigger
+            {
+                Character = "bram", Trigger = "customer_enters",
+                Parameters = new Dictionary<string, object> { { "name", "Ayla" } },
+            },
+            new GameActionResult { ActionId = "act_1", Status = ActionStatus.Refused, Reason = "no coin" },
         };
         using (var output = File.Create(path))
         {

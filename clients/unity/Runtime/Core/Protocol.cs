@@ -27,6 +27,8 @@ namespace Personae
         public const string ResponseCancel = "response.cancel";
         public const string GameEvent = "game.event";
         public const string NpcFeedback = "npc.feedback";
+        public const string GameTrigger = "game.trigger";
+        public const string GameActionResult = "game.action_result";
 
         // daemon → client
         public const string SessionCreated = "session.created";
@@ -60,6 +62,7 @@ namespace Personae
         {
             SessionUpdate, InputAudioBufferAppend, InputAudioBufferCommit, InputAudioBufferClear,
             ConversationItemCreate, ConversationItemTruncate, ResponseCreate, ResponseCancel, GameEvent, NpcFeedback,
+            GameTrigger, GameActionResult,
         };
     }
 
