@@ -41,6 +41,10 @@ SMALL_TALK = (
     "Have you heard the news?",
     "Thank you, goodbye.",
     "What do you know about it?",
+    "Tell me about it.",
+    "When did that happen?",
+    "Did you do that yourself?",
+    "Is it true what they say about it?",
 )
 
 

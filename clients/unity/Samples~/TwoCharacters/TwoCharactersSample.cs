@@ -42,7 +42,7 @@ namespace Personae.Samples
             object item;
             action.Arguments.TryGetValue("item", out item);
             Add("[game] " + action.Character + " repairs the " + item);
-            _ = client.SendActionResultAsync(action.ActionId, ActionStatus.Done, "the " + item + " is mended", default);
+            _ = client.SendActionResultAsync(action.ActionId, ActionStatus.Done, "the " + item + " is mended", System.Threading.CancellationToken.None);
         }
 
         private void Update()
