@@ -15,7 +15,7 @@ session's planner matches:
 `--grid` sweeps thresholds and margins (on the tuning file, to choose the settings);
 without it one setting is scored (the settings' defaults unless given).
 
-    personae bench actions [--file bench/data/actions_holdout.jsonl] [--grid]
+    personae bench actions [--file bench/data/actions_holdout3.jsonl] [--grid]
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def score(planner_for: Any, cast: Any, lines: list[dict[str, Any]]) -> dict[str,
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--file", type=Path, default=DATA / "actions_holdout.jsonl")
+    ap.add_argument("--file", type=Path, default=DATA / "actions_holdout3.jsonl")
     ap.add_argument("--grid", action="store_true", help="sweep thresholds and margins")
     ap.add_argument("--threshold", type=float)
     ap.add_argument("--margin", type=float)
