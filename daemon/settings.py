@@ -312,7 +312,7 @@ class Settings(BaseSettings):
         "'Why do you say that?' stays with whoever spoke (tuned on all-MiniLM-L6-v2)",
     )
     action_match_threshold: float = Field(
-        0.55,
+        0.45,
         ge=-1.0,
         le=1.0,
         description="a player's line asks for a character's action (or shows a goal's intent) "

@@ -9,6 +9,8 @@ so are a dozen generic lines (`SMALL_TALK`) every conversation has. An action is
 beats every other candidate, talk included, by `margin`: a wrong action is worse than
 none. Argument words (the actions' enum values and aliases) and numbers are masked in
 every line before embedding, so the request's form is compared rather than its topic.
+Last, a line matched to an action must be phrased as a request (`asks`: "can you", "I'll pay", "please",
+or a verb of doing first): a question about the same subject is talk.
 Thresholds are measured in bench/actions.py on labelled lines.
 """
 
@@ -87,6 +89,55 @@ def mask(text: str, slots: tuple[str, ...]) -> str:
     return " ".join(kept)
 
 
+#: words that make a line a request of the character ("can you", "I'll pay", "please")
+REQUEST_CUES = (
+    "can you", "could you", "would you", "will you", "can i", "could i", "may i",
+    "i want", "i'd like", "i would like", "i need", "needs", "i'm after", "let me",
+    "i'll give", "i'll pay", "i will pay", "i'll take", "here's", "here is", "how much",
+    "how about", "please",
+)  # fmt: skip
+#: verbs a request may start with ("Bring my message to the bridge")
+REQUEST_VERBS = frozenset(
+    "bring get take give send run carry deliver fix repair mend patch sharpen sell find "
+    "search check look dig fetch research show make".split()
+)
+_WORDS = re.compile(r"[a-z']+")
+
+
+def asks(ch: object, text: str) -> bool:
+    """Whether `text` is phrased as a request: a request cue, or it starts with a verb of
+    doing (the generic ones, or one an action's example or goal's intent starts with).
+    A question *about* a subject ("Did the flood reach the archive?") is not one."""
+    words = _WORDS.findall(text.lower())
+    # "Wren, take this letter": the words addressing the character come first
+    addressing = _GREETINGS | {w for n in ch.names for w in _WORDS.findall(n.lower())}  # type: ignore[attr-defined]
+    while words and words[0] in addressing:
+        words = words[1:]
+    joined = f" {' '.join(words)} "
+    if any(f" {cue} " in joined for cue in REQUEST_CUES):
+        return True
+    starts = (
+        {
+            first
+            for line in [
+                *(e for a in ch.actions for e in a.examples),  # type: ignore[attr-defined]
+                *(e for g in ch.goals for e in g.intents),  # type: ignore[attr-defined]
+            ]
+            for first in _WORDS.findall(line.lower())[:1]
+        }
+        - _NOT_VERBS
+    )
+    return bool(words) and (words[0] in REQUEST_VERBS or words[0] in starts)
+
+
+_GREETINGS = frozenset("hey hi oi hello so ok okay and now well listen".split())
+#: first words of example lines that are not verbs of doing
+_NOT_VERBS = frozenset(
+    "i i'd i'll i'm can could would will my the a what how it do does is are "
+    "there here you your".split()
+)
+
+
 class IntentMatcher:
     def __init__(self, embedder: Embedder, *, threshold: float, margin: float) -> None:
         self._embedder = embedder
@@ -109,6 +160,8 @@ class IntentMatcher:
         (key, score) = ranked[0]
         runner_up = ranked[1][1] if len(ranked) > 1 else -1.0
         if key == TALK or score < self.threshold or score - runner_up < self.margin:
+            return Match(None, None, score, runner_up)
+        if key[0] == "action" and not asks(character, text):  # about it, not asking for it
             return Match(None, None, score, runner_up)
         return Match(key[0], key[1], score, runner_up)
 

@@ -115,3 +115,17 @@ def test_a_card_with_a_bad_action_is_refused() -> None:
     card["data"]["extensions"]["personae"]["actions"][0]["parameters"]["pattern"] = "x"
     with pytest.raises(CardError, match="unsupported schema keyword 'pattern'"):
         import_card(card)
+
+
+def test_only_lines_phrased_as_requests_can_ask_for_an_action() -> None:
+    from personae.daemon.actions.matching import asks
+
+    cast = load_cast([default_cast_dir()])
+    bram, wren, mara = cast["bram"], cast["wren"], cast["mara"]
+    assert asks(bram, "Bram, can you fix my sword?")
+    assert asks(bram, "I'll pay ninety for the axe")
+    assert asks(wren, "Hey Wren, bring this to the mill")  # greeting and name skipped
+    assert asks(mara, "Dig through the archive for me")  # her own example's first verb
+    assert not asks(mara, "Mara, did the flood reach the archive?")
+    assert not asks(wren, "Who sent you that letter?")
+    assert not asks(bram, "My father sold swords")
