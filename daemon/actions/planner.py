@@ -26,7 +26,7 @@ from personae.daemon.actions.schema import validate
 from personae.daemon.characters import Character
 from personae.daemon.engines.base import Embedder
 from personae.daemon.settings import Settings
-from personae.sdk.protocol import new_id
+from personae.sdk.protocol import NpcAction, new_id
 
 #: a character's trust toward a player, -1..1: `trust(character, player_id)`
 Trust = Callable[[Character, str], float]
@@ -38,6 +38,19 @@ class PlannedAction:
     name: str
     arguments: dict[str, Any]
     description: str
+
+    def event(self, *, response_id: str, item_id: str, character: str) -> NpcAction:
+        """The `npc.action` (kind "game") that tells the game, as part of a reply."""
+        return NpcAction(
+            response_id=response_id,
+            item_id=item_id,
+            character=character,
+            kind="game",
+            text=self.description,
+            name=self.name,
+            arguments=self.arguments,
+            action_id=self.id,
+        )
 
 
 @dataclass(frozen=True, slots=True)

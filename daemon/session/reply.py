@@ -277,16 +277,7 @@ class Responder:
         request = r.request = turn.request
         part = {"response_id": r.info.id, "item_id": r.item_id, "character": ch.id}
         for act in r.game_actions:
-            await self._outbox.data(
-                p.NpcAction(
-                    kind="game",
-                    text=act.description,
-                    name=act.name,
-                    arguments=act.arguments,
-                    action_id=act.id,
-                    **part,  # type: ignore[arg-type]
-                )
-            )
+            await self._outbox.data(act.event(**part))
         sentences: asyncio.Queue[str | None] = asyncio.Queue(8)
         splitter = SentenceSplitter(
             first_clause_chars=s.tts_first_clause_chars,
