@@ -129,3 +129,21 @@ def test_only_lines_phrased_as_requests_can_ask_for_an_action() -> None:
     assert not asks(mara, "Mara, did the flood reach the archive?")
     assert not asks(wren, "Who sent you that letter?")
     assert not asks(bram, "My father sold swords")
+
+
+def test_goal_log_claims_once_goals_once_and_counts_repeated_ones(tmp_path) -> None:
+    from personae.daemon.actions.goals import GoalLog
+    from personae.daemon.store import open_database
+
+    engine = open_database(f"sqlite:///{tmp_path / 'goals.db'}")
+    log = GoalLog(engine)
+    assert log.claim("bram", "p1", "apprentice", once=True)
+    assert not log.claim("bram", "p1", "apprentice", once=True)
+    assert log.claim("bram", "p2", "apprentice", once=True)  # per player
+    assert log.claim("bram", "p1", "greet", once=False)
+    assert log.claim("bram", "p1", "greet", once=False)
+    assert log.fired("bram", "p1") == {"apprentice": 1, "greet": 2}
+    # a new process on the same file remembers
+    assert not GoalLog(open_database(f"sqlite:///{tmp_path / 'goals.db'}")).claim(
+        "bram", "p1", "apprentice", once=True
+    )
