@@ -156,6 +156,15 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
                     "greeting": c.greeting,
                     "voice": c.voice.model_dump(),
                     "adapter": c.adapter.model_dump() if c.adapter else None,
+                    # what the character does for the game (docs/characters.md)
+                    "actions": [
+                        {"name": a.name, "description": a.description, "parameters": a.parameters}
+                        for a in c.actions
+                    ],
+                    "triggers": [
+                        {"name": t.name, "parameters": t.parameters, "priority": t.priority}
+                        for t in c.triggers
+                    ],
                 }
                 for c in svc.cast.values()
                 if principal.may_use(c.id)

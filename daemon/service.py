@@ -18,6 +18,7 @@ from typing import TypeVar
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from personae.daemon.actions.planner import Planner
 from personae.daemon.adapters import AdapterCache, adapter_roots, character_adapter
 from personae.daemon.admission import Admission
 from personae.daemon.characters import Character, default_cast_dir, load_cast
@@ -71,6 +72,8 @@ class Service:
     pools: dict[str, ThreadPoolExecutor] = field(default_factory=dict)
     #: replies generating at once, and those waiting for a slot (daemon-wide)
     admission: Admission = field(init=False)
+    #: declared actions, triggers and goals: what a turn asks of the game
+    actions: Planner = field(init=False)
 
     @classmethod
     def create(
@@ -146,6 +149,14 @@ class Service:
             experiments=service.experiments,
             consistency=service.consistency,
             run=service.run,
+        )
+        service.actions = Planner(
+            settings=settings,
+            embedder=engines.embedder,
+            database=database,
+            trust=lambda ch, player: (
+                runtime.state.get(ch.id, player, runtime.temperament(ch.id)).relationship.trust
+            ),
         )
         metrics.watch_prompt_tokens(engines.llm.prompt_tokens)
         service.admission = Admission.from_settings(settings)

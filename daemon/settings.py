@@ -311,6 +311,27 @@ class Settings(BaseSettings):
         description="... and exceeds the last speaker's by this much; a follow-up such as "
         "'Why do you say that?' stays with whoever spoke (tuned on all-MiniLM-L6-v2)",
     )
+    action_match_threshold: float = Field(
+        0.45,
+        ge=-1.0,
+        le=1.0,
+        description="a player's line asks for a character's action (or shows a goal's intent) "
+        "only if its similarity to one of the declared example lines is at least this ...",
+    )
+    action_match_margin: float = Field(
+        0.05,
+        ge=0,
+        le=2.0,
+        description="... and beats every other action, intent and the character's small-talk "
+        "examples by this much (measured in bench/actions.py; docs/characters.md)",
+    )
+    action_consent_trust: float = Field(
+        0.0,
+        ge=-1.0,
+        le=1.0,
+        description="an action declared requires_consent is done only for a player the "
+        "character trusts at least this much (trust runs -1..1 and starts at 0); else it declines",
+    )
     history_turns: int = Field(
         8,
         ge=0,

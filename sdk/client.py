@@ -61,6 +61,12 @@ class Reply:
         return self.response.output_text
 
     @property
+    def actions(self) -> list[p.NpcAction]:
+        """The declared actions the character did in this reply (`npc.action` kind "game"):
+        execute each and answer with `Session.action_result(action.action_id, ...)`."""
+        return [e for e in self.events if isinstance(e, p.NpcAction) and e.kind == "game"]
+
+    @property
     def status(self) -> str:
         return self.response.status
 
@@ -162,6 +168,19 @@ class Session:
     ) -> None:
         await self.send(
             p.GameEvent(name=name, description=description, characters=characters, data=data)
+        )
+
+    async def trigger(
+        self, character: str, trigger: str, *, timeout: float = 120.0, **parameters: Any
+    ) -> Reply:
+        """Fire a trigger declared in `character`'s file; returns the reply it gets."""
+        await self.send(p.GameTrigger(character=character, trigger=trigger, parameters=parameters))
+        return await self.collect_reply(timeout=timeout)
+
+    async def action_result(self, action_id: str, status: str = "done", reason: str = "") -> None:
+        """What became of an action ("done", "refused" or "failed"): the character remembers."""
+        await self.send(
+            p.GameActionResult(action_id=action_id, status=status, reason=reason)  # type: ignore[arg-type]
         )
 
     # ---------------------------------------------------------------- receiving

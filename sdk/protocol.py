@@ -334,6 +334,28 @@ class GameEvent(_Event):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
+class GameTrigger(_Event):
+    """The game tells a character that something happened: it says the trigger's line
+    (parameters filled in) or replies to its instruction, and runs the goals it starts."""
+
+    type: Literal["game.trigger"] = "game.trigger"
+    character: CharacterId
+    #: a trigger declared in the character's file
+    trigger: str = Field(min_length=1, max_length=64)
+    #: checked against the trigger's declared JSON Schema
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class GameActionResult(_Event):
+    """What became of an `npc.action` (kind "game"): the character remembers it."""
+
+    type: Literal["game.action_result"] = "game.action_result"
+    #: the `action_id` of the `npc.action`
+    action_id: str = Field(min_length=1, max_length=64)
+    status: Literal["done", "refused", "failed"]
+    reason: str = Field("", max_length=1000)
+
+
 class NpcFeedback(_Event):
     """The player rated a reply (thumbs, stars): feeds A/B experiment metrics."""
 
@@ -369,7 +391,9 @@ ClientEvent = Annotated[
     | ResponseCancel
     | GameEvent
     | NpcFeedback
-    | NpcConverse,
+    | NpcConverse
+    | GameTrigger
+    | GameActionResult,
     Field(discriminator="type"),
 ]
 
@@ -523,12 +547,20 @@ class NpcAction(_ResponsePart):
     `*waves*`, `(laughs)`, `<action>bows</action>` are actions; `[angry]` or
     `<emotion>warm</emotion>` are emotions. `audio_start_ms` is where in the reply's
     audio it belongs (the start of the sentence that holds it).
+
+    kind "game" is an action declared in the character's file for the game to execute:
+    `name`, `arguments` (valid against its schema) and `action_id`, which the game
+    answers with `game.action_result`; `text` then describes it.
     """
 
     type: Literal["npc.action"] = "npc.action"
-    kind: Literal["action", "emotion"]
+    kind: Literal["action", "emotion", "game"]
     text: str
     audio_start_ms: int = 0
+    #: kind "game": the declared action's name, its arguments, and the id to answer with
+    name: str | None = None
+    arguments: dict[str, Any] | None = None
+    action_id: str | None = None
 
 
 class NpcEmotion(_Event):

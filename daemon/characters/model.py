@@ -8,6 +8,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from personae.daemon.actions.declarations import (
+    ActionSpec,
+    GoalSpec,
+    TriggerSpec,
+    check_references,
+)
+
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 DEFAULT_SYSTEM_TEMPLATE = (
@@ -83,6 +90,10 @@ class Character(_Strict):
     voice: VoiceConfig = VoiceConfig()
     adapter: AdapterRef | None = None
     lore: tuple[LoreEntry, ...] = ()
+    #: what the character does for the game (daemon/actions/declarations.py)
+    actions: tuple[ActionSpec, ...] = ()
+    triggers: tuple[TriggerSpec, ...] = ()
+    goals: tuple[GoalSpec, ...] = ()
     format: Literal["personae/v1"] = "personae/v1"
 
     @field_validator("id")
@@ -97,7 +108,14 @@ class Character(_Strict):
     @model_validator(mode="after")
     def _template_renders(self) -> Character:
         self.render_system_prompt()  # fails at load time, not at the first reply
+        check_references(self.actions, self.triggers, self.goals)
         return self
+
+    def action(self, name: str) -> ActionSpec | None:
+        return next((a for a in self.actions if a.name == name), None)
+
+    def trigger(self, name: str) -> TriggerSpec | None:
+        return next((t for t in self.triggers if t.name == name), None)
 
     def render_system_prompt(self) -> str:
         """The template with its plain `{field}` placeholders filled. Format specs,

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from personae.daemon import audio as pcm
+from personae.daemon.actions.planner import PlannedAction
 from personae.daemon.adapters import AdapterCache
 from personae.daemon.admission import Admission
 from personae.daemon.characters import Character, VoiceConfig
@@ -66,6 +67,10 @@ class ActiveResponse:
     shape: ReplyShape = field(default_factory=lambda: ReplyShape(openai=False, speak=True))
     #: what the LLM was asked, for `usage`
     request: GenerationRequest | None = None
+    #: declared actions the game is told of as the reply starts (`npc.action` kind "game")
+    game_actions: tuple[PlannedAction, ...] = ()
+    #: said verbatim instead of generated (a trigger's or goal's line)
+    script: str | None = None
 
 
 def emotion_event(character: str, state: CharacterState) -> p.NpcEmotion:
@@ -143,9 +148,17 @@ class Responder:
         r = self.current
         return r is not None and not r.done and (response_id is None or response_id == r.info.id)
 
-    async def reply(self, character: str, options: p.ResponseOptions) -> ActiveResponse:
+    async def reply(
+        self,
+        character: str,
+        options: p.ResponseOptions,
+        *,
+        actions: tuple[PlannedAction, ...] = (),
+        script: str | None = None,
+    ) -> ActiveResponse:
         """`character` answers: created, generated and spoken, finished one way or another
-        (the response it returns says how: `info.status`, what the LLM was asked)."""
+        (the response it returns says how: `info.status`, what the LLM was asked).
+        `actions` are announced as the reply starts; a `script` is said instead of generated."""
         config = self._session()
         modalities = options.output_modalities or config.output_modalities
         shape = ReplyShape(openai=isinstance(config, p.OpenAISession), speak="audio" in modalities)
@@ -160,6 +173,8 @@ class Responder:
             speak=shape.speak,
             started=time.monotonic(),
             shape=shape,
+            game_actions=actions,
+            script=script,
         )
         self.current = response
         self._outbox.control(p.ResponseCreated(response=info.model_copy()))
@@ -263,6 +278,8 @@ class Responder:
         voice = self._voice(turn.context.voice)
         request = r.request = turn.request
         part = {"response_id": r.info.id, "item_id": r.item_id, "character": ch.id}
+        for act in r.game_actions:
+            await self._outbox.data(act.event(**part))
         sentences: asyncio.Queue[str | None] = asyncio.Queue(8)
         splitter = SentenceSplitter(
             first_clause_chars=s.tts_first_clause_chars,
@@ -275,7 +292,10 @@ class Responder:
                 await generate()
 
         async def generate() -> None:
-            stream = self._stream("llm", lambda cancel: self._llm.generate(request, cancel))
+            if r.script is not None:
+                stream = _said(r.script)
+            else:
+                stream = self._stream("llm", lambda cancel: self._llm.generate(request, cancel))
             async with contextlib.aclosing(stream) as deltas:
                 async for delta in _within(deltas, s.engine_stall_s, "llm"):
                     verdict = self._moderator.check(
@@ -430,6 +450,11 @@ class Responder:
                     replies=alert.replies,
                 )
             )
+
+
+async def _said(line: str) -> AsyncIterator[str]:
+    """A verbatim line, as the one delta of a reply."""
+    yield line
 
 
 async def _within(items: AsyncIterator[T], seconds: float, engine: str) -> AsyncIterator[T]:

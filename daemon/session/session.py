@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from personae.daemon import audio as pcm
+from personae.daemon.actions.planner import Plan
 from personae.daemon.auth import LOCAL, ForbiddenError, default_player
 from personae.daemon.errors import (
     ClientError,
@@ -35,6 +36,7 @@ from personae.daemon.limits import SessionGuard
 from personae.daemon.moderation import moderator_for
 from personae.daemon.session import exchange, openai_session
 from personae.daemon.session.exchange import ExchangeJob, Exchanges
+from personae.daemon.session.game_actions import SessionActions, with_plan
 from personae.daemon.session.listener import Listener, TranscribeJob
 from personae.daemon.session.outbox import Outbox, SlowClientError
 from personae.daemon.session.prompt import Turn, forgettable
@@ -66,6 +68,8 @@ class SessionClosed(Exception):
 @dataclass(frozen=True, slots=True)
 class RespondJob:
     options: p.ResponseOptions
+    #: a game trigger's (or goal's) plan; None = plan from the player's line
+    plan: Plan | None = None
 
 
 class RealtimeSession:
@@ -148,6 +152,13 @@ class RealtimeSession:
             direction=lambda o: openai_session.with_scene_direction(o, self.config),
             closeness=lambda text, among: service.run("router", service.router.scores, text, among),
             switch=(s.route_switch_similarity, s.route_switch_margin),
+        )
+        self.game = SessionActions(
+            service,
+            scene=self._scene,
+            player_id=lambda: self.player_id,
+            remember=self._remember,
+            outbox=self.outbox,
         )
 
     # ------------------------------------------------------------------ lifecycle
@@ -263,6 +274,14 @@ class RealtimeSession:
                     self.outbox.control(emotion_event(cid, state))
             case p.NpcConverse():
                 self._converse(event)
+            case p.GameTrigger():
+                self._check_characters([event.character])
+                job = await self.game.trigger(event)
+                if job.interrupt and self.replies.in_progress():
+                    await self.cancel_response("trigger")
+                self._enqueue(RespondJob(p.ResponseOptions(character=job.character), job.plan))
+            case p.GameActionResult():
+                await self.game.result(event)
             case p.NpcFeedback():
                 self._check_characters([event.character])
                 await self.service.conversation.feedback(
@@ -409,7 +428,7 @@ class RealtimeSession:
                 elif isinstance(job, ExchangeJob):
                     self._handoff = await self.exchanges.run(job)
                 else:
-                    await self._respond(job.options, item_id=None)
+                    await self._respond(job.options, item_id=None, plan=job.plan)
             except ClientError as exc:
                 event_type = "response.create" if isinstance(job, RespondJob) else None
                 self.errors.report(exc, event_type=event_type)
@@ -446,8 +465,10 @@ class RealtimeSession:
     def _hotwords(self) -> list[str]:
         return [n for cid in self._scene() for n in self.service.cast[cid].names]
 
-    async def _respond(self, options: p.ResponseOptions, *, item_id: str | None) -> None:
-        """Route the turn to one character, who replies."""
+    async def _respond(
+        self, options: p.ResponseOptions, *, item_id: str | None, plan: Plan | None = None
+    ) -> None:
+        """Route the turn to one character, who replies (doing what the plan says)."""
         options = openai_session.with_scene_direction(options, self.config)
         user_text = next((t.text for t in reversed(self.history) if t.speaker == "player"), "")
         scene = self._scene()
@@ -479,7 +500,17 @@ class RealtimeSession:
                 scores=decision.scores,
             )
         )
-        await self.replies.reply(decision.character, options)
+        if plan is None and self.history and self.history[-1].speaker == "player":
+            plan = await self.game.for_player(decision.character, user_text)
+        if plan is not None:
+            self.game.announced(decision.character, plan)
+            options = with_plan(options, plan)
+        await self.replies.reply(
+            decision.character,
+            options,
+            actions=plan.actions if plan else (),
+            script=plan.script if plan else None,
+        )
 
     def _remember(self, turn: Turn) -> None:
         self.history.append(turn)

@@ -29,6 +29,7 @@
     unknown: [],
     exchange: null,      // the id of the exchange between characters now running
     lineEnd: 0,          // when the audio scheduled last ends (audio-context time)
+    actions: [],         // npc.action of kind "game": {id, name, arguments, character, result}
   };
   window.personae = state;
 
@@ -137,6 +138,7 @@
     "npc.alert": (e) => add("error", `${esc(character(e.character).name)} is drifting out of character: ` +
       `${esc(e.signal)} ${e.rolling.toFixed(2)} < ${e.threshold.toFixed(2)} over ${e.replies} replies`),
     "npc.action": (e) => {
+      if (e.kind === "game") return showGameAction(e);
       const chip = document.createElement("span");
       chip.className = "action " + (e.kind === "emotion" ? "tone" : "gesture");
       chip.textContent = e.kind === "emotion" ? `[${e.text}]` : `*${e.text}*`;
@@ -202,6 +204,30 @@
       <span>${s.toFixed(2)}</span>`).join("");
     const el = add("route", `→ <b style="color:${who.color}">${esc(who.name)}</b> answers <i>(${esc(e.reason)})</i><div class="bars">${bars}</div>`);
     el.dataset.character = e.character;
+  }
+
+  // A declared action the game should execute: shown with buttons that answer it.
+  function showGameAction(e) {
+    const who = character(e.character);
+    const args = Object.entries(e.arguments || {}).map(([k, v]) => `${esc(k)}: ${esc(v)}`).join(", ");
+    const action = { id: e.action_id, name: e.name, arguments: e.arguments, character: e.character, result: null };
+    state.actions.push(action);
+    const el = add("game-action", `<b style="color:${who.color}">${esc(who.name)}</b> does <code>${esc(e.name)}</code>` +
+      ` (${args}) <span class="result">— answer as the game:</span>
+      <input class="reason" type="text" placeholder="reason (optional)" aria-label="reason">
+      <button type="button" data-status="done">done</button>
+      <button type="button" data-status="refused">refused</button>
+      <button type="button" data-status="failed">failed</button>`);
+    el.dataset.action = e.action_id;
+    for (const button of el.querySelectorAll("button")) {
+      button.addEventListener("click", () => {
+        const reason = el.querySelector(".reason").value.trim();
+        action.result = button.dataset.status;
+        send({ type: "game.action_result", action_id: e.action_id, status: action.result, reason });
+        el.querySelector(".result").textContent = `— ${action.result}${reason ? ": " + reason : ""}`;
+        for (const b of el.querySelectorAll("button, input")) b.disabled = true;
+      });
+    }
   }
 
   function startReply(response) {
@@ -507,7 +533,9 @@
       li.dataset.id = c.id;
       li.innerHTML = `<label><input type="checkbox" value="${esc(c.id)}" checked>
         <span class="dot" style="background:${COLORS[i % COLORS.length]}"></span>${esc(c.name)}</label>
-        <div class="desc">${esc(c.description || "")}</div>`;
+        <div class="desc">${esc(c.description || "")}</div>
+        ${(c.actions || []).length ? `<div class="desc">actions: ${(c.actions || []).map((a) =>
+          `<code title="${esc(a.description)}">${esc(a.name)}</code>`).join(", ")}</div>` : ""}`;
       li.querySelector("input").addEventListener("change", (ev) => {
         if (ev.target.checked) state.scene.add(c.id); else state.scene.delete(c.id);
         if (!state.scene.size) { ev.target.checked = true; state.scene.add(c.id); return; } // someone must be here

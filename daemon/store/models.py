@@ -77,6 +77,19 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+class GoalRunRow(Base):
+    """A character's goal that fired for a player: "once" goals fire no more."""
+
+    __tablename__ = "goal_runs"
+
+    character_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    player_id: Mapped[str] = mapped_column(PLAYER, primary_key=True)
+    goal: Mapped[str] = mapped_column(ID, primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+    first_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class CharacterStateRow(Base):
     """Emotion and relationship of one character toward one player."""
 

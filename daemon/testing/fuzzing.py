@@ -109,6 +109,25 @@ valid_events = st.one_of(
         st.text(max_size=12),
         st.integers(0, 10_000),
     ),
+    st.builds(
+        lambda c, t, params: {
+            "type": "game.trigger",
+            "character": c,
+            "trigger": t,
+            "parameters": params,
+        },
+        characters,
+        st.sampled_from(["customer_enters", "forge_fire", "book_found", "letter_delivered", "x"]),
+        st.sampled_from(
+            [{}, {"name": "Ayla"}, {"title": "Ashes"}, {"destination": "mill"}, {"name": 3}]
+        ),
+    ),
+    st.builds(
+        lambda i, s, r: {"type": "game.action_result", "action_id": i, "status": s, "reason": r},
+        st.text(min_size=1, max_size=12),
+        st.sampled_from(["done", "refused", "failed", "maybe"]),
+        texts,
+    ),
 )
 
 

@@ -182,7 +182,7 @@ def scripted_app():
     from starlette.websockets import WebSocket, WebSocketDisconnect
 
     connections = []
-    feedback: list[p.NpcFeedback] = []
+    feedback: list[p.NpcFeedback | p.GameActionResult] = []
 
     def dump(event) -> str:
         return event.model_dump_json()
@@ -208,7 +208,7 @@ def scripted_app():
         try:
             while True:
                 event = p.client_event_adapter.validate_json(await ws.receive_text())
-                if isinstance(event, p.NpcFeedback):
+                if isinstance(event, p.NpcFeedback | p.GameActionResult):
                     feedback.append(event)
                 if not isinstance(event, p.ResponseCreate):
                     continue
@@ -220,6 +220,14 @@ def scripted_app():
                     p.ResponseCreated(response=info),
                     p.OutputTextDelta(**part, delta="Still here."),
                     p.NpcAction(**part, kind="action", text="wipes his hands"),
+                    p.NpcAction(
+                        **part,
+                        kind="game",
+                        text="sell the player an item from the forge",
+                        name="sell",
+                        arguments={"item": "sword", "price": 30},
+                        action_id="act_1",
+                    ),
                     p.NpcSentence(
                         **part, text="Still here.", audio_start_ms=0, audio_duration_ms=500
                     ),
@@ -247,7 +255,12 @@ def scripted_app():
 
     async def characters(request):
         cast = [
-            {"id": "bram", "name": "Bram", "description": "The blacksmith."},
+            {
+                "id": "bram",
+                "name": "Bram",
+                "description": "The blacksmith.",
+                "actions": [{"name": "sell", "description": "sell an item", "parameters": {}}],
+            },
             {"id": "mara", "name": "Mara", "description": "The archivist."},
         ]
         return JSONResponse({"characters": cast})
@@ -309,8 +322,14 @@ def test_playground_recovers_from_a_misbehaving_daemon(tmp_path: Path) -> None:
                     == "*wipes his hands*"
                 )
                 page.click(".reply[data-status=completed] .feedback button:text('Good')")
+                assert "sell" in page.text_content("#cast li[data-id=bram]")
+                assert "item: sword, price: 30" in page.text_content(
+                    ".game-action[data-action=act_1]"
+                )
+                page.fill(".game-action[data-action=act_1] .reason", "no coin")
+                page.click(".game-action[data-action=act_1] button[data-status=refused]")
                 deadline = time.monotonic() + 5
-                while not feedback and time.monotonic() < deadline:
+                while len(feedback) < 2 and time.monotonic() < deadline:
                     time.sleep(0.05)
                 seen = page.evaluate(
                     """() => ({
@@ -332,7 +351,9 @@ def test_playground_recovers_from_a_misbehaving_daemon(tmp_path: Path) -> None:
     assert seen["errors"] == ["malformed_frame", "connection_lost"]
     assert seen["replies"] == [["bram", "Hel"], ["bram", "Still here."]]
     assert len(connections) == 2
-    assert [(f.character, f.score, f.response_id) for f in feedback] == [("bram", 1.0, "resp_2")]
+    rating, result = feedback
+    assert (rating.character, rating.score, rating.response_id) == ("bram", 1.0, "resp_2")
+    assert (result.action_id, result.status, result.reason) == ("act_1", "refused", "no coin")
 
 
 def test_playground_starts_a_scene_between_characters_and_shows_it(tmp_path: Path) -> None:

@@ -87,6 +87,18 @@ EXAMPLES: list[BaseModel] = [
         adapter="bram@v1",
     ),
     p.NpcExchangeDone(exchange_id="x", reason="finished", lines_spoken=4, handoff="mara"),
+    p.NpcAction(
+        response_id="r",
+        item_id="i",
+        character="bram",
+        kind="game",
+        text="sell the player an item from the forge",
+        name="sell",
+        arguments={"item": "sword", "price": 30},
+        action_id="act_1",
+    ),
+    p.GameTrigger(character="bram", trigger="customer_enters", parameters={"name": "Ayla"}),
+    p.GameActionResult(action_id="act_1", status="refused", reason="no coin"),
 ]
 
 

@@ -620,4 +620,3 @@ async def test_a_long_session_keeps_a_bounded_history_and_the_same_prompts(monke
     assert kept_whole == 40 and kept <= 2 * 2 + 6 + 1
     # forgetting changed no prompt: every reply saw the same messages
     assert len(bounded) == 20 and bounded == whole
-

@@ -37,6 +37,7 @@ TABLES = {
     "experiments",
     "experiment_variants",
     "experiment_metrics",
+    "goal_runs",
 }
 
 
@@ -70,6 +71,20 @@ def test_downgrade_to_base_and_back(db_url: str) -> None:
             command.downgrade(cfg, "base")
         assert _tables(db_url) <= {"alembic_version"}
         upgrade_to_head(eng)
+        assert _tables(db_url) == TABLES
+    finally:
+        eng.dispose()
+
+
+def test_goal_runs_upgrade_an_existing_0001_database(db_url: str) -> None:
+    eng = make_engine(db_url)
+    try:
+        cfg = _config()
+        with eng.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "0001")
+        assert "goal_runs" not in _tables(db_url)
+        assert upgrade_to_head(eng) == head_revision()
         assert _tables(db_url) == TABLES
     finally:
         eng.dispose()

@@ -3,6 +3,9 @@ extends Control
 ## the log shows what the daemon heard, who answers and why, and the replies, while
 ## each character's voice plays through its own PersonaeVoice. "/talk TOPIC" has Bram
 ## and Mara talk to each other about it (four lines); speaking or typing stops them.
+## each character's voice plays through its own PersonaeVoice. One action is handled:
+## ask Bram to repair an item ("Bram, can you fix my sword?"); the sample "repairs" it and
+## answers with action_result, which Bram remembers.
 
 var _replies := {}
 
@@ -30,6 +33,7 @@ func _ready() -> void:
 	client.npc_exchange_done.connect(
 		func(e: Dictionary) -> void: log_view.append_text("[i]talk %s[/i]\n" % e.get("reason"))
 	)
+	client.game_action.connect(_on_game_action)
 	client.unknown_event.connect(func(e: Dictionary) -> void: print("ignoring ", e.get("type")))
 	line.text_submitted.connect(_on_submit)
 	talk.button_down.connect(microphone.press)
@@ -75,6 +79,14 @@ func _on_done(event: Dictionary) -> void:
 	var who := str(response.get("character", "")).capitalize()
 	log_view.append_text("[b]%s:[/b] %s\n" % [who, response.get("output_text", "")])
 	_replies.erase(response.get("id"))
+
+
+func _on_game_action(who: String, action_name: String, arguments: Dictionary, id: String) -> void:
+	if action_name != "repair":
+		return
+	var item := str(arguments.get("item", ""))
+	log_view.append_text("[i][game] %s repairs the %s[/i]\n" % [who.capitalize(), item])
+	client.action_result(id, "done", "the %s is mended" % item)
 
 
 func _on_emotion(event: Dictionary) -> void:

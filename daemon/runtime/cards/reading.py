@@ -4,7 +4,8 @@ name → name              description → description     personality → perso
 scenario → scenario      first_mes → greeting           mes_example → examples
 system_prompt → system_prompt (macros translated)       V3 nickname → aliases
 character_book → lore (keys, content; `Lorebook.from_card` keeps every option)
-extensions.personae → id, speaking_style, generation, voice, adapter, aliases
+extensions.personae → id, speaking_style, generation, voice, adapter, aliases, actions,
+triggers, goals
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ def card_to_character(
     }
     prompt = data.get("system_prompt") or ""
     template = ours.get("system_prompt")
-    for key in ("generation", "voice", "adapter"):
+    for key in ("generation", "voice", "adapter", "actions", "triggers", "goals"):
         if ours.get(key) is not None:
             fields[key] = ours[key]
     try:

@@ -133,4 +133,8 @@ def _personae_extension(character: Character) -> dict[str, Any]:
         "voice": dumped["voice"],
         "adapter": dumped["adapter"],
         "system_prompt": character.system_prompt,
+        # what the character does for the game (docs/characters.md)
+        "actions": dumped["actions"],
+        "triggers": dumped["triggers"],
+        "goals": dumped["goals"],
     }

@@ -122,6 +122,12 @@ internal static class Program
             },
             new NpcFeedback { ResponseId = "resp_1", Character = "bram", Score = 0.75, Comment = "Good answer." },
             new NpcConverse { Characters = scene, Topic = "the lights on the mill", Lines = 4 },
+            new GameTrigger
+            {
+                Character = "bram", Trigger = "customer_enters",
+                Parameters = new Dictionary<string, object> { { "name", "Ayla" } },
+            },
+            new GameActionResult { ActionId = "act_1", Status = ActionStatus.Refused, Reason = "no coin" },
         };
         using (var output = File.Create(path))
         {

@@ -40,8 +40,11 @@ signal output_audio_delta(character: String, pcm16: PackedByteArray, event: Dict
 signal output_audio_done(event: Dictionary)
 ## A sentence about to be spoken, with its audio start and duration: subtitles, lip-sync.
 signal npc_sentence(event: Dictionary)
-## A stage direction in a reply (event.kind "action" or "emotion", event.text): never spoken.
+## A stage direction in a reply (event.kind "action" or "emotion", event.text): never spoken;
+## or (event.kind "game") an action declared in the character's file, also raised as game_action.
 signal npc_action(event: Dictionary)
+## A character does a declared action: execute it, then answer with action_result(action_id, ...).
+signal game_action(character: String, action_name: String, arguments: Dictionary, action_id: String)
 ## The daemon's monitor: a character drifts out of character (event.signal, event.rolling).
 signal npc_alert(event: Dictionary)
 ## How a character feels now: event.dominant, event.intensity, event.blend, event.trust.
@@ -103,6 +106,8 @@ const CLIENT_EVENTS := [
 	"game.event",
 	"npc.feedback",
 	"npc.converse",
+	"game.trigger",
+	"game.action_result",
 ]
 const SUBPROTOCOL := "personae.v1"
 
@@ -247,6 +252,14 @@ func _handle(event: Dictionary) -> void:
 			var pcm := Marshalls.base64_to_raw(str(event.get("delta", "")))
 			output_audio_delta.emit(str(event.get("character", "")), pcm, event)
 			return
+		"npc.action":
+			if event.get("kind") == "game":
+				game_action.emit(
+					str(event.get("character", "")),
+					str(event.get("name", "")),
+					event.get("arguments", {}),
+					str(event.get("action_id", ""))
+				)
 		"error":
 			var info: Dictionary = event.get("error", {})
 			error.emit(str(info.get("code", "error")), str(info.get("message", "")))
@@ -342,6 +355,25 @@ func game_event(
 	}
 	if not who.is_empty():
 		event["characters"] = Array(who)
+	return send_event(event)
+
+
+## Fire a trigger declared in a character's file: its line (parameters filled) or instruction.
+func trigger(character: String, trigger_name: String, parameters := {}) -> bool:
+	var event := {
+		"type": "game.trigger",
+		"character": character,
+		"trigger": trigger_name,
+		"parameters": parameters,
+	}
+	return send_event(event)
+
+
+## What became of a game_action: status "done", "refused" or "failed"; the character remembers.
+func action_result(action_id: String, status: String, reason := "") -> bool:
+	var event := {
+		"type": "game.action_result", "action_id": action_id, "status": status, "reason": reason
+	}
 	return send_event(event)
 
 

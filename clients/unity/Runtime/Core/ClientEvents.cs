@@ -108,6 +108,51 @@ namespace Personae
         }
     }
 
+    /// <summary>The game tells a character that something happened: it says the trigger's
+    /// line (parameters filled in) or replies to its instruction.</summary>
+    public sealed class GameTrigger : ClientEvent
+    {
+        public string Character;
+        /// <summary>A trigger declared in the character's file.</summary>
+        public string Trigger;
+        /// <summary>Checked against the trigger's declared JSON Schema.</summary>
+        public Dictionary<string, object> Parameters = new Dictionary<string, object>();
+        public override string Type { get { return EventTypes.GameTrigger; } }
+
+        protected override void Fill(Dictionary<string, object> map)
+        {
+            map["character"] = Character;
+            map["trigger"] = Trigger;
+            map["parameters"] = Parameters ?? new Dictionary<string, object>();
+        }
+    }
+
+    /// <summary>What became of an npc.action of kind "game": the character remembers it.</summary>
+    public sealed class GameActionResult : ClientEvent
+    {
+        /// <summary>The ActionId of the NpcAction.</summary>
+        public string ActionId;
+        /// <summary>"done", "refused" or "failed" (ActionStatus).</summary>
+        public string Status = ActionStatus.Done;
+        public string Reason = "";
+        public override string Type { get { return EventTypes.GameActionResult; } }
+
+        protected override void Fill(Dictionary<string, object> map)
+        {
+            map["action_id"] = ActionId;
+            map["status"] = Status;
+            map["reason"] = Reason ?? "";
+        }
+    }
+
+    /// <summary>The statuses of a GameActionResult.</summary>
+    public static class ActionStatus
+    {
+        public const string Done = "done";
+        public const string Refused = "refused";
+        public const string Failed = "failed";
+    }
+
     /// <summary>The player rated a reply (thumbs, stars): feeds the daemon's A/B experiment metrics.</summary>
     public sealed class NpcFeedback : ClientEvent
     {

@@ -122,6 +122,13 @@ namespace Personae
             return result;
         }
 
+        /// <summary>A map as the peer sent it (values: long, double, string, bool, lists, maps).</summary>
+        public Dictionary<string, object> Object(string key)
+        {
+            var m = Get(key) as IDictionary<string, object>;
+            return m == null ? null : new Dictionary<string, object>(m);
+        }
+
         public Dictionary<string, double> DoubleMap(string key)
         {
             var result = new Dictionary<string, double>();

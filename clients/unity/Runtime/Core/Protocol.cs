@@ -28,6 +28,8 @@ namespace Personae
         public const string GameEvent = "game.event";
         public const string NpcFeedback = "npc.feedback";
         public const string NpcConverse = "npc.converse";
+        public const string GameTrigger = "game.trigger";
+        public const string GameActionResult = "game.action_result";
 
         // daemon → client
         public const string SessionCreated = "session.created";
@@ -65,6 +67,7 @@ namespace Personae
             SessionUpdate, InputAudioBufferAppend, InputAudioBufferCommit, InputAudioBufferClear,
             ConversationItemCreate, ConversationItemTruncate, ResponseCreate, ResponseCancel, GameEvent, NpcFeedback,
             NpcConverse,
+            GameTrigger, GameActionResult,
         };
     }
 

@@ -12,6 +12,7 @@
 // and re-applies every session setting it was given. Unknown event types (a newer
 // daemon) arrive as UnknownEvent and are otherwise ignored.
 using System;
+using System.Collections.Generic;
 using System.IO;
 using System.Net.WebSockets;
 using System.Threading;
@@ -476,6 +477,21 @@ namespace Personae
         }
 
         public Task SendGameEventAsync(GameEvent gameEvent, CancellationToken ct) { return SendAsync(gameEvent, ct); }
+
+        /// <summary>Fire a trigger declared in a character's file (parameters may be null).</summary>
+        public Task SendTriggerAsync(string character, string trigger, Dictionary<string, object> parameters, CancellationToken ct)
+        {
+            return SendAsync(new GameTrigger
+            {
+                Character = character, Trigger = trigger, Parameters = parameters ?? new Dictionary<string, object>(),
+            }, ct);
+        }
+
+        /// <summary>Tell the character what became of its action (ActionStatus.Done, Refused or Failed).</summary>
+        public Task SendActionResultAsync(string actionId, string status, string reason, CancellationToken ct)
+        {
+            return SendAsync(new GameActionResult { ActionId = actionId, Status = status, Reason = reason ?? "" }, ct);
+        }
 
         /// <summary>The player rated a reply, from -1 (bad) to 1 (good).</summary>
         public Task SendFeedbackAsync(string character, double score, string responseId, CancellationToken ct)

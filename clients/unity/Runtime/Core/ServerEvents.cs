@@ -118,10 +118,18 @@ namespace Personae
     /// </summary>
     public sealed class NpcAction : ResponsePart
     {
-        /// <summary>"action" (a gesture) or "emotion" (a tone marker).</summary>
+        /// <summary>"action" (a gesture), "emotion" (a tone marker) or "game" (a declared
+        /// action for the game to execute: Name, Arguments, ActionId).</summary>
         public string Kind;
         public string Text;
         public int AudioStartMs;
+        /// <summary>Kind "game": the declared action's name.</summary>
+        public string Name;
+        /// <summary>Kind "game": its arguments, valid against its schema (long, double, string, bool).</summary>
+        public Dictionary<string, object> Arguments;
+        /// <summary>Kind "game": answer with a GameActionResult carrying this id.</summary>
+        public string ActionId;
+        public bool IsGameAction { get { return Kind == "game"; } }
     }
 
     /// <summary>How a character feels now: after the player's words, a game event, or a reply.</summary>
@@ -241,6 +249,9 @@ namespace Personae
                     EventTypes.NpcAction, m => Part(new NpcAction
                     {
                         Kind = m.Str("kind") ?? "action", Text = m.Str("text") ?? "", AudioStartMs = m.Int("audio_start_ms"),
+                        Name = m.Has("name") ? m.Str("name") : null,
+                        Arguments = m.Has("arguments") ? m.Object("arguments") : null,
+                        ActionId = m.Has("action_id") ? m.Str("action_id") : null,
                     }, m)
                 },
                 {

@@ -237,6 +237,18 @@ namespace Personae.Unity
             return Live().ConverseAsync(ids, topic, lines, ct);
         }
 
+        /// <summary>Fire a trigger declared in a character's file.</summary>
+        public Task SendTriggerAsync(string character, string trigger, Dictionary<string, object> parameters, CancellationToken ct)
+        {
+            return Live().SendTriggerAsync(character, trigger, parameters, ct);
+        }
+
+        /// <summary>Tell the character what became of its action (ActionStatus.Done, Refused or Failed).</summary>
+        public Task SendActionResultAsync(string actionId, string status, string reason, CancellationToken ct)
+        {
+            return Live().SendActionResultAsync(actionId, status, reason, ct);
+        }
+
         private RealtimeClient Live()
         {
             if (_client == null)

@@ -1,6 +1,8 @@
 // Sample: Bram and Mara in one scene. Type a line or hold the button (or T) to talk;
 // the log shows what the daemon heard, who answers and why, and each reply, while each
 // character speaks through their own AudioSource. Start a daemon first: `personae serve`.
+// One action is handled: ask Bram to repair an item ("Bram, can you fix my sword?"); the
+// sample "repairs" it and answers the daemon with a game.action_result, which Bram remembers.
 using System.Collections.Generic;
 using Personae.Unity;
 using UnityEngine;
@@ -24,6 +26,23 @@ namespace Personae.Samples
             client.onTranscript.AddListener(text => Add("You (spoken): " + text));
             client.onResponseDone.AddListener((who, text) => Add(who + ": " + text));
             client.onError.AddListener((code, message) => _status = code + ": " + message);
+            client.EventReceived += OnEvent;
+        }
+
+        private void OnDisable()
+        {
+            client.EventReceived -= OnEvent;
+        }
+
+        // The one action this sample executes: Bram's "repair" (item: sword, axe, shield, ...).
+        private void OnEvent(ServerEvent e)
+        {
+            var action = e as NpcAction;
+            if (action == null || !action.IsGameAction || action.Name != "repair") return;
+            object item;
+            action.Arguments.TryGetValue("item", out item);
+            Add("[game] " + action.Character + " repairs the " + item);
+            _ = client.SendActionResultAsync(action.ActionId, ActionStatus.Done, "the " + item + " is mended", System.Threading.CancellationToken.None);
         }
 
         private void Update()
