@@ -15,6 +15,7 @@ fails at load).
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -35,6 +36,7 @@ from personae.training.recipe import LoraConfigSection
 from personae.training.rundir import write_atomic, write_json
 
 MANIFEST = "manifest.json"
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def check_recipe_against_base(lora: LoraConfigSection, base_model: Any) -> list[str]:
@@ -147,7 +149,14 @@ def _toml_value(v: Any) -> str:
         return json.dumps(v, ensure_ascii=False)
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    raise TypeError(type(v))
+    if isinstance(v, dict):
+        # nested tables (an action's JSON Schema parameters) go inline, which TOML allows at any depth
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) + "}"
+    raise TypeError(f"cannot write {type(v).__name__} to a character file")
+
+
+def _toml_key(k: str) -> str:
+    return k if _BARE_KEY.fullmatch(k) else json.dumps(k, ensure_ascii=False)
 
 
 def _toml(data: dict[str, Any]) -> str:
@@ -158,9 +167,9 @@ def _toml(data: dict[str, Any]) -> str:
         if isinstance(v, dict) or (isinstance(v, (list, tuple)) and v and isinstance(v[0], dict)):
             tables.append((k, v))
         else:
-            lines.append(f"{k} = {_toml_value(v)}")
+            lines.append(f"{_toml_key(k)} = {_toml_value(v)}")
     for k, v in tables:
         for item in v if isinstance(v, (list, tuple)) else [v]:
             lines += ["", f"[[{k}]]" if isinstance(v, (list, tuple)) else f"[{k}]"]
-            lines += [f"{ik} = {_toml_value(iv)}" for ik, iv in item.items()]
+            lines += [f"{_toml_key(ik)} = {_toml_value(iv)}" for ik, iv in item.items()]
     return "\n".join(lines) + "\n"

@@ -121,10 +121,22 @@ class LLMEngine(ABC):
         """
 
 
+@dataclass(frozen=True, slots=True)
+class Phone:
+    """One phoneme an engine spoke, timed on its chunk's audio (lip-sync and word timings)."""
+
+    symbol: str  # IPA, as the engine's phonemizer wrote it; " " or "" for a pause
+    start_ms: float  # from the start of the chunk's pcm
+    duration_ms: float
+    word: int = -1  # index of the word of the sentence it belongs to; -1 outside words
+
+
 @dataclass(slots=True)
 class AudioChunk:
     pcm: np.ndarray  # int16 mono
     sample_rate: int
+    # the phonemes of this chunk's audio, where the engine knows them (Piper, espeak-ng, Kokoro)
+    phones: tuple[Phone, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
