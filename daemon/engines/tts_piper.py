@@ -4,6 +4,11 @@ Piper has no pitch control, so pitch is shifted the tape-speed way: synthesize
 `pitch` times slower (length_scale), then play it back `pitch` times faster by
 resampling from `rate * pitch` to `rate`. Duration comes out unchanged and the voice
 sits higher or lower, so one bundled voice serves several characters.
+
+Phoneme timings come from the model itself: VITS computes how many frames each phoneme
+id lasts (its `w_ceil` tensor), and piper's `add_alignment_output` marks that tensor as
+a graph output when the voice loads, so every chunk carries exact per-phoneme durations
+that sum to its audio (`AudioChunk.phones`, for lip-sync and word timings).
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ import onnxruntime as ort
 
 from personae.daemon.audio import float32_to_int16, resample
 from personae.daemon.characters import VoiceConfig
-from personae.daemon.engines.base import AudioChunk, TTSCapabilities, TTSEngine
+from personae.daemon.engines.base import AudioChunk, Phone, TTSCapabilities, TTSEngine
+from personae.daemon.engines.phones import assign_words, fold, words_of
 from personae.daemon.errors import ConfigError, missing_extra
 from personae.daemon.models import package_dir
 
@@ -82,7 +88,7 @@ class PiperTTS(TTSEngine):
         opts.intra_op_num_threads = self._threads  # 0: onnxruntime uses every core
         opts.log_severity_level = 3
         session = ort.InferenceSession(
-            str(path), sess_options=opts, providers=["CPUExecutionProvider"]
+            _with_durations(path), sess_options=opts, providers=["CPUExecutionProvider"]
         )
         config = PiperConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
         return PiperVoice(session=session, config=config)
@@ -96,16 +102,76 @@ class PiperTTS(TTSEngine):
             length_scale=piper_voice.config.length_scale * voice.pitch / voice.rate
         )
         with self._phonemize_lock:
-            sentences = piper_voice.phonemize(text)
+            sentences = [ph for ph in piper_voice.phonemize(text) if ph]
+            # each word on its own, to find where it starts in the sentence's phonemes
+            word_ipa = [
+                "".join("".join(s) for s in piper_voice.phonemize(w)) for w in words_of(text)
+            ]
+        words = _words_by_sentence(sentences, word_ipa)
+        effective_rate = rate * voice.pitch  # the rate the model's samples play at
         # Inference runs outside the lock: onnxruntime sessions are thread-safe.
-        for phonemes in sentences:
-            if not phonemes:
-                continue
+        for phonemes, sentence_words in zip(sentences, words, strict=True):
             ids = piper_voice.phonemes_to_ids(phonemes)
-            audio = np.asarray(piper_voice.phoneme_ids_to_audio(ids, syn), np.float32).reshape(-1)
+            result = piper_voice.phoneme_ids_to_audio(ids, syn, include_alignments=True)
+            audio, samples = result if isinstance(result, tuple) else (result, None)
+            audio = np.asarray(audio, np.float32).reshape(-1)
+            phones: tuple[Phone, ...] = ()
+            if samples is not None and len(samples) == len(ids):
+                timed = fold(_timed(phonemes, piper_voice.config.phoneme_id_map, samples,
+                                    effective_rate))  # fmt: skip
+                if len(timed) == len(sentence_words):
+                    phones = tuple(
+                        Phone(ph.symbol, ph.start_ms, ph.duration_ms, w)
+                        for ph, w in zip(timed, sentence_words, strict=True)
+                    )
             if voice.pitch != 1.0:
-                audio = resample(audio, rate * voice.pitch, rate)
+                audio = resample(audio, effective_rate, rate)
             peak = float(np.max(np.abs(audio), initial=0.0))
             if peak > 1e-6:
                 audio = audio * (PEAK / peak)
-            yield AudioChunk(pcm=float32_to_int16(audio), sample_rate=rate)
+            yield AudioChunk(pcm=float32_to_int16(audio), sample_rate=rate, phones=phones)
+
+
+def _with_durations(path: Path) -> bytes | str:
+    """The voice's model with its per-phoneme frame counts as a second output."""
+    import onnx
+    from piper.patch_voice_with_alignment import add_alignment_output
+
+    model = onnx.load(str(path))
+    try:
+        add_alignment_output(model)
+    except ValueError:
+        return str(path)  # already patched, or no single duration tensor: audio only
+    return model.SerializeToString()
+
+
+def _timed(
+    phonemes: list[str], id_map: dict[str, list[int]], samples: np.ndarray, rate: float
+) -> list[Phone]:
+    """Each phoneme (with the pad id after it, as `phonemes_to_ids` lays them out) timed
+    from the model's samples per id; the sentence markers become pauses."""
+    pad = len(id_map.get("_", ()))
+    out: list[Phone] = []
+    i = 0
+    ms_per_sample = 1000.0 / rate
+    for symbol in ["^", *phonemes, "$"]:
+        if symbol not in id_map:
+            continue  # phonemes_to_ids skips these too
+        n = len(id_map[symbol]) + (pad if symbol != "$" else 0)
+        count = float(np.sum(samples[i : i + n]))
+        start = float(np.sum(samples[:i])) * ms_per_sample
+        out.append(Phone(symbol, start, count * ms_per_sample))
+        i += n
+    return out
+
+
+def _words_by_sentence(sentences: list[list[str]], word_ipa: list[str]) -> list[list[int]]:
+    """The text word of each folded phone, per sentence (aligned over the whole text:
+    Piper splits "Mr. Smith" into two sentences)."""
+    folded = [fold(Phone(s, 0.0, 0.0) for s in ["^", *ph, "$"]) for ph in sentences]
+    flat = assign_words([ph for sent in folded for ph in sent], word_ipa)
+    out: list[list[int]] = []
+    for sent in folded:
+        out.append([ph.word for ph in flat[: len(sent)]])
+        flat = flat[len(sent) :]
+    return out
