@@ -125,6 +125,8 @@ class SessionConfig(_Model):
     model: str | None = Field(None, max_length=128, exclude=True)
     #: False: no `npc.*` events, for strict OpenAI clients
     npc_events: bool = True
+    #: False: no `npc.viseme` events (mouth shapes and word timings of reply audio)
+    visemes: bool = True
 
     # OpenAI's spellings, folded into the fields above (see openai_shape)
     type: Literal["realtime"] | None = _input_only()
@@ -541,6 +543,39 @@ class NpcSentence(_ResponsePart):
     audio_duration_ms: int
 
 
+VisemeName = Literal[
+    "sil", "PP", "FF", "TH", "DD", "kk", "CH", "SS", "nn", "RR", "aa", "E", "ih", "oh", "ou"
+]  # fmt: skip
+
+
+class Viseme(_Model):
+    """One mouth shape (the 15 Oculus/Meta visemes) on the reply's audio timeline."""
+
+    viseme: VisemeName
+    start_ms: int
+    duration_ms: int
+
+
+class WordTiming(_Model):
+    """Where a spoken word starts and ends on the reply's audio timeline."""
+
+    text: str
+    start_ms: int
+    duration_ms: int
+
+
+class NpcViseme(_ResponsePart):
+    """Mouth shapes and words that start in the reply audio chunk sent right after it.
+
+    Times are on the reply's audio timeline, as `response.output_audio.delta`'s
+    `offset_ms`. Sent with the audio, so a barge-in that drops audio drops these too:
+    no viseme starts past the audio the client was sent."""
+
+    type: Literal["npc.viseme"] = "npc.viseme"
+    visemes: list[Viseme]
+    words: list[WordTiming] = Field(default_factory=list)
+
+
 class NpcAction(_ResponsePart):
     """A stage direction in the reply: shown or animated, never spoken.
 
@@ -672,6 +707,7 @@ ServerEvent = Annotated[
     | OutputAudioDelta
     | OutputAudioDone
     | NpcSentence
+    | NpcViseme
     | NpcAction
     | NpcEmotion
     | NpcAlert

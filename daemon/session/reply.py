@@ -18,9 +18,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import numpy as np
-
-from personae.daemon import audio as pcm
 from personae.daemon.actions.planner import PlannedAction
 from personae.daemon.adapters import AdapterCache
 from personae.daemon.admission import Admission
@@ -31,6 +28,7 @@ from personae.daemon.errors import EngineError
 from personae.daemon.moderation import ContentBlockedError, Moderator
 from personae.daemon.monitoring import Metrics
 from personae.daemon.runtime import CharacterState
+from personae.daemon.session import lipsync
 from personae.daemon.session.conversation import Conversation, Run
 from personae.daemon.session.openai_reply import ReplyShape
 from personae.daemon.session.outbox import Outbox, audio_ms
@@ -329,7 +327,7 @@ class Responder:
                 say = spoken_text(sentence)
                 if not speak or not say:
                     continue
-                out = await _in_time_once_started(
+                out, phones = await _in_time_once_started(
                     self._run, "tts", self._synthesize, (say, voice.engine, voice), s.engine_stall_s
                 )
                 rate = self._session().output_sample_rate
@@ -343,8 +341,12 @@ class Responder:
                 if r.first_audio_ms is None:
                     r.first_audio_ms = (time.monotonic() - r.started) * 1000
                     self._metrics.stage("first_audio", r.first_audio_ms / 1000)
+                lips = lipsync.events(phones if self._session().visemes else (), say,
+                                      offset_ms=offset, rate=rate, step=step, samples=len(out), **part)  # fmt: skip
                 for i in range(0, len(out), step):
                     chunk = out[i : i + step]
+                    if (lips_now := lips.get(i // step)) is not None:
+                        await self._outbox.data(lips_now)
                     await self._outbox.data(
                         p.OutputAudioDelta(
                             delta=chunk.astype("<i2").tobytes(),
@@ -363,11 +365,8 @@ class Responder:
         while len(self._spoken) > 32:
             self._spoken.pop(next(iter(self._spoken)))
 
-    def _synthesize(self, text: str, engine: str, voice: VoiceConfig) -> np.ndarray:
-        tts = self._tts[engine]
-        rate = self._session().output_sample_rate
-        parts = [pcm.resample(c.pcm, c.sample_rate, rate) for c in tts.synthesize(text, voice)]
-        return np.concatenate(parts).astype(np.int16) if parts else np.zeros(0, np.int16)
+    def _synthesize(self, text: str, engine: str, voice: VoiceConfig) -> lipsync.Speech:
+        return lipsync.speak(self._tts[engine], text, voice, self._session().output_sample_rate)
 
     # --- finishing and recording ---
 

@@ -58,6 +58,13 @@ EXAMPLES: list[BaseModel] = [
         audio_start_ms=0,
         audio_duration_ms=400,
     ),
+    p.NpcViseme(
+        response_id="r",
+        item_id="i",
+        character="bram",
+        visemes=[p.Viseme(viseme="aa", start_ms=0, duration_ms=120)],
+        words=[p.WordTiming(text="Aye", start_ms=0, duration_ms=300)],
+    ),
     p.ResponseDone(
         response=p.ResponseInfo(id="r", character="bram", status="cancelled", audio_sent_ms=300)
     ),
