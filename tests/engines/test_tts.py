@@ -155,9 +155,9 @@ def test_espeak_unknown_voice_is_an_engine_error(espeak):
         list(espeak.synthesize("Hello.", VoiceConfig(engine="espeak", voice="nosuchvoice")))
 
 
-def test_espeak_missing_binary_says_how_to_install():
+def test_espeak_missing_library_says_how_to_install():
     with pytest.raises(ConfigError, match="apt-get install espeak-ng"):
-        EspeakTTS(binary="espeak-ng-not-installed")
+        EspeakTTS(library="espeak-ng-not-installed")
 
 
 def test_registry_builds_both(settings):
