@@ -99,8 +99,20 @@ class Outbox:
         end = self._audio_ends.get(response_id)
         return 0.0 if end is None else max(0.0, end - self._clock())
 
+    def _take(self) -> list[p.ServerEvent]:
+        """The next payload to send: one event, or an `npc.viseme` with the audio chunk
+        after it, so lip-sync never goes out for audio a barge-in then drops. ([] while
+        a viseme waits for its chunk.)"""
+        if not isinstance(self._data[0], p.NpcViseme):
+            return [self._data.popleft()]
+        if len(self._data) < 2:
+            return []
+        return [self._data.popleft(), self._data.popleft()]
+
     def _due(self, event: p.ServerEvent) -> float:
         """Seconds until this audio chunk may go out (0 = now)."""
+        if isinstance(event, p.NpcViseme) and len(self._data) > 1:
+            event = self._data[1]  # goes out with the audio chunk after it
         if not isinstance(event, p.OutputAudioDelta) or self._lead <= 0:
             return 0.0
         start = self._playback.get(event.response_id)
@@ -121,17 +133,18 @@ class Outbox:
                 continue
             if self._data:
                 wait = self._due(self._data[0])
-                if wait <= 0:
-                    event = self._data.popleft()
+                if wait <= 0 and (batch := self._take()):
                     self._room.set()
-                    self._account(event)
-                    await self._emit(event)
+                    for event in batch:  # taken together: a drop cannot come between
+                        self._account(event)
+                        await self._emit(event)
                     self._progress.set()
                     continue
                 self._wake.clear()
                 # asyncio.timeout: wait_for can swallow the session's cancellation (3.11)
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(wait):
+                    # (None: a viseme waits for its audio chunk, which wakes us)
+                    async with asyncio.timeout(wait if wait > 0 else None):
                         await self._wake.wait()
                 continue
             self._wake.clear()

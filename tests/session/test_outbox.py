@@ -87,3 +87,55 @@ async def test_playing_for_is_how_long_the_audio_sent_still_plays():
     now[0] += 5
     assert box.playing_for("resp_1") == 0.0
     runner.cancel()
+
+
+def viseme(rid: str, start_ms: int) -> p.NpcViseme:
+    return p.NpcViseme(
+        visemes=[p.Viseme(viseme="aa", start_ms=start_ms, duration_ms=100)],
+        response_id=rid,
+        item_id="item_1",
+        character="bram",
+    )
+
+
+def audio(rid: str, offset_ms: int) -> p.OutputAudioDelta:
+    return p.OutputAudioDelta(
+        delta=bytes(2 * 2400), offset_ms=offset_ms, response_id=rid, item_id="item_1",
+        character="bram",
+    )  # fmt: skip
+
+
+async def test_a_viseme_leaves_with_its_audio_chunk_and_is_dropped_with_it():
+    sent: list[p.ServerEvent] = []
+    now = [0.0]
+
+    async def send(event: p.ServerEvent) -> None:
+        sent.append(event)
+
+    # a clock we move by hand: audio may run 100 ms ahead of playback
+    box = Outbox(send, data_frames=64, lead_ms=100, clock=lambda: now[0])
+    box.output_sample_rate = 24000
+    runner = asyncio.create_task(box.run())
+    for i in range(4):
+        await box.data(viseme("resp_1", i * 100))
+        await box.data(audio("resp_1", i * 100))
+    await asyncio.sleep(0.05)
+    # t=0: chunks 0 and 1 are due (100 ms lead); chunk 2's viseme waits with its audio
+    assert [e.type for e in sent] == ["npc.viseme", "response.output_audio.delta"] * 2
+    box.drop_response("resp_1")  # barge-in
+    now[0] = 10.0
+    await box.data(text("resp_2", "x"))
+    await asyncio.sleep(0.05)
+    runner.cancel()
+    assert [e.type for e in sent][4:] == ["response.output_text.delta"]
+    # a viseme alone waits for its chunk instead of going out ahead of it
+    sent.clear()
+    box2 = Outbox(send, data_frames=64, lead_ms=0)
+    runner2 = asyncio.create_task(box2.run())
+    await box2.data(viseme("resp_3", 0))
+    await asyncio.sleep(0.05)
+    assert sent == []
+    await box2.data(audio("resp_3", 0))
+    await asyncio.sleep(0.05)
+    runner2.cancel()
+    assert [e.type for e in sent] == ["npc.viseme", "response.output_audio.delta"]
