@@ -67,6 +67,16 @@ class Reply:
         return [e for e in self.events if isinstance(e, p.NpcAction) and e.kind == "game"]
 
     @property
+    def visemes(self) -> list[p.Viseme]:
+        """The reply's mouth shapes (`npc.viseme`), timed on `audio` in milliseconds."""
+        return [v for e in self.events if isinstance(e, p.NpcViseme) for v in e.visemes]
+
+    @property
+    def words(self) -> list[p.WordTiming]:
+        """The reply's spoken words, timed on `audio` in milliseconds."""
+        return [w for e in self.events if isinstance(e, p.NpcViseme) for w in e.words]
+
+    @property
     def status(self) -> str:
         return self.response.status
 

@@ -102,6 +102,7 @@ def assign_words(phones: Sequence[Phone], word_ipa: Sequence[str]) -> list[Phone
     for i in range(len(phones) - 2, -1, -1):
         if word[i] < 0 and not is_pause(phones[i].symbol) and not is_pause(phones[i + 1].symbol):
             word[i] = word[i + 1]
+    _fill_unmatched_runs(phones, word, len(word_ipa))
     # a word's phones are one stretch: a stray match earlier than its neighbours' words
     # (the aligner pairing a lone sound far away) would give it a wrong onset
     last = -1
@@ -112,6 +113,28 @@ def assign_words(phones: Sequence[Phone], word_ipa: Sequence[str]) -> list[Phone
             word[i] = last
         last = word[i]
     return [Phone(ph.symbol, ph.start_ms, ph.duration_ms, word[i]) for i, ph in enumerate(phones)]
+
+
+def _fill_unmatched_runs(phones: Sequence[Phone], word: list[int], n_words: int) -> None:
+    """A run of sounds between pauses that matched nothing ("a" said as ɐ in a
+    sentence but ˈeɪ alone) takes the next word not yet placed between its neighbours."""
+    placed = set(word)
+    i = 0
+    while i < len(phones):
+        if is_pause(phones[i].symbol) or word[i] >= 0:
+            i += 1
+            continue
+        j = i
+        while j < len(phones) and not is_pause(phones[j].symbol):
+            j += 1
+        if all(w < 0 for w in word[i:j]):
+            before = max((w for w in word[:i] if w >= 0), default=-1)
+            after = min((w for w in word[j:] if w >= 0), default=n_words)
+            free = [w for w in range(before + 1, after) if w not in placed]
+            if free:
+                word[i:j] = [free[0]] * (j - i)
+                placed.add(free[0])
+        i = j
 
 
 def word_spans(phones: Sequence[Phone]) -> dict[int, tuple[float, float]]:

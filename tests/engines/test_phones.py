@@ -76,3 +76,11 @@ def test_visemes_merge_runs_and_tile_the_time() -> None:
     assert out[3].duration_ms == 20.0  # m and b: one closed-lips span
     for a, b in itertools.pairwise(out):
         assert a.start_ms + a.duration_ms == pytest.approx(b.start_ms)
+
+
+def test_a_word_said_differently_alone_still_gets_its_run() -> None:
+    # "is a grand": in the sentence "a" is ɐ, alone espeak-ng says the letter, ˈeɪ
+    out = assign_words(fold(phones("^ɪz ɐ ɡɹˈænd$")), ["ɪz", "ˈeɪ", "ɡɹˈænd"])
+    assert [(p.symbol, p.word) for p in out if p.symbol != " "] == [
+        ("ɪ", 0), ("z", 0), ("ɐ", 1), ("ɡ", 2), ("ɹ", 2), ("æ", 2), ("n", 2), ("d", 2)
+    ]  # fmt: skip
