@@ -49,6 +49,7 @@ namespace Personae
         public const string OutputAudioDelta = "response.output_audio.delta";
         public const string OutputAudioDone = "response.output_audio.done";
         public const string NpcSentence = "npc.sentence";
+        public const string NpcViseme = "npc.viseme";
         public const string NpcEmotion = "npc.emotion";
         public const string NpcAction = "npc.action";
         public const string NpcAlert = "npc.alert";
@@ -201,6 +202,8 @@ namespace Personae
         public string Voice;
         /// <summary>Whether <c>npc.*</c> events are sent.</summary>
         public bool NpcEvents = true;
+        /// <summary>Whether <c>npc.viseme</c> events (lip-sync, word timings) are sent.</summary>
+        public bool Visemes = true;
 
         internal static SessionInfo From(MapView m)
         {
@@ -219,6 +222,7 @@ namespace Personae
                 Instructions = m.Str("instructions"),
                 Voice = m.Str("voice"),
                 NpcEvents = m.Bool("npc_events", true),
+                Visemes = m.Bool("visemes", true),
             };
             m.Finish();
             return s;

@@ -79,6 +79,8 @@ namespace Personae
         public event Action<ResponseInfo> ResponseStarted;
         public event Action<OutputTextDelta> TextDelta;
         public event Action<NpcSentence> Sentence;
+        /// <summary>Lip-sync: visemes and word timings of the audio chunk that follows (feed a VisemeTrack).</summary>
+        public event Action<NpcViseme> VisemeReceived;
         /// <summary>A character's feelings changed (dominant emotion, blend, trust, affinity).</summary>
         public event Action<NpcEmotion> Emotion;
         /// <summary>A stage direction in a reply (gesture or tone), to animate, never to speak.</summary>
@@ -344,6 +346,7 @@ namespace Personae
             else if (e is ResponseCreated) Invoke(ResponseStarted, ((ResponseCreated)e).Response);
             else if (e is OutputTextDelta) Invoke(TextDelta, (OutputTextDelta)e);
             else if (e is NpcSentence) Invoke(Sentence, (NpcSentence)e);
+            else if (e is NpcViseme) Invoke(VisemeReceived, (NpcViseme)e);
             else if (e is NpcEmotion) Invoke(Emotion, (NpcEmotion)e);
             else if (e is NpcAction) Invoke(ActionReceived, (NpcAction)e);
             else if (e is NpcAlert) Invoke(Alert, (NpcAlert)e);

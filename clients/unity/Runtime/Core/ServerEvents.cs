@@ -112,6 +112,33 @@ namespace Personae
         public int AudioDurationMs;
     }
 
+    /// <summary>One mouth shape (the 15 Oculus/Meta visemes: "sil", "PP", "FF", "TH", "DD", "kk",
+    /// "CH", "SS", "nn", "RR", "aa", "E", "ih", "oh", "ou") on the reply's audio timeline, in ms.</summary>
+    public sealed class Viseme
+    {
+        public string Name;
+        public int StartMs;
+        public int DurationMs;
+    }
+
+    /// <summary>Where a spoken word starts and ends on the reply's audio timeline, in ms.</summary>
+    public sealed class WordTiming
+    {
+        public string Text;
+        public int StartMs;
+        public int DurationMs;
+    }
+
+    /// <summary>
+    /// Lip-sync: the visemes and words that start in the audio chunk sent right after this
+    /// event, timed like OutputAudioDelta.OffsetMs. A barge-in drops them with their audio.
+    /// </summary>
+    public sealed class NpcViseme : ResponsePart
+    {
+        public List<Viseme> Visemes = new List<Viseme>();
+        public List<WordTiming> Words = new List<WordTiming>();
+    }
+
     /// <summary>
     /// A stage direction in the reply (`*waves*`, `[angry]`): shown or animated, never spoken.
     /// AudioStartMs is where in the reply's audio it belongs.
@@ -243,6 +270,19 @@ namespace Personae
                     EventTypes.NpcSentence, m => Part(new NpcSentence
                     {
                         Text = m.Str("text") ?? "", AudioStartMs = m.Int("audio_start_ms"), AudioDurationMs = m.Int("audio_duration_ms"),
+                    }, m)
+                },
+                {
+                    EventTypes.NpcViseme, m => Part(new NpcViseme
+                    {
+                        Visemes = m.MapList("visemes").ConvertAll(v => new Viseme
+                        {
+                            Name = v.Str("viseme") ?? "sil", StartMs = v.Int("start_ms"), DurationMs = v.Int("duration_ms"),
+                        }),
+                        Words = m.MapList("words").ConvertAll(w => new WordTiming
+                        {
+                            Text = w.Str("text") ?? "", StartMs = w.Int("start_ms"), DurationMs = w.Int("duration_ms"),
+                        }),
                     }, m)
                 },
                 {
