@@ -20,7 +20,7 @@ namespace UnityEngine
 
     public class Behaviour : Component { public bool enabled; }
     public class MonoBehaviour : Behaviour { }
-    public class ScriptableObject : Object { }
+    public class ScriptableObject : Object { public static T CreateInstance<T>() where T : ScriptableObject { return null; } }
 
     public sealed class GameObject : Object
     {
@@ -56,6 +56,22 @@ namespace UnityEngine
         public static int GetPosition(string deviceName) { return 0; }
         public static void GetDeviceCaps(string deviceName, out int minFreq, out int maxFreq) { minFreq = maxFreq = 0; }
     }
+
+    public sealed class Mesh : Object
+    {
+        public int blendShapeCount { get { return 0; } }
+        public int GetBlendShapeIndex(string blendShapeName) { return -1; }
+    }
+
+    public class Renderer : Component { }
+    public sealed class SkinnedMeshRenderer : Renderer
+    {
+        public Mesh sharedMesh;
+        public void SetBlendShapeWeight(int index, float value) { }
+    }
+
+    public sealed class Time { public static float realtimeSinceStartup { get { return 0f; } } }
+    [AttributeUsage(AttributeTargets.Class)] public sealed class CreateAssetMenuAttribute : Attribute { public string fileName; public string menuName; public int order; }
 
     public struct Mathf { public static int Clamp(int value, int min, int max) { return Math.Max(min, Math.Min(max, value)); } }
 
