@@ -40,6 +40,10 @@ signal output_audio_delta(character: String, pcm16: PackedByteArray, event: Dict
 signal output_audio_done(event: Dictionary)
 ## A sentence about to be spoken, with its audio start and duration: subtitles, lip-sync.
 signal npc_sentence(event: Dictionary)
+## Lip-sync: event.visemes ({viseme, start_ms, duration_ms}) and event.words ({text,
+## start_ms, duration_ms}) that start in the audio chunk after it, on the reply's audio
+## timeline. [PersonaeLipSync] plays them out in time with a [PersonaeVoice].
+signal npc_viseme(event: Dictionary)
 ## A stage direction in a reply (event.kind "action" or "emotion", event.text): never spoken;
 ## or (event.kind "game") an action declared in the character's file, also raised as game_action.
 signal npc_action(event: Dictionary)
@@ -84,6 +88,7 @@ const SERVER_EVENTS := {
 	"response.output_audio.delta": "output_audio_delta",
 	"response.output_audio.done": "output_audio_done",
 	"npc.sentence": "npc_sentence",
+	"npc.viseme": "npc_viseme",
 	"npc.emotion": "npc_emotion",
 	"npc.action": "npc_action",
 	"npc.alert": "npc_alert",

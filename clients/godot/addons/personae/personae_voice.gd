@@ -101,6 +101,15 @@ func _on_response_done(event: Dictionary) -> void:
 		stop_speaking()
 
 
+## Milliseconds of the current reply the player has heard: frames handed to the
+## generator, less those still waiting in it (lip-sync follows this clock).
+func heard_ms() -> int:
+	if _playback == null:
+		return 0
+	var in_generator := maxi(0, _capacity - _playback.get_frames_available())
+	return int(maxi(0, _response_frames - in_generator) * 1000.0 / _rate)
+
+
 ## Drops everything queued (barge-in, cancelled reply).
 func stop_speaking() -> void:
 	_queue.clear()
