@@ -32,6 +32,8 @@
     actions: [],         // npc.action of kind "game": {id, name, arguments, character, result}
   };
   window.personae = state;
+  // the mouth of whoever is speaking (mouth.js); state.lips.stats for tests
+  state.lips = window.PersonaeMouth.create($("#mouth"), $("#mouth-viseme"));
 
   // ------------------------------------------------------------------ the socket
 
@@ -134,6 +136,7 @@
       reply.el.querySelector(".text").textContent = e.text;
     },
     "npc.sentence": (e) => { replyFor(e).sentences += 1; },
+    "npc.viseme": (e) => state.lips.add(e),
     "npc.emotion": (e) => showEmotion(e),
     "npc.alert": (e) => add("error", `${esc(character(e.character).name)} is drifting out of character: ` +
       `${esc(e.signal)} ${e.rolling.toFixed(2)} < ${e.threshold.toFixed(2)} over ${e.replies} replies`),
@@ -374,6 +377,7 @@
     // 80 ms of jitter headroom; the lines of an exchange play one after the other
     const at = Math.max(ac.currentTime + 0.08, v.next, state.exchange ? state.lineEnd : 0);
     src.start(at);
+    state.lips.scheduled(e, ac, at, buffer.duration);
     v.next = at + buffer.duration;
     state.lineEnd = v.next;
     reply.sources.add(src);
@@ -400,6 +404,7 @@
       reply.el.classList.remove("playing");
     }
     for (const v of voices.values()) v.next = 0;
+    state.lips.stop();
   }
 
   // ------------------------------------------------------------------ microphone

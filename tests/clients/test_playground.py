@@ -234,6 +234,14 @@ def scripted_app():
                     p.NpcEmotion(
                         character="bram", dominant="joy", intensity=0.6, blend={"joy": 0.6}
                     ),
+                    p.NpcViseme(
+                        **part,
+                        visemes=[
+                            p.Viseme(viseme=v, start_ms=a, duration_ms=b - a)
+                            for v, a, b in (("PP", 0, 150), ("aa", 150, 300), ("ou", 300, 500))
+                        ],
+                        words=[p.WordTiming(text="Still", start_ms=0, duration_ms=250)],
+                    ),
                     p.OutputAudioDelta(**part, delta=base64.b64encode(tone).decode()),
                     p.OutputAudioDone(**part),
                     p.ResponseDone(
@@ -337,6 +345,8 @@ def test_playground_recovers_from_a_misbehaving_daemon(tmp_path: Path) -> None:
                         errors: window.personae.errors.map(e => e.code),
                         replies: [...document.querySelectorAll('.reply')].map(
                             el => [el.dataset.character, el.querySelector('.text').textContent]),
+                        lips: {events: window.personae.lips.stats.events,
+                               drawn: [...window.personae.lips.stats.drawn]},
                     })"""
                 )
                 page.screenshot(path=str(tmp_path / "recovered.png"))
@@ -350,6 +360,10 @@ def test_playground_recovers_from_a_misbehaving_daemon(tmp_path: Path) -> None:
     assert seen["unknown"] == ["npc.gaze"]
     assert seen["errors"] == ["malformed_frame", "connection_lost"]
     assert seen["replies"] == [["bram", "Hel"], ["bram", "Still here."]]
+    # the mouth drew the visemes while the audio played (frames land where they land)
+    assert seen["lips"]["events"] == 1
+    assert len(set(seen["lips"]["drawn"]) & {"PP", "aa", "ou"}) >= 2, seen["lips"]
+    assert set(seen["lips"]["drawn"]) <= {"PP", "aa", "ou"}
     assert len(connections) == 2
     rating, result = feedback
     assert (rating.character, rating.score, rating.response_id) == ("bram", 1.0, "resp_2")
