@@ -16,7 +16,13 @@ count. Side by side, from the same replies:
 Target (issue #19): |onset error| median <= 80 ms and p95 <= 150 ms over >= 50 replies.
 The worst pairs are listed with their context, to see what the outliers are.
 
-    personae bench visemes [--per-character 18]
+`--cost` measures instead what the timings cost per clause, side by side: Piper with
+its duration output and word alignment against plain Piper, and espeak-ng through the
+library in its child process against the `espeak-ng` program per sentence (the
+engine before), plus Piper's voice load time with and without the graph edit
+(results in visemes-cost.json).
+
+    personae bench visemes [--per-character 18] [--cost]
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import difflib
+import json
 import re
 import sys
 import tempfile
@@ -148,12 +155,80 @@ def summary(errors: list[float]) -> dict[str, Any]:
     }
 
 
+def cost(repeats: int) -> dict[str, Any]:
+    import statistics
+    import subprocess
+
+    import onnxruntime as ort
+    from piper import PiperVoice, SynthesisConfig
+
+    from personae.daemon.characters import VoiceConfig
+    from personae.daemon.engines.tts_espeak import EspeakTTS
+    from personae.daemon.engines.tts_piper import PiperTTS, bundled_voice_path
+
+    clause = "Aye, the forge burns hot,"
+    t = time.perf_counter()
+    timed = PiperTTS(threads=1)
+    load_timed = time.perf_counter() - t
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    t = time.perf_counter()
+    session = ort.InferenceSession(
+        str(bundled_voice_path()), sess_options=opts, providers=["CPUExecutionProvider"]
+    )
+    load_plain = time.perf_counter() - t
+    plain = PiperVoice(session=session, config=timed._voice("default").config)
+    espeak = EspeakTTS()
+
+    def plain_piper() -> None:
+        for ph in plain.phonemize(clause):
+            plain.phoneme_ids_to_audio(plain.phonemes_to_ids(ph), SynthesisConfig())
+
+    def espeak_program() -> None:
+        subprocess.run(["espeak-ng", "--stdin", "--stdout", "-b", "1", "-v", "en-us"],
+                       input=clause.encode(), capture_output=True, check=True)  # fmt: skip
+
+    ways = {
+        "piper with phones": lambda: list(timed.synthesize(clause, VoiceConfig())),
+        "piper plain": plain_piper,
+        "espeak-ng library (child process) with phones": lambda: list(
+            espeak.synthesize(clause, VoiceConfig(engine="espeak"))
+        ),
+        "espeak-ng program per sentence": espeak_program,
+    }
+    out: dict[str, Any] = {}
+    for name, run in ways.items():
+        run()  # warm
+        times = []
+        for _ in range(repeats):
+            # interleaved would be fairer on a loaded machine; each way is short
+            t = time.perf_counter()
+            run()
+            times.append((time.perf_counter() - t) * 1000)
+        out[name] = {"median_ms": round(statistics.median(times), 1),
+                     "p90_ms": round(_perf.pct(times, 90), 1)}  # fmt: skip
+        print(f"{name:48s} {out[name]}", flush=True)
+    out["piper voice load s"] = {"with duration output": round(load_timed, 2),
+                                 "plain": round(load_plain, 2)}  # fmt: skip
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--per-character", type=int, default=18, help="replies per character")
+    ap.add_argument("--cost", action="store_true", help="time the engines with and without phones")
+    ap.add_argument("--repeats", type=int, default=20, help="--cost: runs of each way")
     args = ap.parse_args()
+    if args.cost:
+        info = _perf.machine()
+        result = {"machine": info, "clause": "Aye, the forge burns hot,", **cost(args.repeats)}
+        _perf.RESULTS.mkdir(exist_ok=True)
+        path = _perf.RESULTS / "visemes-cost.json"
+        path.write_text(json.dumps(result, indent=1))
+        print(f"wrote {path}")
+        return
 
     from faster_whisper import WhisperModel
 

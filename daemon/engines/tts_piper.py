@@ -46,12 +46,17 @@ class PiperTTS(TTSEngine):
     name = "piper"
     capabilities = TTSCapabilities(streaming=False, voices=(DEFAULT_VOICE,))
 
-    def __init__(self, *, default_voice: Path | None = None, threads: int = 0) -> None:
+    def __init__(
+        self, *, default_voice: Path | None = None, threads: int = 0, cache_dir: Path | None = None
+    ) -> None:
+        """`cache_dir`: where voice models with their duration output are kept, so
+        later starts skip the graph edit (None: edit in memory at every load)."""
         try:
             import piper  # noqa: F401 - fail early with the extra's name
         except ImportError:
             raise missing_extra("piper-tts", "piper") from None
         self._threads = threads
+        self._cache_dir = cache_dir
         self._default_path = default_voice or bundled_voice_path()
         self._voices: dict[Path, PiperVoice] = {}
         self._load_lock = threading.Lock()
@@ -61,7 +66,7 @@ class PiperTTS(TTSEngine):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PiperTTS:
-        return cls(threads=settings.engine_threads)
+        return cls(threads=settings.engine_threads, cache_dir=settings.cache_dir / "piper")
 
     def sample_rate(self, voice: str = DEFAULT_VOICE) -> int:
         return self._voice(voice).config.sample_rate
@@ -88,7 +93,9 @@ class PiperTTS(TTSEngine):
         opts.intra_op_num_threads = self._threads  # 0: onnxruntime uses every core
         opts.log_severity_level = 3
         session = ort.InferenceSession(
-            _with_durations(path), sess_options=opts, providers=["CPUExecutionProvider"]
+            _with_durations(path, self._cache_dir),
+            sess_options=opts,
+            providers=["CPUExecutionProvider"],
         )
         config = PiperConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
         return PiperVoice(session=session, config=config)
@@ -132,17 +139,37 @@ class PiperTTS(TTSEngine):
             yield AudioChunk(pcm=float32_to_int16(audio), sample_rate=rate, phones=phones)
 
 
-def _with_durations(path: Path) -> bytes | str:
-    """The voice's model with its per-phoneme frame counts as a second output."""
+def _with_durations(path: Path, cache_dir: Path | None = None) -> bytes | str:
+    """The voice's model with its per-phoneme frame counts as a second output: a path
+    to the edited copy in `cache_dir` (made once per voice file), or the model's bytes."""
+    import hashlib
+    import os
+    import tempfile
+
     import onnx
     from piper.patch_voice_with_alignment import add_alignment_output
 
+    stat = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    cached = cache_dir / f"{path.stem}-durations-{key.hexdigest()[:16]}.onnx" if cache_dir else None
+    if cached is not None and cached.is_file():
+        return str(cached)
     model = onnx.load(str(path))
     try:
         add_alignment_output(model)
     except ValueError:
         return str(path)  # already patched, or no single duration tensor: audio only
-    return model.SerializeToString()
+    data = model.SerializeToString()
+    if cached is not None:
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=cached.parent, suffix=".tmp")
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, cached)  # atomic: a concurrent start never reads half a file
+        except OSError:
+            pass  # a read-only cache costs only the edit at each start
+    return data
 
 
 def _timed(

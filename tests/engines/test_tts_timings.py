@@ -148,3 +148,13 @@ def test_espeak_unknown_voice_leaves_the_child_serving(espeak) -> None:
     with pytest.raises(EngineError, match="nosuchvoice"):
         list(espeak.synthesize("Hello.", VoiceConfig(engine="espeak", voice="nosuchvoice")))
     assert next(iter(espeak.synthesize("Hello.", VoiceConfig(engine="espeak")))).phones
+
+
+def test_piper_keeps_the_voice_with_its_duration_output_in_the_cache(tmp_path) -> None:
+    PiperTTS(threads=1, cache_dir=tmp_path)
+    (edited,) = tmp_path.glob("*.onnx")
+    made = edited.stat().st_mtime_ns
+    again = PiperTTS(threads=1, cache_dir=tmp_path)  # loads the edited copy, edits nothing
+    assert list(tmp_path.glob("*.onnx")) == [edited] and edited.stat().st_mtime_ns == made
+    chunk = next(iter(again.synthesize("Hello there.", VoiceConfig())))
+    check_tiles(chunk)
