@@ -16,6 +16,8 @@ import difflib
 import re
 from collections.abc import Iterable, Sequence
 
+import numpy as np
+
 from personae.daemon.engines.base import Phone
 
 #: stress: belongs to the sound after it
@@ -135,6 +137,45 @@ def _fill_unmatched_runs(phones: Sequence[Phone], word: list[int], n_words: int)
                 word[i:j] = [free[0]] * (j - i)
                 placed.add(free[0])
         i = j
+
+
+#: a gap between two words shorter than this, and no quieter than GAP_QUIET_DB under
+#: the sentence's speech, is a transition, not a pause
+GAP_MAX_MS = 120.0
+GAP_QUIET_DB = 20.0
+
+
+def join_voiced_gaps(phones: Sequence[Phone], audio: np.ndarray, rate: float) -> list[Phone]:
+    """Give each voiced word-boundary gap half to the sound before and half to the next.
+
+    Piper's word separator token gets frames of its own, but in running speech they are
+    mostly sound (the voice glides from one word into the next), not silence: shown as
+    `sil` the mouth would snap shut between every word, and the next word would seem to
+    start late. A short gap whose level is near the speech around it is split between its
+    neighbours; quiet gaps (real pauses, a stop's closure) stay pauses."""
+    x = np.asarray(audio, dtype=np.float32).reshape(-1)
+
+    def level(ph: Phone) -> float:
+        a, b = int(ph.start_ms * rate / 1000), int((ph.start_ms + ph.duration_ms) * rate / 1000)
+        seg = x[a:b]
+        return float(np.sqrt(np.mean(seg * seg))) if seg.size else 0.0
+
+    sounds = [level(ph) for ph in phones if not is_pause(ph.symbol) and ph.duration_ms > 0]
+    if not sounds:
+        return list(phones)
+    floor = float(np.median(sounds)) * 10 ** (-GAP_QUIET_DB / 20)
+    out = list(phones)
+    for i in range(1, len(out) - 1):
+        gap, before, after = out[i], out[i - 1], out[i + 1]
+        if not is_pause(gap.symbol) or is_pause(before.symbol) or is_pause(after.symbol):
+            continue
+        if gap.duration_ms > GAP_MAX_MS or level(gap) < floor:
+            continue
+        half = gap.duration_ms / 2
+        out[i - 1] = Phone(before.symbol, before.start_ms, before.duration_ms + half, before.word)
+        out[i] = Phone(gap.symbol, gap.start_ms + half, 0.0, -1)
+        out[i + 1] = Phone(after.symbol, gap.start_ms + half, after.duration_ms + half, after.word)
+    return [ph for ph in out if ph.duration_ms > 0 or not is_pause(ph.symbol)]
 
 
 def word_spans(phones: Sequence[Phone]) -> dict[int, tuple[float, float]]:

@@ -95,24 +95,31 @@ class EspeakTTS(TTSEngine):
     # --- the child process ---
 
     def _ask(self, request: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+        data = json.dumps(request).encode("utf-8")
         with self._lock:
-            child = self._started()
-            data = json.dumps(request).encode("utf-8")
             deadline = time.monotonic() + self._timeout
-            try:
-                assert child.stdin is not None and child.stdout is not None
-                child.stdin.write(HEADER.pack(len(data)) + data)
-                child.stdin.flush()
-                (n,) = HEADER.unpack(self._read(child, HEADER.size, deadline))
-                header = json.loads(self._read(child, n, deadline))
-                audio = self._read(child, int(header.get("bytes", 0)), deadline)
-            except TimeoutError as exc:
-                self._stop()
-                raise EngineError(f"timed out after {self._timeout} s", engine=self.name) from exc
-            except (OSError, EOFError, ValueError) as exc:
-                self._stop()
-                raise EngineError(f"espeak-ng process failed: {exc}", engine=self.name) from exc
-            return header, audio
+            for attempt in (1, 2):
+                child = self._started()
+                try:
+                    assert child.stdin is not None and child.stdout is not None
+                    child.stdin.write(HEADER.pack(len(data)) + data)
+                    child.stdin.flush()
+                    (n,) = HEADER.unpack(self._read(child, HEADER.size, deadline))
+                    header = json.loads(self._read(child, n, deadline))
+                    return header, self._read(child, int(header.get("bytes", 0)), deadline)
+                except TimeoutError as exc:
+                    self._stop()
+                    raise EngineError(
+                        f"timed out after {self._timeout} s", engine=self.name
+                    ) from exc
+                except (OSError, EOFError, ValueError) as exc:
+                    self._stop()
+                    # a child that had died since the last sentence: one fresh try
+                    if attempt == 2 or not isinstance(exc, EOFError | BrokenPipeError):
+                        raise EngineError(
+                            f"espeak-ng process failed: {exc}", engine=self.name
+                        ) from exc
+        raise AssertionError("unreachable")
 
     def _started(self) -> subprocess.Popen[bytes]:
         if self._children and self._children[0].poll() is not None:

@@ -24,7 +24,7 @@ import onnxruntime as ort
 from personae.daemon.audio import float32_to_int16, resample
 from personae.daemon.characters import VoiceConfig
 from personae.daemon.engines.base import AudioChunk, Phone, TTSCapabilities, TTSEngine
-from personae.daemon.engines.phones import assign_words, fold, words_of
+from personae.daemon.engines.phones import assign_words, fold, join_voiced_gaps, words_of
 from personae.daemon.errors import ConfigError, missing_extra
 from personae.daemon.models import package_dir
 
@@ -127,10 +127,11 @@ class PiperTTS(TTSEngine):
                 timed = fold(_timed(phonemes, piper_voice.config.phoneme_id_map, samples,
                                     effective_rate))  # fmt: skip
                 if len(timed) == len(sentence_words):
-                    phones = tuple(
+                    worded = [
                         Phone(ph.symbol, ph.start_ms, ph.duration_ms, w)
                         for ph, w in zip(timed, sentence_words, strict=True)
-                    )
+                    ]
+                    phones = tuple(join_voiced_gaps(worded, audio, effective_rate))
             if voice.pitch != 1.0:
                 audio = resample(audio, effective_rate, rate)
             peak = float(np.max(np.abs(audio), initial=0.0))

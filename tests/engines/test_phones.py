@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
 import pytest
 
 from personae.daemon.engines.base import Phone
@@ -84,3 +85,20 @@ def test_a_word_said_differently_alone_still_gets_its_run() -> None:
     assert [(p.symbol, p.word) for p in out if p.symbol != " "] == [
         ("ɪ", 0), ("z", 0), ("ɐ", 1), ("ɡ", 2), ("ɹ", 2), ("æ", 2), ("n", 2), ("d", 2)
     ]  # fmt: skip
+
+
+def test_voiced_word_gaps_are_split_between_their_neighbours_quiet_ones_stay() -> None:
+    from personae.daemon.engines.phones import join_voiced_gaps
+
+    rate = 1000.0  # one sample per ms keeps the arithmetic plain
+    # "ab cd": a, b, gap, c, d of 40 ms each, then a quiet gap and e
+    phones = [Phone(s, i * 40.0, 40.0, w) for i, (s, w) in enumerate(
+        [("a", 0), ("b", 0), (" ", -1), ("k", 1), ("d", 1), (" ", -1), ("e", 2)])]  # fmt: skip
+    audio = np.full(280, 0.3, np.float32)
+    audio[200:240] = 0.001  # the second gap is silent (40 dB under the speech)
+    out = join_voiced_gaps(phones, audio, rate)
+    assert [(p.symbol, p.start_ms, p.duration_ms, p.word) for p in out] == [
+        ("a", 0.0, 40.0, 0), ("b", 40.0, 60.0, 0), ("k", 100.0, 60.0, 1), ("d", 160.0, 40.0, 1),
+        (" ", 200.0, 40.0, -1), ("e", 240.0, 40.0, 2),
+    ]  # fmt: skip
+    assert sum(p.duration_ms for p in out) == 280.0
