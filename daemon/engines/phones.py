@@ -97,6 +97,7 @@ def assign_words(phones: Sequence[Phone], word_ipa: Sequence[str]) -> list[Phone
     for block in matcher.get_matching_blocks():
         for k in range(block.size):
             word[sounds[block.b + k][0]] = wanted[block.a + k][0]
+    _fill_missing_words(phones, word, len(word_ipa))
     # fill the gaps: backwards within a run, then forwards for a run's unplaced start
     for i in range(1, len(phones)):
         if word[i] < 0 and not is_pause(phones[i].symbol) and not is_pause(phones[i - 1].symbol):
@@ -104,7 +105,6 @@ def assign_words(phones: Sequence[Phone], word_ipa: Sequence[str]) -> list[Phone
     for i in range(len(phones) - 2, -1, -1):
         if word[i] < 0 and not is_pause(phones[i].symbol) and not is_pause(phones[i + 1].symbol):
             word[i] = word[i + 1]
-    _fill_unmatched_runs(phones, word, len(word_ipa))
     # a word's phones are one stretch: a stray match earlier than its neighbours' words
     # (the aligner pairing a lone sound far away) would give it a wrong onset
     last = -1
@@ -117,9 +117,10 @@ def assign_words(phones: Sequence[Phone], word_ipa: Sequence[str]) -> list[Phone
     return [Phone(ph.symbol, ph.start_ms, ph.duration_ms, word[i]) for i, ph in enumerate(phones)]
 
 
-def _fill_unmatched_runs(phones: Sequence[Phone], word: list[int], n_words: int) -> None:
-    """A run of sounds between pauses that matched nothing ("a" said as ɐ in a
-    sentence but ˈeɪ alone) takes the next word not yet placed between its neighbours."""
+def _fill_missing_words(phones: Sequence[Phone], word: list[int], n_words: int) -> None:
+    """Sounds that matched nothing, between two placed words with a word missing between
+    them ("with a man": "a" is ɐ in the sentence but ˈeɪ alone), go to the missing
+    word(s), shared in order."""
     placed = set(word)
     i = 0
     while i < len(phones):
@@ -127,15 +128,15 @@ def _fill_unmatched_runs(phones: Sequence[Phone], word: list[int], n_words: int)
             i += 1
             continue
         j = i
-        while j < len(phones) and not is_pause(phones[j].symbol):
+        while j < len(phones) and not is_pause(phones[j].symbol) and word[j] < 0:
             j += 1
-        if all(w < 0 for w in word[i:j]):
-            before = max((w for w in word[:i] if w >= 0), default=-1)
-            after = min((w for w in word[j:] if w >= 0), default=n_words)
-            free = [w for w in range(before + 1, after) if w not in placed]
-            if free:
-                word[i:j] = [free[0]] * (j - i)
-                placed.add(free[0])
+        before = max((w for w in word[:i] if w >= 0), default=-1)
+        after = min((w for w in word[j:] if w >= 0), default=n_words)
+        free = [w for w in range(before + 1, after) if w not in placed]
+        if free:
+            for k in range(i, j):
+                word[k] = free[min(len(free) - 1, (k - i) * len(free) // (j - i))]
+            placed.update(word[i:j])
         i = j
 
 

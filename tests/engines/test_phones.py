@@ -102,3 +102,11 @@ def test_voiced_word_gaps_are_split_between_their_neighbours_quiet_ones_stay() -
         (" ", 200.0, 40.0, -1), ("e", 240.0, 40.0, 2),
     ]  # fmt: skip
     assert sum(p.duration_ms for p in out) == 280.0
+
+
+def test_a_missing_word_inside_a_run_gets_its_unmatched_sound() -> None:
+    # espeak-ng runs "with a man" together with no pause: ɐ belongs to "a", not "with"
+    out = assign_words(fold(phones("^wɪðɐmæn$")), ["wˈɪð", "ˈeɪ", "mˈæn"])
+    assert [(p.symbol, p.word) for p in out if p.symbol != " "] == [
+        ("w", 0), ("ɪ", 0), ("ð", 0), ("ɐ", 1), ("m", 2), ("æ", 2), ("n", 2)
+    ]  # fmt: skip
