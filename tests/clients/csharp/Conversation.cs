@@ -332,6 +332,18 @@ internal sealed class Harness
             what + ": a response part names another character");
         Expect(audio.All(a => a.ResponseId == done.Response.Id), what + ": audio from another response");
         Expect(sentences.Count > 0, what + ": no npc.sentence");
+        // lip-sync from the real TTS: a track that follows the reply's audio
+        var visemes = Of<NpcViseme>(mark);
+        Expect(visemes.Count > 0 && visemes.All(v => v.ResponseId == done.Response.Id && v.Character == speaker),
+            what + ": no npc.viseme of this reply");
+        var track = new VisemeTrack();
+        foreach (var v in visemes) track.Add(v);
+        var shapes = new HashSet<string>();
+        for (int ms = 0; ms < done.Response.AudioSentMs; ms += 20) shapes.Add(track.At(ms));
+        var sent = new HashSet<string>(visemes.SelectMany(v => v.Visemes).Select(v => v.Name)) { "sil" };
+        // a short reply ("Aye, lad.") may need few shapes; the mouth still moves and shows only what was sent
+        Expect(shapes.Count >= 3 && shapes.IsSubsetOf(sent), what + ": the mouth took " + shapes.Count + " shapes, not of the reply's visemes");
+        Expect(visemes.SelectMany(v => v.Words).Any(), what + ": no word timings");
 
         // Play the reply through the jitter buffer and the output resampler, as a voice would.
         int rate = done.Response.OutputSampleRate ?? _client.Session.OutputSampleRate;
