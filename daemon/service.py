@@ -95,6 +95,7 @@ class Service:
                 raise ConfigError(
                     f"character {ch.id!r} uses TTS engine {ch.voice.engine!r}, which is not loaded"
                 )
+            engines.tts[ch.voice.engine].check_voice(ch.voice)
         progress("routing profiles", 0, 0)
         router = Router(
             embedder=engines.embedder,
@@ -192,6 +193,7 @@ class Service:
                 f"character {character.id!r} uses TTS engine {character.voice.engine!r}, "
                 "which is not loaded"
             )
+        self.engines.tts[character.voice.engine].check_voice(character.voice)
         self.router.update(character)
         self.cast[character.id] = character
 
