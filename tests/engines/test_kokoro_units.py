@@ -4,6 +4,7 @@ and the install step's tarball handling (no model needed)."""
 from __future__ import annotations
 
 import io
+import itertools
 import tarfile
 
 import numpy as np
@@ -79,7 +80,7 @@ def test_phones_tile_the_audio_with_stress_folded_into_the_vowel() -> None:
     assert [p.word for p in phones] == [-1, 5, 5, -1, 6, 6, 6, -1, -1]
     assert phones[4].start_ms == pytest.approx(19 * ms)  # the stress mark's frame starts it
     assert phones[4].duration_ms == pytest.approx(7 * ms)
-    for a, b in zip(phones, phones[1:], strict=False):
+    for a, b in itertools.pairwise(phones):
         assert b.start_ms == pytest.approx(a.start_ms + a.duration_ms)
     assert sum(p.duration_ms for p in phones) == pytest.approx(frames.sum() * ms)
     half = phones_of(phonemes, frames, 0.5, first_word=0)
@@ -135,5 +136,5 @@ def test_a_truncated_voice_in_the_tarball_is_refused(tmp_path) -> None:
     path = tmp_path / "k.tgz"
     path.write_bytes(_tarball({"package/LICENSE": b"x", "package/voices/af_sky.bin": b"\0" * 8}))
     (tmp_path / "out").mkdir()
-    with pytest.raises(ConfigError, match="af_sky.bin has 8 bytes"):
+    with pytest.raises(ConfigError, match=r"af_sky\.bin has 8 bytes"):
         prep._extract_voices(path, tmp_path / "out")

@@ -4,6 +4,7 @@ audio, blends make other voices, and a bad voice is refused when a character loa
 from __future__ import annotations
 
 import io
+import itertools
 import shutil
 import tarfile
 
@@ -69,7 +70,7 @@ def test_phones_sum_to_the_audio_and_follow_the_words(kokoro, pitch) -> None:
     for chunk in chunks:
         audio_ms = 1000 * chunk.pcm.size / chunk.sample_rate
         assert sum(p.duration_ms for p in chunk.phones) == pytest.approx(audio_ms, abs=1.0)
-        for a, b in zip(chunk.phones, chunk.phones[1:], strict=False):
+        for a, b in itertools.pairwise(chunk.phones):
             assert b.start_ms == pytest.approx(a.start_ms + a.duration_ms)
     indexed = [p.word for c in chunks for p in c.phones if p.word >= 0]
     assert indexed == sorted(indexed) and sorted(set(indexed)) == list(range(8))
