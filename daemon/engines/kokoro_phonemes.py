@@ -9,7 +9,6 @@ fallback) comes first; characters outside the vocabulary are dropped.
 from __future__ import annotations
 
 import re
-import threading
 from dataclasses import dataclass
 
 #: Kokoro-82M's token ids (its config.json "vocab"); 0 pads both ends of a sequence
@@ -57,11 +56,6 @@ MARKS = frozenset("ˈˌː")
 PAUSES = frozenset(';:,.!?—…"()“” ')
 _PAUSE_CHARS = "".join(sorted(PAUSES))
 
-# espeak-ng (through piper-tts's bridge, as Piper uses it) has global state: one
-# voice and one caller at a time for the whole process, Piper included.
-ESPEAK_LOCK = threading.Lock()
-_initialized = False
-
 
 def to_kokoro(ipa: str, accent: str) -> str:
     """espeak-ng IPA -> Kokoro phonemes (unknown characters dropped)."""
@@ -76,25 +70,15 @@ class Clause:
     last: bool  # ends a sentence
 
 
-def phonemize(text: str, accent: str) -> list[Clause]:
-    """The text's clauses as espeak-ng splits them (at , ; : . ! ?), in Kokoro phonemes."""
-    from piper import espeakbridge
-    from piper.phonemize_espeak import ESPEAK_DATA_DIR
-
-    global _initialized
-    with ESPEAK_LOCK:
-        if not _initialized:
-            espeakbridge.initialize(str(ESPEAK_DATA_DIR))
-            _initialized = True
-        espeakbridge.set_voice(ESPEAK_VOICE[accent])
-        raw = espeakbridge.get_phonemes(text)
-    clauses = []
+def clauses(raw: list[tuple[str, str, bool]], accent: str) -> list[Clause]:
+    """espeak-ng's clauses (IPA, terminator, ends a sentence) in Kokoro phonemes."""
+    out = []
     for ipa, terminator, end in raw:
         ipa = re.sub(r"\([^)]+\)", "", ipa)  # (lang) switch flags around foreign words
         phonemes = to_kokoro(ipa.strip() + terminator, accent)
         if phonemes.strip(_PAUSE_CHARS):
-            clauses.append(Clause(phonemes, bool(end)))
-    return clauses
+            out.append(Clause(phonemes, bool(end)))
+    return out
 
 
 def split_long(phonemes: str, limit: int = MAX_TOKENS) -> list[str]:

@@ -25,6 +25,7 @@ from personae.daemon.audio import float32_to_int16, resample
 from personae.daemon.characters import VoiceConfig
 from personae.daemon.engines import kokoro_phonemes as kp
 from personae.daemon.engines.base import AudioChunk, Phone, TTSCapabilities, TTSEngine
+from personae.daemon.engines.espeak_lock import ESPEAK_LOCK
 from personae.daemon.engines.kokoro_voices import DEFAULT_VOICE, VoiceBank
 from personae.daemon.errors import missing_extra
 
@@ -82,6 +83,24 @@ def phones_of(phonemes: str, frames: np.ndarray, scale: float, first_word: int) 
     return out
 
 
+def espeak_clauses(text: str, accent: str) -> list[kp.Clause]:
+    """The text's clauses as espeak-ng splits them (at , ; : . ! ?), in Kokoro phonemes."""
+    from piper import espeakbridge
+    from piper.phonemize_espeak import ESPEAK_DATA_DIR
+
+    global _espeak_ready
+    with ESPEAK_LOCK:
+        if not _espeak_ready:
+            espeakbridge.initialize(str(ESPEAK_DATA_DIR))
+            _espeak_ready = True
+        espeakbridge.set_voice(kp.ESPEAK_VOICE[accent])
+        raw = espeakbridge.get_phonemes(text)
+    return kp.clauses(raw, accent)
+
+
+_espeak_ready = False
+
+
 class KokoroTTS(TTSEngine):
     name = "kokoro"
 
@@ -113,7 +132,7 @@ class KokoroTTS(TTSEngine):
             blend, styles = self.bank.blend(voice.voice or DEFAULT_VOICE)
         speed = np.array([voice.rate / voice.pitch], np.float32)
         word = 0
-        for clause in kp.phonemize(text, blend.accent):
+        for clause in espeak_clauses(text, blend.accent):
             for piece in kp.split_long(clause.phonemes):
                 ids = kp.tokens(piece)
                 audio, frames = self._session.run(
