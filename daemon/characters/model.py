@@ -44,7 +44,7 @@ class VoiceConfig(_Strict):
 
     engine: str = "piper"
     #: engine voice: a Piper model name ("default" = the bundled voice), an espeak-ng
-    #: voice such as "en-us+f3"
+    #: voice such as "en-us+f3", a Kokoro voice or blend such as "bf_lily:0.6,af_sky:0.4"
     voice: str = "default"
     #: speaking rate: 1.0 normal, 1.2 is 20% faster
     rate: float = Field(1.0, gt=0.25, le=4.0)

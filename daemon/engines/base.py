@@ -152,3 +152,7 @@ class TTSEngine(ABC):
     @abstractmethod
     def synthesize(self, text: str, voice: VoiceConfig) -> Iterator[AudioChunk]:
         """Speak one sentence in `voice`; chunks are int16 at the engine's rate."""
+
+    def check_voice(self, voice: VoiceConfig) -> None:  # noqa: B027 - optional hook
+        """Raise ConfigError when `voice` names nothing this engine can speak (checked
+        when a character loads, not at its first reply)."""

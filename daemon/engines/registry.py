@@ -29,6 +29,7 @@ ENGINES: dict[Kind, dict[str, str]] = {
     "tts": {
         "piper": "personae.daemon.engines.tts_piper:PiperTTS",
         "espeak": "personae.daemon.engines.tts_espeak:EspeakTTS",
+        "kokoro": "personae.daemon.engines.tts_kokoro:KokoroTTS",
     },
 }
 
@@ -36,7 +37,7 @@ ENGINES: dict[Kind, dict[str, str]] = {
 #: (tests/packaging checks every engine's imports against it)
 EXTRAS: dict[Kind, dict[str, str]] = {
     "llm": {"llamacpp": "llamacpp"},
-    "tts": {"piper": "piper"},
+    "tts": {"piper": "piper", "kokoro": "kokoro"},
 }
 
 

@@ -24,6 +24,7 @@ import onnxruntime as ort
 from personae.daemon.audio import float32_to_int16, resample
 from personae.daemon.characters import VoiceConfig
 from personae.daemon.engines.base import AudioChunk, Phone, TTSCapabilities, TTSEngine
+from personae.daemon.engines.espeak_lock import ESPEAK_LOCK
 from personae.daemon.engines.phones import assign_words, fold, join_voiced_gaps, words_of
 from personae.daemon.errors import ConfigError, missing_extra
 from personae.daemon.models import package_dir
@@ -60,8 +61,8 @@ class PiperTTS(TTSEngine):
         self._default_path = default_voice or bundled_voice_path()
         self._voices: dict[Path, PiperVoice] = {}
         self._load_lock = threading.Lock()
-        # Piper phonemizes through espeak-ng, a library with global state.
-        self._phonemize_lock = threading.Lock()
+        # Piper phonemizes through espeak-ng, a library with global state (shared with Kokoro)
+        self._phonemize_lock = ESPEAK_LOCK
         self._voice(DEFAULT_VOICE)  # load now: the first reply must not pay for it
 
     @classmethod

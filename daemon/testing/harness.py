@@ -70,7 +70,7 @@ def fake_service(
         stt=stt or FakeSTT(),
         embedder=FakeEmbedder(),
         llm=llm or FakeLLM(),
-        tts={"piper": tts, "espeak": tts},
+        tts={"piper": tts, "espeak": tts, "kokoro": tts},
         end_of_turn=end_of_turn,
     )
     return Service.create(Settings(**defaults), engines=engines, cast=cast)

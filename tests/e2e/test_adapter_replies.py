@@ -54,7 +54,7 @@ def service(store, settings):
         stt=FakeSTT(),
         embedder=FakeEmbedder(),
         llm=TransformersLLM.from_settings(test_settings),
-        tts={"piper": tts, "espeak": tts},
+        tts={"piper": tts, "espeak": tts, "kokoro": tts},
     )
     svc = Service.create(test_settings, engines=engines, cast=cast)
     # record what the daemon actually asks the model, to replay it on a fresh load

@@ -19,7 +19,7 @@ import pytest
 
 from tests.packaging.imports import ROOT
 
-EXTRAS = "daemon,piper,models,llamacpp,training,dev"
+EXTRAS = "daemon,piper,kokoro,models,llamacpp,training,dev"
 
 
 def missing(*args: str) -> dict[str, str]:

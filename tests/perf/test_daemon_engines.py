@@ -42,7 +42,7 @@ def service(request, store, settings):
         stt=FakeSTT(),
         embedder=FakeEmbedder(),
         llm=llm,
-        tts={"piper": tts, "espeak": tts},
+        tts={"piper": tts, "espeak": tts, "kokoro": tts},
     )
     svc = Service.create(test_settings, engines=engines, cast=cast)
     yield svc

@@ -169,7 +169,7 @@ def service_on(settings: Settings, cast, llm) -> Service:
         stt=FakeSTT(),
         embedder=FakeEmbedder(),
         llm=llm,
-        tts={"piper": tts, "espeak": tts},
+        tts={"piper": tts, "espeak": tts, "kokoro": tts},
     )
     return Service.create(settings, engines=engines, cast=cast)
 
