@@ -125,6 +125,9 @@ class SessionConfig(_Model):
     model: str | None = Field(None, max_length=128, exclude=True)
     #: False: no `npc.*` events, for strict OpenAI clients
     npc_events: bool = True
+    #: the client cancels the character's echo itself (a browser's or console's AEC,
+    #: headphones): the daemon's echo check is skipped
+    client_echo_cancellation: bool = False
 
     # OpenAI's spellings, folded into the fields above (see openai_shape)
     type: Literal["realtime"] | None = _input_only()

@@ -58,6 +58,9 @@ class Outbox:
         self._audio_ends: collections.OrderedDict[str, float] = collections.OrderedDict()
         #: the session's output rate, for counting milliseconds sent
         self.output_sample_rate = 24000
+        #: told of each reply audio chunk as it leaves: (response id, clock when it is
+        #: due to play, PCM16, rate); the echo check's reference (echo.FarEnd.play)
+        self.on_audio: Callable[[str, float, bytes, int], None] | None = None
 
     def control(self, event: p.ServerEvent) -> None:
         if len(self._control) >= self._control_max:
@@ -147,6 +150,9 @@ class Outbox:
             )
             played = event.offset_ms + audio_ms(len(event.delta), self.output_sample_rate)
             self._audio_ends[rid] = self._playback[rid][0] + played / 1000
+            if self.on_audio is not None:
+                due = self._playback[rid][0] + event.offset_ms / 1000
+                self.on_audio(rid, due, event.delta, self.output_sample_rate)
             self._audio_ends.move_to_end(rid)
             while len(self._audio_ends) > 32:
                 self._audio_ends.popitem(last=False)

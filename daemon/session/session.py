@@ -34,7 +34,7 @@ from personae.daemon.errors import (
 )
 from personae.daemon.limits import SessionGuard
 from personae.daemon.moderation import moderator_for
-from personae.daemon.session import exchange, openai_session
+from personae.daemon.session import echo, exchange, openai_session
 from personae.daemon.session.exchange import ExchangeJob, Exchanges
 from personae.daemon.session.game_actions import SessionActions, with_plan
 from personae.daemon.session.listener import Listener, TranscribeJob
@@ -119,6 +119,7 @@ class RealtimeSession:
             turns=self._enqueue,
             interrupt=self.cancel_response,
             end_of_turn=service.engines.end_of_turn,
+            echo=echo.for_session(s, self.outbox),
         )
         self.replies = Responder(
             settings=s,
