@@ -8,7 +8,7 @@ takes out what that audio explains:
 
     outbox ─► FarEnd: reply audio at 16 kHz, on the daemon's clock
                  │ delay d: GCC-PHAT of the last second of microphone over 0..max_delay
-    mic ─► STFT ─► gain max(0, 1 - β·C(f)·max_k|R(t-d-k)| / |M|) ─► ISTFT ─► endpointer
+    mic ─► STFT ─► gain max(0, 1 - β·C(f)·max_k|R(t-d-k)| / |M|) ─► gate ─► ISTFT ─► endpointer
 
 C(f) is the room's coupling per frequency, a least-squares fit of the microphone on the
 aligned reference (unbiased while the player talks over it, whatever the attenuation);
@@ -45,8 +45,15 @@ _WINDOW = np.sqrt(np.hanning(FFT + 1)[:FFT]).astype(np.float32)
 TAIL_FRAMES = 4
 #: over-subtraction: the echo estimate is scaled up so no echo bin survives
 OVERSUBTRACT = 2.0
-#: a frame whose echo, so estimated, is this far below the microphone is none (dB)
+#: reference samples this quiet are silence
 _SILENT_REF = 1e-4
+#: what is left of a frame this far (dB) below the echo heard lately is the echo's
+#: residue (reverberation beyond the tail frames, misestimated bins): silenced, as the
+#: VAD takes even a -60 dBFS whisper of speech-shaped residue for speech
+GATE_DB = 15.0
+#: how fast "the echo heard lately" fades: 60 dB per this many seconds, slower than
+#: the reverberation of ordinary rooms
+_GATE_RT60_S = 0.5
 #: coupling assumed before any was measured: echo as loud as the reply (0 dB)
 _PRIOR_COUPLING = 1.0
 #: reply audio heard (seconds) before an echo path not found is taken to be none
@@ -147,6 +154,10 @@ class EchoCheck:
         self._sxx = np.full(bins, 1e-6, np.float32)
         self._alpha = float(np.exp(-HOP / (SR * _COUPLING_S)))
         self._ref_mags = collections.deque[np.ndarray](maxlen=TAIL_FRAMES + 1)
+        #: energy of the echo heard lately, fading (the gate's reference)
+        self._echo_level = 0.0
+        self._fade = 10 ** (-60 / 10 * HOP / (SR * _GATE_RT60_S))
+        self._gate = 10 ** (-GATE_DB / 10)
         #: frames processed with reply audio about
         self.frames_checked = 0
         #: of them, frames before any delay was found (the conservative guess)
@@ -186,6 +197,7 @@ class EchoCheck:
         reach = self._max_delay + (TAIL_FRAMES + 2) * HOP + FFT
         if self.far.loud_end < end - reach:  # no reply audio about: untouched
             self._ref_mags.clear()
+            self._echo_level = 0.0
             return np.fft.irfft(spec, FFT).astype(np.float32) * _WINDOW
         self.frames_checked += 1
         self._frames += 1
@@ -204,6 +216,9 @@ class EchoCheck:
                 self._sxx = a * self._sxx + (1 - a) * np.abs(ref) ** 2
             echo = self.coupling * np.max(np.stack(self._ref_mags), axis=0)
         gain = np.clip(1.0 - self._beta * echo / np.maximum(mag, 1e-9), 0.0, 1.0)
+        self._echo_level = max(float(np.sum(np.square(echo))), self._echo_level * self._fade)
+        if float(np.sum(np.square(mag * gain))) < self._echo_level * self._gate:
+            gain = 0.0
         return np.fft.irfft(spec * gain, FFT).astype(np.float32) * _WINDOW
 
     def _any_delay(self, end: int) -> np.ndarray:

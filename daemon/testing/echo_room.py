@@ -88,7 +88,7 @@ class Case:
 
 @dataclass(slots=True)
 class Outcome:
-    #: when VAD started a turn, in ms after the reply began playing (None: never)
+    #: when the VAD's turn started (barge-in fired), ms after the reply began playing
     barge_in_ms: int | None
     #: when the player's speech began (ms after the reply began; None: no speech)
     speech_ms: int | None
@@ -96,7 +96,7 @@ class Outcome:
 
     @property
     def latency_ms(self) -> int | None:
-        """Barge-in after the player began to speak (None without both)."""
+        """How long after the player's first word barge-in fired (None without both)."""
         if self.barge_in_ms is None or self.speech_ms is None:
             return None
         return self.barge_in_ms - self.speech_ms
@@ -151,8 +151,8 @@ def simulate(
         if echo_check:
             audio = echo.process(audio, now)
         for event in endpointer.feed(audio):
-            if isinstance(event, SpeechStarted):
-                starts.append(event.at_ms)
+            if isinstance(event, SpeechStarted):  # the moment it fires, in audio time
+                starts.append((i + chunk) * 1000 // SR)
     return Outcome(starts[0] if starts else None, speech_ms, starts)
 
 
