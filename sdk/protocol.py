@@ -313,7 +313,8 @@ class ConversationItemTruncate(_Event):
     type: Literal["conversation.item.truncate"] = "conversation.item.truncate"
     item_id: str
     content_index: int = 0
-    audio_end_ms: int = Field(ge=0)
+    #: checked by the daemon (0 to the audio sent): a precise error, not invalid_event
+    audio_end_ms: int
 
 
 class ResponseCreate(_Event):

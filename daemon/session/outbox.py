@@ -54,6 +54,8 @@ class Outbox:
         #: response id -> (clock at its first audio byte, ms of audio sent)
         self._playback: dict[str, tuple[float, int]] = {}
         self.audio_sent_ms: dict[str, int] = {}
+        #: item id -> PCM16 bytes of its audio sent (recent items): truncate's limit
+        self._item_bytes: collections.OrderedDict[str, int] = collections.OrderedDict()
         #: response id -> clock when the audio sent of it ends playing (recent responses)
         self._audio_ends: collections.OrderedDict[str, float] = collections.OrderedDict()
         #: the session's output rate, for counting milliseconds sent
@@ -101,6 +103,11 @@ class Outbox:
         it plays each chunk as it arrives (0 when it has, or when none was sent)."""
         end = self._audio_ends.get(response_id)
         return 0.0 if end is None else max(0.0, end - self._clock())
+
+    def item_audio_ms(self, item_id: str) -> int | None:
+        """Milliseconds of an item's audio sent so far (None: none, or long ago)."""
+        sent = self._item_bytes.get(item_id)
+        return None if sent is None else audio_ms(sent, self.output_sample_rate)
 
     def _due(self, event: p.ServerEvent) -> float:
         """Seconds until this audio chunk may go out (0 = now)."""
@@ -150,6 +157,11 @@ class Outbox:
             )
             played = event.offset_ms + audio_ms(len(event.delta), self.output_sample_rate)
             self._audio_ends[rid] = self._playback[rid][0] + played / 1000
+            item = event.item_id
+            self._item_bytes[item] = self._item_bytes.get(item, 0) + len(event.delta)
+            self._item_bytes.move_to_end(item)
+            while len(self._item_bytes) > 32:
+                self._item_bytes.popitem(last=False)
             if self.on_audio is not None:
                 due = self._playback[rid][0] + event.offset_ms / 1000
                 self.on_audio(rid, due, event.delta, self.output_sample_rate)
