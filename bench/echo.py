@@ -19,7 +19,7 @@ Cases, side by side with the echo check on and off:
   from the player's first word to the moment the turn starts (barge-in fires),
   in audio time, the echo check's buffering included.
 
-    personae bench echo [--replies 44] [--max-delay-ms 1000]
+    personae bench echo [--replies 44] [--max-delay-ms 1000] [--seed 19]
 """
 
 from __future__ import annotations
@@ -64,6 +64,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--replies", type=int, default=44)
     ap.add_argument("--max-delay-ms", type=int, default=Settings().echo_max_delay_ms)
+    ap.add_argument("--seed", type=int, default=19, help="which lines, rooms and moments")
     args = ap.parse_args()
     info = _perf.machine()
     print(_perf.describe(info))
@@ -72,7 +73,7 @@ def main() -> None:
     engines = {name: registry.create("tts", name, settings) for name in ("piper", "espeak")}
     cast = load_cast([default_cast_dir()])
     cast_lines, player_lines = script_lines()
-    rng = np.random.default_rng(19)
+    rng = np.random.default_rng(args.seed)
     picks = rng.choice(len(cast_lines), size=min(args.replies, len(cast_lines)), replace=False)
 
     def say(text: str, engine: str, voice, rate: int) -> np.ndarray:
@@ -189,8 +190,14 @@ def main() -> None:
         fig.suptitle(f"echo check - {_perf.describe(info)}")
 
     _perf.save(
-        "echo",
-        {"machine": info, "max_delay_ms": args.max_delay_ms, "summary": summary, "rows": rows},
+        "echo" if args.seed == 19 else f"echo-seed{args.seed}",
+        {
+            "machine": info,
+            "max_delay_ms": args.max_delay_ms,
+            "seed": args.seed,
+            "summary": summary,
+            "rows": rows,
+        },
         plot,
     )
 
