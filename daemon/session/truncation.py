@@ -30,7 +30,6 @@ def check(event: p.ConversationItemTruncate, *, sent_ms: int | None) -> None:
     limit = sent_ms or 0
     if not 0 <= event.audio_end_ms <= limit:
         raise ClientError(
-            f"audio_end_ms {event.audio_end_ms} is outside the item's audio "
-            f"(0 to {limit} ms sent)",
+            f"audio_end_ms {event.audio_end_ms} is outside the item's audio (0 to {limit} ms sent)",
             code="audio_end_ms_out_of_range",
         )
