@@ -143,6 +143,14 @@ class EchoCheck:
         self._beta = oversubtract
         self._pending = np.zeros(FFT - HOP, np.float32)  # input not yet framed (+ history)
         self._ola = np.zeros(FFT, np.float32)
+        #: the microphone as it came in, delayed as `process`'s output is (set by it)
+        self._raw = np.zeros(FFT - HOP, np.float32)
+        self.raw = np.zeros(0, np.float32)
+        #: what the turn's audio should be, as long as the output: the cleaned microphone
+        #: once the echo's delay is known (whisper then hears the player, not the
+        #: character), the microphone as it came before (the guess would cost words)
+        self.turn = self.raw
+        self._lead = FFT - HOP
         self._mic_end: int | None = None  # absolute index of the sample after `_pending`
         self._history = collections.deque[np.ndarray](maxlen=int(_DELAY_WINDOW_S * SR / HOP))
         self._frames = 0
@@ -170,8 +178,10 @@ class EchoCheck:
 
     def process(self, audio: np.ndarray, arrived: float) -> np.ndarray:
         """16 kHz microphone audio that arrived at clock `arrived` -> what the VAD should
-        hear. Output lags input by a constant HOP..FFT samples (whole frames only)."""
+        hear: the same samples, the echo taken out, FFT - HOP to FFT - 1 of them held back
+        until the next call (whole hops only); `raw` is the input as far as the output."""
         audio = np.asarray(audio, np.float32)
+        self._raw = np.concatenate([self._raw, audio])
         end = self.far.index(arrived)
         start = end - len(audio)
         # anchored once; again when the client's timing jumps (a stall, a burst)
@@ -189,6 +199,13 @@ class EchoCheck:
             out[h * HOP : (h + 1) * HOP] = self._ola[:HOP]
             self._ola = np.concatenate([self._ola[HOP:], np.zeros(HOP, np.float32)])
         self._pending = buf[hops * HOP :]
+        self.raw, self._raw = self._raw[: len(out)], self._raw[len(out) :]
+        self.turn = out if self.delay is not None else self.raw
+        if self._lead:  # the stream's first samples are silence before it began: dropped,
+            # so the output's sample k is the input's sample k (audio_start_ms stays exact)
+            drop = min(self._lead, len(out))
+            self._lead -= drop
+            out, self.raw, self.turn = out[drop:], self.raw[drop:], self.turn[drop:]
         return out
 
     def _frame(self, frame: np.ndarray, end: int) -> np.ndarray:

@@ -219,9 +219,11 @@ class Listener:
                 self._audio_in.task_done()
 
     def _hear(self, audio: np.ndarray, arrived: float) -> list[Event]:
-        """Server VAD: the endpointer hears the microphone less the character's echo."""
+        """Server VAD: the VAD judges the microphone less the character's echo; the turn
+        gets it too once the echo's delay is known (echo.EchoCheck.turn)."""
         if self._echo is not None and not self._config.client_echo_cancellation:
-            audio = self._echo.process(audio, arrived)
+            heard = self._echo.process(audio, arrived)
+            return self._endpointer.feed(self._echo.turn, heard)
         return self._endpointer.feed(audio)
 
     def _new_endpointer(self) -> Endpointer:

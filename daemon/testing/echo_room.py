@@ -147,10 +147,11 @@ def simulate(
             part = case.reply[sent : sent + step]
             far.play(rid, t0 + sent / case.rate, part.astype("<i2").tobytes(), case.rate)
             sent += len(part)
-        audio = mic[i : i + chunk]
-        if echo_check:
-            audio = echo.process(audio, now)
-        for event in endpointer.feed(audio):
+        audio, heard = mic[i : i + chunk], None
+        if echo_check:  # as the listener does: the VAD judges the cleaned microphone
+            heard = echo.process(audio, now)
+            audio = echo.turn
+        for event in endpointer.feed(audio, heard):
             if isinstance(event, SpeechStarted):  # the moment it fires, in audio time
                 starts.append((i + chunk) * 1000 // SR)
     return Outcome(starts[0] if starts else None, speech_ms, starts)

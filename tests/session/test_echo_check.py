@@ -35,8 +35,8 @@ def test_without_reply_audio_the_microphone_passes_untouched() -> None:
     out = np.concatenate(
         [check.process(mic[i : i + 320], 10.0 + (i + 320) / SR) for i in range(0, SR, 320)]
     )
-    latency = FFT - HOP
-    np.testing.assert_allclose(out[latency:], mic[: len(out) - latency], atol=1e-5)
+    assert SR - FFT < len(out) <= SR - (FFT - HOP)  # the rest waits for more input
+    np.testing.assert_allclose(out, mic[: len(out)], atol=1e-5)
     assert check.frames_checked == 0
 
 
@@ -121,3 +121,20 @@ class _NoVAD:
                 pass
 
         return Stream()
+
+
+def test_raw_keeps_the_microphone_delayed_as_the_cleaned_output() -> None:
+    """The turn's audio is the microphone as it came in, sample for sample with what the
+    VAD judged: `raw` is as long as `process`'s output, and both start where the input did."""
+    far = FarEnd(clock=lambda: 0.0)
+    far.play("r", 10.0, (np.ones(SR, "<i2") * 3000).tobytes(), SR)  # reply audio about
+    check = EchoCheck(far)
+    mic = np.random.default_rng(1).standard_normal(SR).astype(np.float32) * 0.1
+    out, raw = [], []
+    for i in range(0, SR, 300):  # chunks that are not whole hops
+        out.append(check.process(mic[i : i + 300], 10.2 + (i + 300) / SR))
+        raw.append(check.raw)
+        assert len(raw[-1]) == len(out[-1])
+    raw_all = np.concatenate(raw)
+    np.testing.assert_array_equal(raw_all, mic[: len(raw_all)])
+    assert check.frames_checked > 0
