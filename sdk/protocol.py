@@ -317,6 +317,11 @@ class ConversationItemTruncate(_Event):
     audio_end_ms: int
 
 
+#: the `error.code` of a truncate the daemon refuses (nothing is changed): no reply by
+#: that id, a content part other than 0, or a position outside the audio sent of it
+TruncateErrorCode = Literal["item_not_found", "invalid_content_index", "audio_end_ms_out_of_range"]
+
+
 class ResponseCreate(_Event):
     type: Literal["response.create"] = "response.create"
     response: ResponseOptions = ResponseOptions()

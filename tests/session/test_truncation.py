@@ -4,6 +4,8 @@ truncates is remembered up to the audio it was sent."""
 
 from __future__ import annotations
 
+import typing
+
 import pytest
 
 from personae.daemon.testing import FakeLLM, tone
@@ -46,6 +48,7 @@ async def test_malformed_truncate_gets_a_precise_error_and_memory_is_untouched(
         h.send(p.ConversationItemTruncate(**fields))
         error = await h.wait_type("error")
     assert error.error.code == code, error.error
+    assert code in typing.get_args(p.TruncateErrorCode)
     assert error.error.event_type == "conversation.item.truncate"
     assert h.session.history == before
     assert not h.of_type("conversation.item.truncated")
