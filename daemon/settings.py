@@ -374,6 +374,20 @@ class Settings(BaseSettings):
     audio_lead_ms: int = Field(
         1000, ge=0, description="how far ahead of real time reply audio may be sent"
     )
+    echo_check: bool = Field(
+        True,
+        description="with server VAD, take the character's own voice coming back through "
+        "the player's microphone out of what the VAD hears, so it neither barges in nor "
+        "becomes a turn (daemon/session/echo.py). Skipped for sessions that set "
+        "client_echo_cancellation",
+    )
+    echo_max_delay_ms: int = Field(
+        1000,
+        ge=100,
+        le=3000,
+        description="longest delay from the reply's scheduled play-out to its echo in the "
+        "microphone that the echo check searches (client playback buffer, air, capture)",
+    )
 
     # --- limits ---
     max_frame_bytes: int = Field(1 << 20, ge=1024, description="largest WebSocket frame accepted")

@@ -127,6 +127,9 @@ class SessionConfig(_Model):
     npc_events: bool = True
     #: False: no `npc.viseme` events (mouth shapes and word timings of reply audio)
     visemes: bool = True
+    #: the client cancels the character's echo itself (a browser's or console's AEC,
+    #: headphones): the daemon's echo check is skipped
+    client_echo_cancellation: bool = False
 
     # OpenAI's spellings, folded into the fields above (see openai_shape)
     type: Literal["realtime"] | None = _input_only()
@@ -312,7 +315,13 @@ class ConversationItemTruncate(_Event):
     type: Literal["conversation.item.truncate"] = "conversation.item.truncate"
     item_id: str
     content_index: int = 0
-    audio_end_ms: int = Field(ge=0)
+    #: checked by the daemon (0 to the audio sent): a precise error, not invalid_event
+    audio_end_ms: int
+
+
+#: the `error.code` of a truncate the daemon refuses (nothing is changed): no reply by
+#: that id, a content part other than 0, or a position outside the audio sent of it
+TruncateErrorCode = Literal["item_not_found", "invalid_content_index", "audio_end_ms_out_of_range"]
 
 
 class ResponseCreate(_Event):

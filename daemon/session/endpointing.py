@@ -139,6 +139,7 @@ class Endpointer:
         #: (at least 2: the first silent frame reports PauseStarted)
         self._check: int | None = max(2, self._frames(check_ms)) if check_ms > 0 else None
         self._pending = np.zeros(0, dtype=np.float32)
+        self._heard = np.zeros(0, dtype=np.float32)  # feed's `heard`, frame for frame
         self._frames_seen = 0
         self._history: list[np.ndarray] = []  # recent frames while silent (prefix padding)
         self._turn: list[np.ndarray] = []
@@ -174,20 +175,27 @@ class Endpointer:
         self._complete_pause = -1
         return SpeechEnded(self._ms(self._frames_seen), audio, pause=pause, complete=True)
 
-    def feed(self, audio: np.ndarray) -> list[Event]:
+    def feed(self, audio: np.ndarray, heard: np.ndarray | None = None) -> list[Event]:
+        """`audio` makes the turns; `heard` (as long), if given, is what the VAD judges
+        instead: the microphone less the character's echo (echo.py), whose subtraction
+        would only cost the transcript words."""
         events: list[Event] = []
         self._pending = np.concatenate([self._pending, audio.astype(np.float32, copy=False)])
+        if heard is not None:
+            self._heard = np.concatenate([self._heard, heard.astype(np.float32, copy=False)])
         n = len(self._pending) // self._frame
         for i in range(n):
             frame = self._pending[i * self._frame : (i + 1) * self._frame]
-            event = self._step(frame)
+            judged = self._heard[i * self._frame : (i + 1) * self._frame]
+            event = self._step(frame, judged if len(judged) == self._frame else None)
             if event is not None:
                 events.append(event)
         self._pending = self._pending[n * self._frame :]
+        self._heard = self._heard[n * self._frame :]
         return events
 
-    def _step(self, frame: np.ndarray) -> Event | None:
-        prob = self._vad.probability(frame)
+    def _step(self, frame: np.ndarray, heard: np.ndarray | None = None) -> Event | None:
+        prob = self._vad.probability(frame if heard is None else heard)
         self._frames_seen += 1
         if not self.speaking:
             self._history.append(frame)
@@ -250,12 +258,14 @@ class Endpointer:
         at = self._ms(self._frames_seen)
         pause = self._pauses if self._run else -1
         self._pending = np.zeros(0, dtype=np.float32)
+        self._heard = np.zeros(0, dtype=np.float32)
         self._turn, self._run, self.speaking = [], 0, False
         self._complete_pause = -1
         return SpeechEnded(at, audio, pause=pause)
 
     def reset(self) -> None:
         self._pending = np.zeros(0, dtype=np.float32)
+        self._heard = np.zeros(0, dtype=np.float32)
         self._history, self._turn = [], []
         self._run = 0
         self._complete_pause = -1

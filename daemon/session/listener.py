@@ -26,6 +26,7 @@ from personae.daemon import audio as pcm
 from personae.daemon.engines.base import INPUT_SAMPLE_RATE, STTEngine, Transcript, VADEngine
 from personae.daemon.errors import ClientError
 from personae.daemon.monitoring import Metrics
+from personae.daemon.session.echo import EchoCheck
 from personae.daemon.session.end_of_turn import EndOfTurnModel
 from personae.daemon.session.endpointing import (
     Endpointer,
@@ -69,11 +70,13 @@ class Listener:
         turns: Callable[[TranscribeJob], None],
         interrupt: Callable[[str], Awaitable[None]],
         end_of_turn: EndOfTurnModel | None = None,
+        echo: EchoCheck | None = None,
     ) -> None:
         """`run(stage, fn, *args)` runs a blocking engine call on the stage's threads;
         `hotwords()` are the names STT should expect now; `turns` takes each ended turn;
         `interrupt(reason)` stops the reply in progress when the player talks over it;
-        `end_of_turn` (server VAD) ends a turn at a short pause when it calls it complete."""
+        `end_of_turn` (server VAD) ends a turn at a short pause when it calls it complete;
+        `echo` (server VAD) takes the character's own voice out of what the VAD hears."""
         self._settings = settings
         self._config = config
         self._vad = vad
@@ -86,9 +89,11 @@ class Listener:
         self._turns = turns
         self._interrupt = interrupt
         self._end_of_turn = end_of_turn
+        self._echo = echo
         #: the pause the end-of-turn model called complete, awaiting its transcript
         self._model_complete = -1
-        self._audio_in: asyncio.Queue[np.ndarray] = asyncio.Queue(64)
+        #: (audio, clock when it arrived): the echo check lines it up with reply audio
+        self._audio_in: asyncio.Queue[tuple[np.ndarray, float]] = asyncio.Queue(64)
         self._buffer: list[np.ndarray] = []  # push-to-talk input, 16 kHz float32
         self._buffer_samples = 0
         self._resampler = pcm.StreamResampler(config.input_sample_rate, INPUT_SAMPLE_RATE)
@@ -110,7 +115,7 @@ class Listener:
 
     async def append(self, audio: np.ndarray) -> None:
         """PCM at the session's input rate, as float32; bounded, so a fast client waits."""
-        await self._audio_in.put(audio)
+        await self._audio_in.put((audio, time.monotonic()))
 
     async def commit(self, *, respond: bool) -> None:
         """End the player's turn now; `respond` (push-to-talk) asks for a reply to it."""
@@ -180,7 +185,7 @@ class Listener:
         s = self._settings
         max_samples = int(s.max_turn_audio_s * INPUT_SAMPLE_RATE)
         while True:
-            chunk = await self._audio_in.get()
+            chunk, arrived = await self._audio_in.get()
             try:
                 audio = self._resampler.process(chunk)
                 if self._config.turn_detection is None:
@@ -200,7 +205,7 @@ class Listener:
                         await self._ptt_listen()
                 else:
                     self._end_if_complete()
-                    events = await self._run("vad", self._endpointer.feed, audio)
+                    events = await self._run("vad", self._hear, audio, arrived)
                     # a turn the session cannot take (too many pending) is an error the
                     # player hears; the listener keeps listening
                     for ev in events:
@@ -212,6 +217,14 @@ class Listener:
                     self._pieces.start_pending()
             finally:
                 self._audio_in.task_done()
+
+    def _hear(self, audio: np.ndarray, arrived: float) -> list[Event]:
+        """Server VAD: the VAD judges the microphone less the character's echo; the turn
+        gets it too once the echo's delay is known (echo.EchoCheck.turn)."""
+        if self._echo is not None and not self._config.client_echo_cancellation:
+            heard = self._echo.process(audio, arrived)
+            return self._endpointer.feed(self._echo.turn, heard)
+        return self._endpointer.feed(audio)
 
     def _new_endpointer(self) -> Endpointer:
         s = self._settings

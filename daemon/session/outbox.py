@@ -54,10 +54,15 @@ class Outbox:
         #: response id -> (clock at its first audio byte, ms of audio sent)
         self._playback: dict[str, tuple[float, int]] = {}
         self.audio_sent_ms: dict[str, int] = {}
+        #: item id -> PCM16 bytes of its audio sent (recent items): truncate's limit
+        self._item_bytes: collections.OrderedDict[str, int] = collections.OrderedDict()
         #: response id -> clock when the audio sent of it ends playing (recent responses)
         self._audio_ends: collections.OrderedDict[str, float] = collections.OrderedDict()
         #: the session's output rate, for counting milliseconds sent
         self.output_sample_rate = 24000
+        #: told of each reply audio chunk as it leaves: (response id, clock when it is
+        #: due to play, PCM16, rate); the echo check's reference (echo.FarEnd.play)
+        self.on_audio: Callable[[str, float, bytes, int], None] | None = None
 
     def control(self, event: p.ServerEvent) -> None:
         if len(self._control) >= self._control_max:
@@ -108,6 +113,11 @@ class Outbox:
         if len(self._data) < 2:
             return []
         return [self._data.popleft(), self._data.popleft()]
+
+    def item_audio_ms(self, item_id: str) -> int | None:
+        """Milliseconds of an item's audio sent so far (None: none, or long ago)."""
+        sent = self._item_bytes.get(item_id)
+        return None if sent is None else audio_ms(sent, self.output_sample_rate)
 
     def _due(self, event: p.ServerEvent) -> float:
         """Seconds until this audio chunk may go out (0 = now)."""
@@ -160,6 +170,14 @@ class Outbox:
             )
             played = event.offset_ms + audio_ms(len(event.delta), self.output_sample_rate)
             self._audio_ends[rid] = self._playback[rid][0] + played / 1000
+            item = event.item_id
+            self._item_bytes[item] = self._item_bytes.get(item, 0) + len(event.delta)
+            self._item_bytes.move_to_end(item)
+            while len(self._item_bytes) > 32:
+                self._item_bytes.popitem(last=False)
+            if self.on_audio is not None:
+                due = self._playback[rid][0] + event.offset_ms / 1000
+                self.on_audio(rid, due, event.delta, self.output_sample_rate)
             self._audio_ends.move_to_end(rid)
             while len(self._audio_ends) > 32:
                 self._audio_ends.popitem(last=False)

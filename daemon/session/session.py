@@ -34,7 +34,7 @@ from personae.daemon.errors import (
 )
 from personae.daemon.limits import SessionGuard
 from personae.daemon.moderation import moderator_for
-from personae.daemon.session import exchange, openai_session
+from personae.daemon.session import echo, exchange, openai_session, truncation
 from personae.daemon.session.exchange import ExchangeJob, Exchanges
 from personae.daemon.session.game_actions import SessionActions, with_plan
 from personae.daemon.session.listener import Listener, TranscribeJob
@@ -119,6 +119,7 @@ class RealtimeSession:
             turns=self._enqueue,
             interrupt=self.cancel_response,
             end_of_turn=service.engines.end_of_turn,
+            echo=echo.for_session(s, self.outbox),
         )
         self.replies = Responder(
             settings=s,
@@ -396,6 +397,7 @@ class RealtimeSession:
     def _truncate(self, event: p.ConversationItemTruncate) -> None:
         for i, turn in enumerate(self.history):
             if turn.item_id == event.item_id and turn.speaker != "player":
+                truncation.check(event, sent_ms=self.outbox.item_audio_ms(event.item_id))
                 kept = self.replies.heard_text(event.item_id, event.audio_end_ms)
                 if kept is not None:
                     self.history[i] = Turn(turn.speaker, kept, turn.item_id)

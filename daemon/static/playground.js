@@ -424,6 +424,13 @@
       return reportError("microphone", String(err && err.message || err));
     }
     if (!mic.live) return stopTracks(); // released before the microphone opened
+    // The browser cancels the character's echo (echoCancellation above): tell the daemon,
+    // whose own echo check is then skipped (docs/clients/echo.md).
+    const track = mic.stream.getAudioTracks()[0];
+    const aec = !!(track && track.getSettings && track.getSettings().echoCancellation);
+    if (!state.session || state.session.client_echo_cancellation !== aec) {
+      updateSession({ client_echo_cancellation: aec });
+    }
     const inRate = (state.session && state.session.input_sample_rate) || 16000;
     mic.resampler = downsampler(ac.sampleRate, inRate);
     mic.source = ac.createMediaStreamSource(mic.stream);

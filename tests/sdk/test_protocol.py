@@ -149,10 +149,7 @@ def test_session_update_sends_only_the_fields_set() -> None:
         ('{"type": 3}', "missing_type"),
         ('{"type": "session.explode", "event_id": "e9"}', "unknown_event"),
         ('{"type": "input_audio_buffer.append", "audio": "not base64!"}', "invalid_event"),
-        (
-            '{"type": "conversation.item.truncate", "item_id": "i", "audio_end_ms": -5}',
-            "invalid_event",
-        ),
+        ('{"type": "conversation.item.truncate", "item_id": "i"}', "invalid_event"),
         ('{"type": "response.create", "surprise": 1}', "invalid_event"),
         ('{"type": "session.update", "session": {"characters": ["Not An Id"]}}', "invalid_event"),
     ],

@@ -32,6 +32,7 @@ namespace UnityEngine
     {
         public AudioClip clip;
         public bool loop;
+        public int timeSamples;
         public void Play() { }
         public void Stop() { }
     }
@@ -46,7 +47,11 @@ namespace UnityEngine
         public static AudioClip Create(string name, int lengthSamples, int channels, int frequency, bool stream, PCMReaderCallback pcmreadercallback) { return null; }
     }
 
-    public sealed class AudioSettings { public static int outputSampleRate { get { return 48000; } } }
+    public sealed class AudioSettings
+    {
+        public static int outputSampleRate { get { return 48000; } }
+        public static void GetDSPBufferSize(out int bufferLength, out int numBuffers) { bufferLength = 1024; numBuffers = 4; }
+    }
 
     public sealed class Microphone
     {

@@ -148,6 +148,10 @@ namespace Personae
 
         public string PlayerId { get { return Read<string>("player_id"); } set { _set["player_id"] = value; } }
 
+        /// <summary>The client cancels the character's echo itself (headphones, a platform
+        /// AEC): the daemon's echo check is skipped. Leave unset on speakers without AEC.</summary>
+        public bool? ClientEchoCancellation { get { return Read<bool?>("client_echo_cancellation"); } set { SetOrClear("client_echo_cancellation", value); } }
+
         public bool IsSet(string wireName) { return _set.ContainsKey(wireName); }
 
         public bool IsEmpty { get { return _set.Count == 0; } }
@@ -204,6 +208,8 @@ namespace Personae
         public bool NpcEvents = true;
         /// <summary>Whether <c>npc.viseme</c> events (lip-sync, word timings) are sent.</summary>
         public bool Visemes = true;
+        /// <summary>Whether the client said it cancels echo itself (the daemon's check is then off).</summary>
+        public bool ClientEchoCancellation;
 
         internal static SessionInfo From(MapView m)
         {
@@ -223,6 +229,7 @@ namespace Personae
                 Voice = m.Str("voice"),
                 NpcEvents = m.Bool("npc_events", true),
                 Visemes = m.Bool("visemes", true),
+                ClientEchoCancellation = m.Bool("client_echo_cancellation", false),
             };
             m.Finish();
             return s;

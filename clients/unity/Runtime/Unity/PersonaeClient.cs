@@ -205,7 +205,13 @@ namespace Personae.Unity
 
         public void StopAllVoices()
         {
-            foreach (PersonaeVoice voice in _voices.Values) voice.Stop();
+            foreach (PersonaeVoice voice in _voices.Values)
+            {
+                // as OpenAI's clients do: the daemon remembers only what the player heard
+                ConversationItemTruncate heard = voice.Stop();
+                if (heard != null && IsConnected)
+                    Observe(Client.TruncateAsync(heard.ItemId, heard.AudioEndMs, CancellationToken.None), "truncate");
+            }
         }
 
         // ---------------------------------------------------------------- async API

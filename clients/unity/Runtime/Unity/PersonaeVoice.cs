@@ -1,6 +1,9 @@
 // One character's voice: audio deltas for that character go into a jitter buffer and
-// play through this GameObject's AudioSource, either as a streaming AudioClip (default;
-// Unity resamples and spatialises it like any clip) or from OnAudioFilterRead.
+// play through this GameObject's AudioSource, from OnAudioFilterRead (default: lowest
+// latency) or as a streaming AudioClip (Unity resamples and spatialises it like any
+// clip, but reads it up to ~0.8 s ahead). Either way subtitles and actions fire when
+// their audio is heard (Playout: play-out time, not the time audio reached Unity), and
+// on barge-in the heard position goes to the daemon in conversation.item.truncate.
 using System;
 using System.Collections.Generic;
 using UnityEngine;
@@ -22,12 +25,12 @@ namespace Personae.Unity
 
     [RequireComponent(typeof(AudioSource))]
     [AddComponentMenu("personae/Personae Voice")]
-    public sealed class PersonaeVoice : MonoBehaviour
+    public sealed class PersonaeVoice : MonoBehaviour, IPlayoutClock
     {
         [SerializeField] private PersonaeClient client;
         [Tooltip("The character id this voice plays, e.g. \"bram\".")]
         [SerializeField] private string characterId = "";
-        [SerializeField] private VoicePlayback playback = VoicePlayback.StreamingClip;
+        [SerializeField] private VoicePlayback playback = VoicePlayback.FilterRead;
         [Tooltip("Audio held back before playback starts, to ride out network jitter.")]
         [Range(20, 1000)] [SerializeField] private int prebufferMs = 120;
         [Tooltip("Most audio queued; beyond it the oldest is dropped.")]
@@ -49,22 +52,28 @@ namespace Personae.Unity
         private int _deviceRate;
         private float[] _mono = new float[0];
         private string _itemId;
-        private long _itemStart;
         private bool _speaking;
+        private volatile Playout _playout;
+        private int _clipPosition;  // the streaming clip's last timeSamples
+        private long _clipPlayed;   // ... unwrapped: frames it has played
 
         public string CharacterId { get { return characterId; } set { characterId = value; } }
 
         public bool IsSpeaking { get { return _speaking; } }
 
-        /// <summary>Milliseconds of the current reply the player has heard (for truncation after a barge-in).</summary>
+        /// <summary>Milliseconds of the current reply the player has heard: what came out of
+        /// the speaker, not what was handed to Unity (lip-sync, truncation after a barge-in).</summary>
         public int HeardMs
         {
             get
             {
-                JitterBuffer b = _buffer;
-                return b == null || _bufferRate == 0 ? 0 : (int)((b.Played - _itemStart) * 1000L / _bufferRate);
+                Playout p = _playout;
+                return p == null ? 0 : p.HeardMs;
             }
         }
+
+        /// <summary>The play-out clock of this voice (lip-sync components read it).</summary>
+        public IPlayoutClock Clock { get { return this; } }
 
         private void Awake()
         {
@@ -93,7 +102,7 @@ namespace Personae.Unity
             if (itemId != _itemId)
             {
                 _itemId = itemId;
-                _itemStart = buffer.Played + buffer.Buffered;
+                _playout.BeginItem(itemId, buffer.Buffered);
             }
             float[] samples = Pcm16.ToFloat(pcm16);
             if (_resampler != null) samples = _resampler.Process(samples);
@@ -110,14 +119,19 @@ namespace Personae.Unity
 
         public void QueueAction(NpcAction action) { _actions.Enqueue(action); }
 
-        /// <summary>Silence at once (barge-in, cancelled reply).</summary>
-        public void Stop()
+        /// <summary>Silence at once (barge-in, cancelled reply). Returns the truncate that
+        /// says how much of the reply was heard (null when nothing of one played).</summary>
+        public ConversationItemTruncate Stop()
         {
+            Playout playout = _playout;
+            ConversationItemTruncate heard = _speaking && playout != null ? playout.Truncation() : null;
             if (_buffer != null) _buffer.Clear();
             if (_resampler != null) _resampler.Reset();
+            if (playout != null) playout.Stop();
             _sentences.Clear();
             _actions.Clear();
-            _itemStart = 0;
+            _itemId = null;
+            return heard;
         }
 
         private void Rebuild(int rate)
@@ -126,6 +140,18 @@ namespace Personae.Unity
             _bufferRate = playback == VoicePlayback.FilterRead ? _deviceRate : rate;
             _resampler = playback == VoicePlayback.FilterRead && rate != _deviceRate ? new Resampler(rate, _deviceRate) : null;
             _buffer = new JitterBuffer(_bufferRate * maxBufferSeconds, _bufferRate * prebufferMs / 1000);
+            Playout playout = new Playout(_bufferRate);
+            if (playback == VoicePlayback.FilterRead)
+            {
+                // a block rendered now plays after the DSP buffers ahead of it
+                int length, count;
+                AudioSettings.GetDSPBufferSize(out length, out count);
+                playout.SetOutputLatency(length * count);
+            }
+            _playout = playout;
+            _itemId = null;
+            _clipPosition = 0;
+            _clipPlayed = 0;
             _source.Stop();
             if (playback == VoicePlayback.StreamingClip)
             {
@@ -143,8 +169,13 @@ namespace Personae.Unity
         private void OnClipRead(float[] data)
         {
             JitterBuffer buffer = _buffer;
+            Playout playout = _playout;
             if (buffer == null) Array.Clear(data, 0, data.Length);
-            else buffer.Read(data, 0, data.Length);
+            else
+            {
+                int real = buffer.Read(data, 0, data.Length);
+                if (playout != null) playout.Rendered(data.Length, real);
+            }
         }
 
         // Audio thread: fill every channel with the mono voice.
@@ -155,7 +186,9 @@ namespace Personae.Unity
             int frames = data.Length / channels;
             if (buffer == null) return;
             if (_mono.Length < frames) _mono = new float[frames];
-            buffer.Read(_mono, 0, frames);
+            int real = buffer.Read(_mono, 0, frames);
+            Playout playout = _playout;
+            if (playout != null) playout.Rendered(frames, real);
             for (int f = 0; f < frames; f++)
                 for (int c = 0; c < channels; c++)
                     data[f * channels + c] = _mono[f];
@@ -170,13 +203,23 @@ namespace Personae.Unity
                 _speaking = speaking;
                 onSpeakingChanged.Invoke(speaking);
             }
+            Playout p = _playout;
+            if (p != null && playback == VoicePlayback.StreamingClip && _source.clip != null)
+            {
+                // the clip's real play position (it loops: unwrap it), not its reads ahead
+                int position = _source.timeSamples;
+                int length = _source.clip.samples;
+                _clipPlayed += ((position - _clipPosition) % length + length) % length;
+                _clipPosition = position;
+                p.Heard(_clipPlayed);
+            }
             int heard = HeardMs;
-            while (_sentences.Count > 0 && _sentences.Peek().AudioStartMs <= heard)
+            while (_sentences.Count > 0 && _sentences.Peek().AudioStartMs < heard)
             {
                 NpcSentence s = _sentences.Dequeue();
                 onSentenceStarted.Invoke(s.Text, s.AudioDurationMs);
             }
-            while (_actions.Count > 0 && _actions.Peek().AudioStartMs <= heard)
+            while (_actions.Count > 0 && _actions.Peek().AudioStartMs < heard)
             {
                 NpcAction a = _actions.Dequeue();
                 onActionStarted.Invoke(a.Kind, a.Text);
