@@ -51,6 +51,7 @@ from personae.daemon.characters import Character
 from personae.daemon.engines.base import GenerationRequest
 from personae.daemon.engines.llm_openai import BUNDLED_BASE
 from personae.daemon.errors import ClientError, ConfigError, PersonaeError
+from personae.daemon.openai_finishing import api_finished, finishing_reply
 from personae.daemon.openai_requests import (
     ChatCompletionRequest,
     LoadLoraRequest,
@@ -62,6 +63,7 @@ from personae.daemon.openai_requests import (
     raw_request,
 )
 from personae.daemon.openai_usage import usage_and_finish
+from personae.daemon.session.finishing import Finisher
 from personae.daemon.session.prompt import Turn
 
 if TYPE_CHECKING:
@@ -301,6 +303,12 @@ class Reply:
     character: Character | None = None
     #: called with the reply text once it is complete (logs it for the character)
     said: Callable[[str], Awaitable[None]] | None = None
+    #: a character's reply ends on a complete sentence (session/finishing.py)
+    finisher: Finisher | None = None
+
+    @property
+    def finish(self) -> str | None:
+        return self.finisher.reason if self.finisher is not None else None
 
 
 @router.post("/chat/completions")
@@ -352,7 +360,7 @@ async def chat_completions(request: Request) -> Response:
         raise OpenAIError(_status(exc), str(exc), code=exc.code) from None
     if reply.said is not None:
         await reply.said(text)
-    usage, finish = await usage_and_finish(svc, reply.generation, text)
+    usage, finish = await usage_and_finish(svc, reply.generation, text, reply.finish)
     return JSONResponse(
         {
             "id": completion_id,
@@ -389,6 +397,8 @@ async def _deltas(svc: Service, reply: Reply) -> AsyncIterator[str]:
             generation = dataclasses.replace(generation, adapter=adapter)
         try:
             stream = svc.stream("llm", lambda cancel: svc.engines.llm.generate(generation, cancel))
+            if reply.finisher is not None:
+                stream = api_finished(svc, generation, stream, reply.finisher)
             async with contextlib.aclosing(stream) as deltas:
                 async for delta in deltas:
                     yield delta
@@ -431,7 +441,7 @@ async def _sse(
         yield f"data: {json.dumps({'error': error})}\n\n"
         yield "data: [DONE]\n\n"
         return
-    usage, finish = await usage_and_finish(svc, reply.generation, "".join(text))
+    usage, finish = await usage_and_finish(svc, reply.generation, "".join(text), reply.finish)
     yield chunk({}, finish)
     if include_usage:
         final = {"id": completion_id, "object": "chat.completion.chunk", "created": created}
@@ -469,7 +479,7 @@ async def _character_reply(svc: Service, body: ChatCompletionRequest) -> Reply:
         if text.strip():
             await conversation.character_said(casting, player, text.strip(), session_id=session_id)
 
-    return Reply(turn.request, character=character, said=said)
+    return finishing_reply(svc, turn.request, character, said)
 
 
 def _history(
