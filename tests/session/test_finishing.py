@@ -72,11 +72,11 @@ def test_an_early_first_piece_stays_and_the_rest_trails_off() -> None:
 
 
 def test_a_reply_that_ends_on_its_own_is_never_trimmed() -> None:
-    f, out = run("Mind the sparks. What do you need?", budget=40)
+    f, _ = run("Mind the sparks. What do you need?", budget=40)
     assert f.text == "Mind the sparks. What do you need?" and not f.cut
     assert f.reason == "stop"
     # ended without a closing mark (end of sequence): closed, not cut
-    f, out = run("Mind the sparks. Aye", budget=40)
+    f, _ = run("Mind the sparks. Aye", budget=40)
     assert f.text == "Mind the sparks. Aye." and not f.cut
 
 

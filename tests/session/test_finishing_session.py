@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from personae.daemon.testing import FakeLLM, FakeTTS
 from personae.daemon.testing.harness import fake_service, running
-from personae.sdk import protocol as p
 from personae.sdk import openai_events as oe
+from personae.sdk import protocol as p
 
 #: a first sentence, then one that never ends within Bram's 48 tokens + 24 of grace
 RAMBLE = "Leave it on the bench. " + "the merchant walked along the river " * 15
@@ -34,7 +34,7 @@ async def test_a_cut_reply_sends_and_speaks_only_its_complete_sentences() -> Non
     deltas = [e.delta for e in first if isinstance(e, p.OutputTextDelta)]
     assert "".join(deltas) == kept
     assert [e.text for e in first if isinstance(e, p.NpcSentence)] == [kept]
-    assert [text for text, _ in tts.spoken][0] == kept
+    assert next(text for text, _ in tts.spoken) == kept
     assert not any("merchant" in text for text, _ in tts.spoken)
     # memory holds what was said, not what was generated
     remembered = "\n".join(m.content for m in llm.requests[1].messages)
