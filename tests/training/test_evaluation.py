@@ -49,6 +49,8 @@ def test_the_cast_sets_load_and_a_subset_spreads_over_the_kinds() -> None:
         sub = qs.subset(12)
         assert len(sub.questions) == 12
         assert {q.kind for q in sub.questions} == set(qs.kinds)
+        other = qs.subset(12, skip=12)
+        assert len(other.questions) == 12 and not set(other.questions) & set(sub.questions)
         assert any(q.history for q in qs.questions if q.kind == "followup")
 
 

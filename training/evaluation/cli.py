@@ -34,6 +34,10 @@ def run(
         int | None,
         typer.Option(help="Questions per character, spread over the kinds (default: all)"),
     ] = None,
+    skip: Annotated[
+        int,
+        typer.Option(help="Skip the first N of the spread order (a disjoint subset, for tuning)"),
+    ] = 0,
     conditions: Annotated[
         str, typer.Option(help="Comma-separated: adapter, prompt, base")
     ] = "adapter,prompt,base",
@@ -98,7 +102,8 @@ def run(
         if unknown:
             raise typer.BadParameter(f"not in the cast: {', '.join(unknown)}")
         sets = {
-            cid: load_questions(question_dir / f"{cid}.toml").subset(questions) for cid in wanted
+            cid: load_questions(question_dir / f"{cid}.toml").subset(questions, skip)
+            for cid in wanted
         }
         conds = [c.strip() for c in conditions.split(",") if c.strip()]
         bad = [c for c in conds if c not in ("adapter", "prompt", "base")]
@@ -161,7 +166,9 @@ def run(
     )
     result["meta"] = {
         "engine": settings.llm_engine,
-        "questions per character": questions or "all",
+        "questions per character": (questions or "all")
+        if not skip
+        else f"{questions or 'all'} after the first {skip}",
         "conditions": ", ".join(conds),
         "adapters": ", ".join(
             f"{cid} {cast[cid].adapter.name}/{cast[cid].adapter.version}"  # type: ignore[union-attr]

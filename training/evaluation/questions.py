@@ -41,18 +41,21 @@ class QuestionSet:
     path: Path | None = None
     kinds: tuple[str, ...] = field(default=())
 
-    def subset(self, n: int | None) -> QuestionSet:
-        """`n` questions spread over the kinds (round robin), all when n is None."""
-        if n is None or n >= len(self.questions):
+    def subset(self, n: int | None, skip: int = 0) -> QuestionSet:
+        """`n` questions spread over the kinds (round robin over them), after the first
+        `skip` of that order (a second, disjoint subset: tune on one, report on another);
+        all when n is None."""
+        if n is None and not skip:
             return self
         by_kind: dict[str, list[Question]] = {}
         for q in self.questions:
             by_kind.setdefault(q.kind, []).append(q)
-        picked: list[Question] = []
-        while len(picked) < n:
-            for kind in list(by_kind):
-                if by_kind[kind] and len(picked) < n:
-                    picked.append(by_kind[kind].pop(0))
+        spread: list[Question] = []
+        while len(spread) < len(self.questions):
+            for kind in by_kind:
+                if by_kind[kind]:
+                    spread.append(by_kind[kind].pop(0))
+        picked = spread[skip:] if n is None else spread[skip : skip + n]
         order = {q.id: i for i, q in enumerate(self.questions)}
         picked.sort(key=lambda q: order[q.id])
         return QuestionSet(self.character, tuple(picked), self.path, self.kinds)
