@@ -14,9 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
@@ -27,12 +27,12 @@ from personae.daemon.admission import Admission
 from personae.daemon.characters import Character, VoiceConfig
 from personae.daemon.deployments import Casting
 from personae.daemon.engines.base import GenerationRequest, LLMEngine, TTSEngine
-from personae.daemon.errors import EngineError
 from personae.daemon.moderation import ContentBlockedError, Moderator
 from personae.daemon.monitoring import Metrics
 from personae.daemon.runtime import CharacterState
 from personae.daemon.session import finishing
 from personae.daemon.session.conversation import Conversation, Run
+from personae.daemon.session.deadlines import first_leaf, in_time_once_started, within
 from personae.daemon.session.openai_reply import ReplyShape
 from personae.daemon.session.outbox import Outbox, audio_ms
 from personae.daemon.session.priming import Primer
@@ -42,7 +42,6 @@ from personae.daemon.session.splitter import spoken_text, stage_directions
 from personae.daemon.settings import Settings
 from personae.sdk import protocol as p
 
-T = TypeVar("T")
 #: iterate a blocking generator on a stage's threads: `stream(stage, make)` (`Service.stream`)
 Stream = Callable[..., AsyncIterator[Any]]
 
@@ -206,7 +205,7 @@ class Responder:
                 ReplyTimeoutError(f"the reply took longer than {limit:g} s"), replying=True
             )
             return response
-        exc = _first_leaf(task.exception())
+        exc = first_leaf(task.exception())
         if exc is None:
             response.generated = time.monotonic()
             # Paced audio runs up to the reply's own length behind generation: until it
@@ -298,7 +297,7 @@ class Responder:
             else:
                 stream = self._stream("llm", lambda cancel: self._llm.generate(request, cancel))
             async with contextlib.aclosing(stream) as deltas:
-                async for delta in _within(deltas, s.engine_stall_s, "llm"):
+                async for delta in within(deltas, s.engine_stall_s, "llm"):
                     verdict = self._moderator.check(
                         finisher.raw + delta, source="character", character=ch.id
                     )
@@ -341,7 +340,7 @@ class Responder:
                 say = spoken_text(sentence)
                 if not speak or not any(c.isalnum() for c in say):  # "…" is not spoken
                     continue
-                out = await _in_time_once_started(
+                out = await in_time_once_started(
                     self._run, "tts", self._synthesize, (say, voice.engine, voice), s.engine_stall_s
                 )
                 rate = self._session().output_sample_rate
@@ -468,62 +467,3 @@ class Responder:
 async def _said(line: str) -> AsyncIterator[str]:
     """A verbatim line, as the one delta of a reply."""
     yield line
-
-
-async def _within(items: AsyncIterator[T], seconds: float, engine: str) -> AsyncIterator[T]:
-    """`items`, failing with a retryable EngineError when one takes longer than `seconds`."""
-    while True:
-        try:
-            async with asyncio.timeout(seconds):
-                item = await anext(items)
-        except StopAsyncIteration:
-            return
-        except TimeoutError:
-            raise EngineError(
-                f"no output for {seconds:g} s", engine=engine, retryable=True
-            ) from None
-        yield item
-
-
-async def _in_time(call: Awaitable[T], seconds: float, engine: str) -> T:
-    # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns the result when the
-    # call finishes just as the caller is cancelled, swallowing the cancellation (a
-    # barge-in or a blocked reply then left its TTS task waiting for sentences forever)
-    try:
-        async with asyncio.timeout(seconds):
-            return await call
-    except TimeoutError:
-        raise EngineError(f"no result for {seconds:g} s", engine=engine, retryable=True) from None
-
-
-async def _in_time_once_started(
-    run: Run, stage: str, fn: Callable[..., T], args: tuple[Any, ...], seconds: float
-) -> T:
-    """`fn(*args)` on `stage`'s threads within `seconds` of a thread taking it up: waiting
-    for a free thread (a queue, under load) is not an engine stall."""
-    loop = asyncio.get_running_loop()
-    began: asyncio.Future[None] = loop.create_future()
-
-    def mark() -> None:
-        if not began.done():
-            began.set_result(None)
-
-    def call() -> T:
-        loop.call_soon_threadsafe(mark)
-        return fn(*args)
-
-    task = asyncio.ensure_future(run(stage, call))
-    try:
-        await asyncio.wait({task, began}, return_when=asyncio.FIRST_COMPLETED)
-        return await _in_time(task, seconds, stage)
-    finally:
-        began.cancel()
-        if not task.done():
-            task.cancel()
-
-
-def _first_leaf(exc: BaseException | None) -> BaseException | None:
-    """The real error inside TaskGroup's exception groups."""
-    while isinstance(exc, BaseExceptionGroup):
-        exc = exc.exceptions[0]
-    return exc

@@ -135,7 +135,7 @@ def test_waiting_for_a_tts_thread_is_not_a_stall() -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     from personae.daemon.errors import EngineError
-    from personae.daemon.session.reply import _in_time_once_started
+    from personae.daemon.session.deadlines import in_time_once_started
 
     pool = ThreadPoolExecutor(1)
 
@@ -146,11 +146,11 @@ def test_waiting_for_a_tts_thread_is_not_a_stall() -> None:
         busy = threading.Event()
         blocker = asyncio.ensure_future(run("tts", busy.wait, 0.6))  # the only thread
         # queued 0.6 s behind it with a 0.2 s stall limit: still served
-        assert await _in_time_once_started(run, "tts", lambda x: x * 2, (21,), 0.2) == 42
+        assert await in_time_once_started(run, "tts", lambda x: x * 2, (21,), 0.2) == 42
         await blocker
         # a call that itself runs past the limit is a stall
         with pytest.raises(EngineError, match="no result"):
-            await _in_time_once_started(run, "tts", threading.Event().wait, (0.6,), 0.2)
+            await in_time_once_started(run, "tts", threading.Event().wait, (0.6,), 0.2)
 
     try:
         asyncio.run(scenario())
