@@ -107,6 +107,8 @@ class Finisher:
         self._pending: list[str] = []  # pieces whose sentence is not complete yet
         self.released: list[str] = []
         self.stopped = False  # we stopped the LLM at a sentence end past the budget
+        #: what the LLM had said when the budget ran out (None: it ended before)
+        self.at_budget: str | None = None
         self.cut = False  # the reply was trimmed or stopped by its budget
 
     @property
@@ -127,6 +129,8 @@ class Finisher:
     def push(self, delta: str) -> list[tuple[str, str]]:
         self.tokens += 1
         self.raw += delta
+        if self.tokens == self.budget:
+            self.at_budget = self.raw
         out: list[str] = []
         for piece in self._splitter.push(delta):
             first = not self.released and not out and not self._pending

@@ -48,6 +48,7 @@ def test_an_unfinished_tail_is_dropped_and_never_released() -> None:
     f, out = run(text, budget=10, grace=4)
     assert f.text == "The mill is north. It burned long ago."
     assert f.cut and f.reason == "length"
+    assert f.at_budget == "The mill is north. It burned long ago. That same "  # 10 words
     released = "".join(delta for _, delta in out)
     assert released == f.text and "merchant" not in released
 

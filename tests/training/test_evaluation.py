@@ -183,6 +183,9 @@ def test_orchestration_scores_attributes_and_reports(cast, tmp_path: Path) -> No
     summary = result["characters"]["bram"]["summary"]
     assert set(summary) == {"adapter", "prompt", "base"}
     assert summary["adapter"]["cut"] == 3 and summary["adapter"]["complete"] == 1.0
+    # the budget alone would have stopped all three mid-sentence; the short ones never
+    assert summary["adapter"]["unfinished_at_budget"] == 3
+    assert summary["prompt"]["unfinished_at_budget"] == 0
     replies = result["characters"]["bram"]["replies"]["adapter"]
     assert {r["reply"] for r in replies} == {"North, by the river bend."}
     assert all(

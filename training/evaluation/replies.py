@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from personae.daemon.characters import Character, GenerationParams
 from personae.daemon.engines.base import ChatMessage, GenerationRequest, LLMEngine
-from personae.daemon.session.finishing import Finisher, with_grace
+from personae.daemon.session.finishing import Finisher, complete, with_grace
 from personae.daemon.session.prompt import Turn, build_messages
 from personae.daemon.session.splitter import SentenceSplitter
 from personae.training.evaluation.questions import Question
@@ -32,6 +32,8 @@ class Reply:
     text: str
     cut: bool  # the budget ended it (trimmed to its last sentence, or trailing off)
     tokens: int  # deltas the engine gave
+    #: without the finishing, the budget would have stopped it mid-sentence
+    unfinished_at_budget: bool = False
 
 
 def finished_reply(llm: LLMEngine, request: GenerationRequest, grace: int) -> Reply:
@@ -52,7 +54,9 @@ def finished_reply(llm: LLMEngine, request: GenerationRequest, grace: int) -> Re
             close()
     counted = llm.count_tokens(asked.messages, finisher.raw) if finisher.needs_count() else None
     finisher.finish(finisher.ran_out(counted[1] if counted else None))
-    return Reply(finisher.text, finisher.cut, finisher.tokens)
+    at = finisher.at_budget
+    mid = at is not None and finisher.raw != at and not complete(at)
+    return Reply(finisher.text, finisher.cut, finisher.tokens, mid)
 
 
 def messages_for(character: Character, q: Question, condition: str) -> list[ChatMessage]:

@@ -15,6 +15,7 @@ COLUMNS = (
     ("as_player", "as player", False),
     ("as_other", "as another", False),
     ("cut", "cut by budget", False),
+    ("unfinished_at_budget", "mid-sentence without finishing", False),
     ("mean_words", "mean words", False),
 )
 LABELS = {"adapter": "adapter + prompt", "prompt": "prompt only", "base": "base"}

@@ -59,6 +59,7 @@ def evaluate_cast(
                     others=[n for n in everyone if n not in names_of[cid] and n != cid],
                     cut=reply.cut,
                 )
+                score.extra["unfinished_at_budget"] = reply.unfinished_at_budget
                 scores.append(score)
                 if on_reply is not None:
                     on_reply(cid, condition, q.id, reply.text)

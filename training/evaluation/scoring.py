@@ -131,5 +131,7 @@ def summarize(scores: Sequence[ReplyScore]) -> dict[str, Any]:
         "as_player": sum(s.as_player for s in scores),
         "as_other": sum(s.as_other is not None for s in scores),
         "cut": sum(s.cut for s in scores),
+        # how many the budget alone would have stopped mid-sentence (no finishing)
+        "unfinished_at_budget": sum(bool(s.extra.get("unfinished_at_budget")) for s in scores),
         "mean_words": round(sum(s.words for s in scores) / n, 1) if n else None,
     }
