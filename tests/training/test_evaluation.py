@@ -200,6 +200,13 @@ def test_orchestration_scores_attributes_and_reports(cast, tmp_path: Path) -> No
         json.loads((tmp_path / "report.json").read_text())["characters"]["bram"]["questions"] == 3
     )
     assert len(written) == 3
+    # old cast against new, side by side (docs/characters.md)
+    from personae.training.evaluation.compare import tables
+
+    table = tables({"v1": result, "v2": result}).splitlines()
+    assert table[0].count("v1:") == 3 and table[0].count("v2:") == 3
+    adapter_hits = f"{summary['adapter']['key_facts'] * 100:.0f}%"
+    assert table[2].startswith("| key facts hit | " + adapter_hits)
 
 
 @pytest.mark.models
