@@ -70,6 +70,14 @@ def run(
     prompt only, base) and score the replies: key facts, contradictions, attribution,
     complete sentences, speaking as the player or another character, length."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    for module, extra in (("sklearn", "training"), ("matplotlib", "training")):
+        try:
+            __import__(module)
+        except ImportError as exc:
+            console.print(
+                f"[red]error:[/red] {exc}. Install it with: pip install 'personae\\[{extra}]'"
+            )
+            raise typer.Exit(2) from None
     from personae.daemon.adapters import AdapterCache, adapter_roots, character_adapter
     from personae.daemon.characters import default_cast_dir, load_cast
     from personae.daemon.engines import registry
