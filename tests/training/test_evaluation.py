@@ -12,13 +12,13 @@ from personae.daemon.characters import default_cast_dir, load_cast
 from personae.daemon.testing import FakeLLM
 from personae.training.errors import TrainingError
 from personae.training.evaluate import OTHERS
-from personae.training.evaluation import load_questions, score_reply, summarize
 from personae.training.evaluation.cli import DEFAULT_QUESTIONS
-from personae.training.evaluation.questions import Question
+from personae.training.evaluation.questions import Question, load_questions
 from personae.training.evaluation.references import script_lines
 from personae.training.evaluation.replies import messages_for
 from personae.training.evaluation.report import write_report
 from personae.training.evaluation.run import evaluate_cast
+from personae.training.evaluation.scoring import score_reply, summarize
 
 MILL = Question(
     id="q-mill",

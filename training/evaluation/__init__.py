@@ -1,20 +1,8 @@
 """`personae eval`: a character's held-out questions against a live engine, scored.
 
     questions (eval/<id>.toml) ─► replies in three conditions ─► scores ─► report + plot
-                                  adapter+prompt, prompt only, base
+    (questions.py)                (replies.py, run.py)            (scoring.py) (report.py)
 
-The training run's evaluation stage scores its replies with the same code
-(`scoring.score_reply`, `StyleClassifier` from `training.evaluate`).
+The training run's evaluation stage calls the same code (`stage.py`). Nothing is
+imported here: `personae --help` loads `cli.py` only, which imports typer and rich.
 """
-
-from personae.training.evaluation.questions import Question, QuestionSet, load_questions
-from personae.training.evaluation.scoring import ReplyScore, score_reply, summarize
-
-__all__ = [
-    "Question",
-    "QuestionSet",
-    "ReplyScore",
-    "load_questions",
-    "score_reply",
-    "summarize",
-]
