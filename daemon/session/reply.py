@@ -324,7 +324,8 @@ class Responder:
             for sentence, delta in pieces:
                 r.text.append(delta)
                 await self._outbox.data(r.shape.text_delta(delta, **part))  # type: ignore[arg-type]
-                await sentences.put(sentence)
+                if any(c.isalnum() for c in sentence):  # a trailing-off "…" is not spoken
+                    await sentences.put(sentence)
 
         async def talk() -> None:
             offset = 0
@@ -338,7 +339,7 @@ class Responder:
                         p.NpcAction(kind=kind, text=what, audio_start_ms=offset, **part)  # type: ignore[arg-type]
                     )
                 say = spoken_text(sentence)
-                if not speak or not any(c.isalnum() for c in say):  # "…" is not spoken
+                if not speak or not say:
                     continue
                 out = await in_time_once_started(
                     self._run, "tts", self._synthesize, (say, voice.engine, voice), s.engine_stall_s
