@@ -30,9 +30,9 @@ from personae.daemon.engines.base import GenerationRequest, LLMEngine, TTSEngine
 from personae.daemon.moderation import ContentBlockedError, Moderator
 from personae.daemon.monitoring import Metrics
 from personae.daemon.runtime import CharacterState
-from personae.daemon.session import finishing
 from personae.daemon.session.conversation import Conversation, Run
 from personae.daemon.session.deadlines import first_leaf, in_time_once_started, within
+from personae.daemon.session.finishing import for_reply, graced
 from personae.daemon.session.openai_reply import ReplyShape
 from personae.daemon.session.outbox import Outbox, audio_ms
 from personae.daemon.session.priming import Primer
@@ -279,8 +279,8 @@ class Responder:
         )
         self._outbox.control(emotion_event(ch.id, turn.context.state))
         voice = self._voice(turn.context.voice)
-        finisher = finishing.for_reply(s, turn.request.params, script=r.script is not None)
-        request = r.request = finishing.graced(turn.request, s)
+        finisher = for_reply(s, turn.request.params, script=r.script is not None)
+        request = r.request = graced(turn.request, s)
         part = {"response_id": r.info.id, "item_id": r.item_id, "character": ch.id}
         for act in r.game_actions:
             await self._outbox.data(act.event(**part))
