@@ -63,11 +63,11 @@ from personae.daemon.openai_requests import (
     raw_request,
 )
 from personae.daemon.openai_usage import usage_and_finish
-from personae.daemon.session.finishing import Finisher
 from personae.daemon.session.prompt import Turn
 
 if TYPE_CHECKING:
     from personae.daemon.service import Service
+    from personae.daemon.session.finishing import Finisher
 
 log = logging.getLogger("personae.openai")
 
@@ -306,10 +306,6 @@ class Reply:
     #: a character's reply ends on a complete sentence (session/finishing.py)
     finisher: Finisher | None = None
 
-    @property
-    def finish(self) -> str | None:
-        return self.finisher.reason if self.finisher is not None else None
-
 
 @router.post("/chat/completions")
 @_openai_errors
@@ -360,7 +356,7 @@ async def chat_completions(request: Request) -> Response:
         raise OpenAIError(_status(exc), str(exc), code=exc.code) from None
     if reply.said is not None:
         await reply.said(text)
-    usage, finish = await usage_and_finish(svc, reply.generation, text, reply.finish)
+    usage, finish = await usage_and_finish(svc, reply.generation, text, reply.finisher)
     return JSONResponse(
         {
             "id": completion_id,
@@ -441,7 +437,7 @@ async def _sse(
         yield f"data: {json.dumps({'error': error})}\n\n"
         yield "data: [DONE]\n\n"
         return
-    usage, finish = await usage_and_finish(svc, reply.generation, "".join(text), reply.finish)
+    usage, finish = await usage_and_finish(svc, reply.generation, "".join(text), reply.finisher)
     yield chunk({}, finish)
     if include_usage:
         final = {"id": completion_id, "object": "chat.completion.chunk", "created": created}
