@@ -230,3 +230,18 @@ def test_personae_eval_on_the_real_engine(tmp_path: Path) -> None:
         assert len(replies) == 2
         assert all(r["reply"] and r["complete"] for r in replies)
     assert (out / "wren.png").is_file()
+
+
+def test_a_run_s_own_lines_train_the_classifier(tmp_path: Path) -> None:
+    from personae.training.evaluation.references import run_lines
+
+    rows = [
+        {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": line}]}
+        for line in ("Mind the sparks.", "Bent steel can be saved.")
+    ]
+    folder = tmp_path / "dataset" / "bram"
+    folder.mkdir(parents=True)
+    (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert run_lines(tmp_path, ["bram", "mara"]) == {
+        "bram": ["Mind the sparks.", "Bent steel can be saved."]
+    }
