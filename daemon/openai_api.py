@@ -51,6 +51,7 @@ from personae.daemon.characters import Character
 from personae.daemon.engines.base import GenerationRequest
 from personae.daemon.engines.llm_openai import BUNDLED_BASE
 from personae.daemon.errors import ClientError, ConfigError, PersonaeError
+from personae.daemon.openai_finishing import api_finished, finishing_reply
 from personae.daemon.openai_requests import (
     ChatCompletionRequest,
     LoadLoraRequest,
@@ -66,6 +67,7 @@ from personae.daemon.session.prompt import Turn
 
 if TYPE_CHECKING:
     from personae.daemon.service import Service
+    from personae.daemon.session.finishing import Finisher
 
 log = logging.getLogger("personae.openai")
 
@@ -301,6 +303,8 @@ class Reply:
     character: Character | None = None
     #: called with the reply text once it is complete (logs it for the character)
     said: Callable[[str], Awaitable[None]] | None = None
+    #: a character's reply ends on a complete sentence (session/finishing.py)
+    finisher: Finisher | None = None
 
 
 @router.post("/chat/completions")
@@ -352,7 +356,7 @@ async def chat_completions(request: Request) -> Response:
         raise OpenAIError(_status(exc), str(exc), code=exc.code) from None
     if reply.said is not None:
         await reply.said(text)
-    usage, finish = await usage_and_finish(svc, reply.generation, text)
+    usage, finish = await usage_and_finish(svc, reply.generation, text, reply.finisher)
     return JSONResponse(
         {
             "id": completion_id,
@@ -389,6 +393,8 @@ async def _deltas(svc: Service, reply: Reply) -> AsyncIterator[str]:
             generation = dataclasses.replace(generation, adapter=adapter)
         try:
             stream = svc.stream("llm", lambda cancel: svc.engines.llm.generate(generation, cancel))
+            if reply.finisher is not None:
+                stream = api_finished(svc, generation, stream, reply.finisher)
             async with contextlib.aclosing(stream) as deltas:
                 async for delta in deltas:
                     yield delta
@@ -431,7 +437,7 @@ async def _sse(
         yield f"data: {json.dumps({'error': error})}\n\n"
         yield "data: [DONE]\n\n"
         return
-    usage, finish = await usage_and_finish(svc, reply.generation, "".join(text))
+    usage, finish = await usage_and_finish(svc, reply.generation, "".join(text), reply.finisher)
     yield chunk({}, finish)
     if include_usage:
         final = {"id": completion_id, "object": "chat.completion.chunk", "created": created}
@@ -469,7 +475,7 @@ async def _character_reply(svc: Service, body: ChatCompletionRequest) -> Reply:
         if text.strip():
             await conversation.character_said(casting, player, text.strip(), session_id=session_id)
 
-    return Reply(turn.request, character=character, said=said)
+    return finishing_reply(svc, turn.request, character, said)
 
 
 def _history(

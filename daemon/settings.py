@@ -401,6 +401,15 @@ class Settings(BaseSettings):
         description="reply frames queued for a client before the reply waits for it to read",
     )
     reply_timeout_s: float = Field(60.0, gt=0, description="longest a whole reply may take")
+    reply_finish_tokens: int = Field(
+        24,
+        ge=0,
+        le=256,
+        description="tokens past a character's max_tokens a reply may take to end its "
+        "sentence; if it still has not, it ends at its last complete sentence (the "
+        "unfinished tail is never sent or spoken; chat completions say finish_reason "
+        "'length')",
+    )
     exchange_max_lines: int = Field(
         12,
         ge=1,

@@ -27,6 +27,9 @@ def register(root: typer.Typer) -> None:
     """Add `personae train` (entry point `personae.cli`): a sub-app, so each stage's
     --help shows its own options."""
     root.add_typer(app, name="train")
+    from personae.training.evaluation import cli as eval_cli
+
+    root.command("eval")(eval_cli.run)
 
 
 @app.callback()

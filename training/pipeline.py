@@ -532,9 +532,24 @@ class Pipeline:
                 {cid: cid for cid in adapters},
                 on_reply=lambda: bar.advance(task),
             )
+        questions = None
+        if cfg.questions is not None:  # the same scoring as `personae eval`
+            from personae.training.evaluation.stage import question_eval
+
+            self.say("evaluate: the question sets, three conditions")
+            questions = question_eval(
+                llm,
+                self.recipe.load_characters(),
+                adapters,
+                train_lines,
+                self.recipe.path(cfg.questions),
+                self.run / "eval/questions",
+                per_character=cfg.questions_per_character or None,
+            )
         report = {
             "perplexity": ppl,
             "attribution": attribution,
+            "questions": questions,
             "seconds": round(time.monotonic() - started, 1),
         }
         write_json(self.run / "eval/report.json", report)
@@ -596,6 +611,8 @@ class Pipeline:
                 f"Attribution accuracy over all characters: adapter {acc.get('adapter', '-')}, prompt-only {acc.get('prompt_only', '-')}"
                 + (f" (against {attribution['against']})." if attribution.get("against") else "."),
             ]
+        if (self.run / "eval/questions/report.md").is_file():
+            lines += ["", "Question sets: [eval/questions/report.md](eval/questions/report.md)."]
         path = self.run / "report.md"
         write_atomic(path, "\n".join(lines) + "\n")
         return path

@@ -129,6 +129,10 @@ class EvalConfig(_Section):
     #: replies generated per character and condition for the attribution test
     prompts: int = Field(8, ge=1)
     max_new_tokens: int = Field(40, ge=4)
+    #: folder of <character>.toml question sets (`personae eval`); None = skip that part
+    questions: Path | None = None
+    #: questions per character from those sets, spread over their kinds; 0 = all
+    questions_per_character: int = Field(12, ge=0)
 
 
 class OutputConfig(_Section):

@@ -30,12 +30,13 @@ from personae.daemon.runtime import CharacterState
 from personae.daemon.session import lipsync
 from personae.daemon.session.conversation import Conversation, Run
 from personae.daemon.session.deadlines import first_leaf, in_time_once_started, within
+from personae.daemon.session.finishing import for_reply, graced
 from personae.daemon.session.openai_reply import ReplyShape
 from personae.daemon.session.outbox import Outbox, audio_ms
 from personae.daemon.session.priming import Primer
 from personae.daemon.session.prompt import Turn
 from personae.daemon.session.reporting import ErrorReporter, ReplyTimeoutError
-from personae.daemon.session.splitter import SentenceSplitter, spoken_text, stage_directions
+from personae.daemon.session.splitter import spoken_text, stage_directions
 from personae.daemon.settings import Settings
 from personae.sdk import protocol as p
 
@@ -68,6 +69,9 @@ class ActiveResponse:
     game_actions: tuple[PlannedAction, ...] = ()
     #: said verbatim instead of generated (a trigger's or goal's line)
     script: str | None = None
+    #: LLM deltas, and whether the budget ended it (trimmed to its last sentence)
+    tokens: int = 0
+    cut: bool = False
 
 
 def emotion_event(character: str, state: CharacterState) -> p.NpcEmotion:
@@ -273,15 +277,12 @@ class Responder:
         )
         self._outbox.control(emotion_event(ch.id, turn.context.state))
         voice = self._voice(turn.context.voice)
-        request = r.request = turn.request
+        finisher = for_reply(s, turn.request.params, script=r.script is not None)
+        request = r.request = graced(turn.request, s)
         part = {"response_id": r.info.id, "item_id": r.item_id, "character": ch.id}
         for act in r.game_actions:
             await self._outbox.data(act.event(**part))
         sentences: asyncio.Queue[str | None] = asyncio.Queue(8)
-        splitter = SentenceSplitter(
-            first_clause_chars=s.tts_first_clause_chars,
-            first_words=s.tts_first_piece_words if s.tts_first_piece_early else 0,
-        )
 
         async def think() -> None:
             # waiting for a slot is queueing, not an engine stall (or server_busy)
@@ -296,21 +297,33 @@ class Responder:
             async with contextlib.aclosing(stream) as deltas:
                 async for delta in within(deltas, s.engine_stall_s, "llm"):
                     verdict = self._moderator.check(
-                        "".join(r.text) + delta, source="character", character=ch.id
+                        finisher.raw + delta, source="character", character=ch.id
                     )
                     if not verdict.allowed:
                         raise ContentBlockedError(
                             f"reply stopped by moderation ({verdict.category})"
                         )
-                    if not r.text:
+                    if not finisher.raw:
                         self._metrics.stage("first_token", time.monotonic() - r.started)
-                    r.text.append(delta)
-                    await self._outbox.data(r.shape.text_delta(delta, **part))  # type: ignore[arg-type]
-                    for sentence in splitter.push(delta):
-                        await sentences.put(sentence)
-            for sentence in splitter.flush():
-                await sentences.put(sentence)
+                    await release(finisher.push(delta))
+                    if finisher.enough:  # the budget is spent and a sentence just ended
+                        break
+            counted = None
+            if finisher.needs_count():
+                counted = await self._run(
+                    "llm", self._llm.count_tokens, request.messages, finisher.raw
+                )
+            await release(finisher.finish(finisher.ran_out(counted and counted[1])))
+            r.tokens, r.cut = finisher.tokens, finisher.cut
             await sentences.put(None)
+
+        async def release(pieces: list[tuple[str, str]]) -> None:
+            # only whole sentences go out: an unfinished tail is never sent nor spoken
+            for sentence, delta in pieces:
+                r.text.append(delta)
+                await self._outbox.data(r.shape.text_delta(delta, **part))  # type: ignore[arg-type]
+                if any(c.isalnum() for c in sentence):  # a trailing-off "…" is not spoken
+                    await sentences.put(sentence)
 
         async def talk() -> None:
             offset = 0
@@ -377,7 +390,8 @@ class Responder:
         r.info.status_reason = reason
         r.info.output_text = "".join(r.text).strip()
         elapsed = (r.generated or time.monotonic()) - r.started
-        self._metrics.reply(r.info.character, status, tokens=len(r.text), seconds=elapsed)
+        tokens = r.tokens or len(r.text)
+        self._metrics.reply(r.info.character, status, tokens=tokens, seconds=elapsed)
         if status == "completed":
             self._metrics.stage("reply", elapsed)
         await self._record(r, heard_only=status != "completed" and r.speak)

@@ -124,7 +124,8 @@ def test_a_character_answers_with_its_prompt_memory_and_parameters(app_client, l
     assert request.messages[-1].content == "What burned?"
     bram = svc.cast["bram"].generation
     assert request.params.temperature == 0.2
-    assert request.params.max_tokens == 7
+    # the budget plus the grace a reply gets to end its sentence (session/finishing.py)
+    assert request.params.max_tokens == 7 + svc.settings.reply_finish_tokens
     assert request.params.stop == ("\n",)
     assert request.params.top_p == bram.top_p  # not overridden: the character's
     assert request.params.repetition_penalty == bram.repetition_penalty
@@ -155,7 +156,8 @@ def test_streaming_is_openai_sse(app_client) -> None:
     assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
     content = [c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"]]
     assert "".join(content) == "Iron remembers. Fire forgets."
-    assert len([c for c in content if c]) == 4  # word by word, as the engine yielded
+    # sentence by sentence: a tail that never ends is never sent (session/finishing.py)
+    assert [c for c in content if c] == ["Iron remembers.", " Fire forgets."]
     finals = [c for c in chunks if c["choices"] and c["choices"][0]["finish_reason"]]
     assert len(finals) == 1 and finals[0]["choices"][0]["finish_reason"] == "stop"
     assert chunks[-1]["choices"] == [] and "usage" in chunks[-1]
@@ -195,7 +197,7 @@ def test_an_engine_failure_is_an_error_in_openai_shape(tmp_path: Path, store: Pa
         assert error["code"] == "engine_error" and "fake LLM failure" in error["message"]
         assert (
             "".join(json.loads(e)["choices"][0]["delta"].get("content", "") for e in events[:-2])
-            == "Hello there. "
+            == "Hello there."  # the complete sentence before the failure
         )
         # the daemon still serves
         llm.fail_after = None

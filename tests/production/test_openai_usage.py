@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from personae.daemon.app import create_app
+from personae.daemon.settings import Settings
 from personae.daemon.testing import FakeLLM
 from personae.daemon.testing.harness import fake_service
 from personae.daemon.testing.launcher import Daemon
@@ -33,8 +34,9 @@ def test_usage_and_finish_reason(sdk) -> None:
     assert done.usage.completion_tokens == 4  # the fake's words
     assert done.usage.prompt_tokens > 10  # the character's system prompt and the line
     assert done.usage.total_tokens == done.usage.prompt_tokens + 4
+    # the budget is spent at a sentence end: it stops there
     cut = sdk.chat.completions.create(model="bram", messages=HELLO, max_tokens=2)
-    assert cut.choices[0].message.content == "Iron remembers. "
+    assert cut.choices[0].message.content == "Iron remembers."
     assert cut.choices[0].finish_reason == "length"
     assert cut.usage.completion_tokens == 2
 
@@ -51,7 +53,8 @@ def test_streamed_usage_comes_in_the_final_chunk_when_asked(sdk) -> None:
     )
     finishes = [c.choices[0].finish_reason for c in chunks if c.choices]
     assert finishes[-1] == "length" and set(finishes[:-1]) == {None}
-    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 3
+    # past its budget of 3 the reply ends its sentence: "Fire forgets."
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 4
     plain = list(sdk.chat.completions.create(model="bram", messages=HELLO, stream=True))
     assert all(c.usage is None for c in plain)
 
@@ -85,5 +88,49 @@ def test_usage_and_length_from_the_real_engine(tmp_path: Path) -> None:
             model="bram", messages=ask, max_tokens=limit, temperature=0, user="usage-cut"
         )
         assert cut.choices[0].finish_reason == "length"
-        assert cut.usage.completion_tokens == limit
+        # past the budget the reply ended its sentence, within the grace, or was trimmed
+        content = cut.choices[0].message.content
+        assert content and content.rstrip()[-1] in ".!?…\"'*)"
+        grace = Settings.model_fields["reply_finish_tokens"].default
+        assert cut.usage.completion_tokens <= limit + grace
         assert cut.usage.prompt_tokens == done.usage.prompt_tokens
+
+
+RAMBLE = "Iron remembers. " + "the merchant walked along the river " * 8
+
+
+@pytest.fixture
+def rambling(tmp_path: Path):
+    """A character whose second sentence never ends within any budget."""
+    svc = fake_service(llm=FakeLLM(reply=lambda req: RAMBLE))
+    with TestClient(create_app(svc.settings, service=svc)) as client:
+        yield openai.OpenAI(base_url="http://testserver/v1", api_key="unused", http_client=client)
+    svc.close()
+
+
+def test_a_cut_reply_ends_at_its_last_sentence_with_length(rambling) -> None:
+    cut = rambling.chat.completions.create(model="bram", messages=HELLO, max_tokens=4)
+    assert cut.choices[0].message.content == "Iron remembers."
+    assert cut.choices[0].finish_reason == "length"
+    assert cut.usage.completion_tokens == 2  # what was kept, not what was generated
+
+
+def test_a_streamed_cut_reply_sends_no_fragment(rambling) -> None:
+    chunks = list(
+        rambling.chat.completions.create(model="bram", messages=HELLO, max_tokens=4, stream=True)
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "Iron remembers."
+    assert [c.choices[0].finish_reason for c in chunks][-1] == "length"
+
+
+def test_a_reply_of_one_unfinished_sentence_trails_off(tmp_path: Path) -> None:
+    svc = fake_service(llm=FakeLLM(reply=lambda req: RAMBLE.split(". ", 1)[1]))
+    with TestClient(create_app(svc.settings, service=svc)) as client:
+        sdk = openai.OpenAI(base_url="http://testserver/v1", api_key="unused", http_client=client)
+        cut = sdk.chat.completions.create(model="bram", messages=HELLO, max_tokens=4)
+    svc.close()
+    # 4 + 24 words of one sentence, each whole: kept, trailing off
+    reply = cut.choices[0].message.content
+    assert reply.endswith("river the merchant walked along…")
+    assert cut.choices[0].finish_reason == "length"

@@ -93,7 +93,11 @@ async def test_healthy_sessions_do_not_wait_for_a_stalled_one(tmp_path: Path) ->
     svc = fake_service(state_dir=tmp_path, llm=llm, engine_stall_s=2.0)
     async with contextlib_stack(svc, 4) as hs:
         stalled = asyncio.create_task(turn(hs[0], "STALL now", 1))
-        await hs[0].wait_type("response.output_text.delta")
+        # text goes out a whole sentence at a time (session/finishing.py): wait for the
+        # engine's words, not for a delta, before the stall
+        async with asyncio.timeout(10):
+            while llm.words_out < 2:  # noqa: ASYNC110 - a count kept by the engine thread
+                await asyncio.sleep(0.01)
         dones = await asyncio.gather(*(turn(h, "hello", 1) for h in hs[1:]))
         assert all(d.response.status == "completed" for d in dones)
         # they ended while the stalled reply was still waiting for its stall timeout
