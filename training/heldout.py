@@ -20,7 +20,7 @@ from personae.training.errors import RecipeError
 #: thresholds: a ratio this high, or this share of the question's 4-grams / content words
 RATIO = 0.85
 SHARED_4GRAMS = 0.4
-SHARED_WORDS = 0.8
+SHARED_WORDS = 0.75
 _STOP = frozenset(
     "a an the and or but of to in on at for with by from is are was were be been am do does "
     "did you your i me my we our it its this that there here what who whom which how why "

@@ -48,6 +48,8 @@ def parse_yarn(text: str, path: Path | str = "<yarn>") -> list[Scene]:
         start = n + 1
         while n < len(lines) and lines[n].strip() != "---":
             h = _strip(lines[n])
+            if h == "===":
+                raise malformed(path, n + 1, "node ended with === before its --- line", lines[n])
             if h:
                 m = HEADER.match(h)
                 if not m:
