@@ -137,6 +137,28 @@ def _topic(sentence: str, fallback: str) -> str:
     return fallback
 
 
+_CONTEXT = re.compile(r"^(It|He|She|They|This|That|These|Those|His|Her|Their|There|Both)\b")
+
+
+def _needs_context(sentence: str) -> bool:
+    """A sentence that leans on the one before ("It burned ...") or is too short to stand."""
+    return bool(_CONTEXT.match(sentence)) or len(sentence.split()) < 6
+
+
+def _subject(title: str) -> str:
+    """A section title as the object of "What can you tell me about ...?"."""
+    if title == "Overview":
+        return "Hollowmere"
+    m = re.match(r"History: (.+)$", title)
+    if m:
+        rest = m.group(1)
+        return rest if rest.startswith("the ") or rest[0].isupper() else "the " + rest
+    words = title.split()
+    if words[0] in ("The", "Customs", "Trades", "Travel", "Other"):
+        words[0] = words[0].lower()
+    return " ".join(words)
+
+
 def lore_examples(
     bible: str, characters: Mapping[str, tuple[str, str]], source: str = "bible.md"
 ) -> list[dict[str, Any]]:
@@ -204,11 +226,10 @@ def lore_examples(
                 else:
                     add(cid, f"Tell me about {_topic(s, 'yourself')}.", fp, where)
         elif GENERAL.match(h2) and not h3:
-            subject = re.sub(r"^History: ", "", h2)
-            subject = subject[0].lower() + subject[1:] if subject.startswith("The ") else subject
+            subject = _subject(h2)
             for cid, (name, _) in characters.items():
                 for s in sentences(body):
-                    if re.search(rf"\b{name}\b", s):
-                        continue  # about the speaker in the third person
+                    if re.search(rf"\b{name}\b", s) or _needs_context(s):
+                        continue  # about the speaker in the third person, or needs context
                     add(cid, f"What can you tell me about {subject}?", s, where)
     return rows

@@ -155,6 +155,7 @@ class Pipeline:
             [
                 self.recipe.fingerprint("characters", "strategies", "teacher"),
                 self.run.state().get("ingest", {}).get("fingerprint", ""),
+                *self._lore_digest(),
             ]
         )
         if self._skip("extract", fp, force):
@@ -193,6 +194,13 @@ class Pipeline:
         self.run.mark_done("extract", fp, counts=dict(counts))
         self.say("extract: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
         return dict(counts)
+
+    def _lore_digest(self) -> list[str]:
+        """The lore bible is read at extract (not ingest): its content reruns the stage."""
+        lore = self.recipe.strategies.lore
+        if not lore.enabled or lore.bible is None or not self.recipe.path(lore.bible).is_file():
+            return []
+        return [_file_digest(self.recipe.path(lore.bible))]
 
     def _scripted_and_lore(self) -> Counter[str]:
         """Examples whose speakers are explicit (scripts) and offline lore Q&A."""
