@@ -28,6 +28,8 @@ from personae.training.dialogue import Attributor, Speaker, dialogue_examples, e
 from personae.training.errors import CharacterDataError, SourceError, TeacherError, TrainingError
 from personae.training.guard import stage
 from personae.training.ingest import Chapter, ingest_file
+from personae.training.ingest.readers import SCENE_SUFFIXES
+from personae.training.ingest.scenes import read_scenes
 from personae.training.recipe import Recipe
 from personae.training.rundir import (
     RunDir,
@@ -114,16 +116,32 @@ class Pipeline:
         with self.progress() as bar:
             task = bar.add_task("ingest", total=len(sources))
             reports: dict[str, dict] = {}
+            scenes: list = []
             for path in sources:
                 report: dict = {}
+                if path.suffix.lower() in SCENE_SUFFIXES:
+                    found = read_scenes(path)
+                    scenes += found
+                    reports[path.name] = {
+                        "scenes": len(found),
+                        "lines": sum(len(sc.lines) for sc in found),
+                    }
+                    bar.advance(task)
+                    continue
                 for ch in ingest_file(path, report):
                     chapters.append(Chapter(ch.source, len(chapters), ch.title, ch.text, ch.offset))
                 reports[path.name] = report
                 bar.advance(task)
         write_jsonl(self.run / "ingest/chapters.jsonl", (c.to_dict() for c in chapters))
+        write_jsonl(self.run / "ingest/scenes.jsonl", (sc.to_dict() for sc in scenes))
         write_json(self.run / "ingest/report.json", reports)
         for name, r in reports.items():
-            self.say(escape(f"ingest: {name}: {_describe_cleaning(r)}"))
+            what = (
+                f"{r['scenes']} scenes, {r['lines']} lines with written speakers"
+                if "scenes" in r
+                else _describe_cleaning(r)
+            )
+            self.say(escape(f"ingest: {name}: {what}"))
         words = sum(len(c.text.split()) for c in chapters)
         self.run.mark_done("ingest", fp, chapters=len(chapters), words=words)
         self.say(f"ingest: {len(sources)} files, {len(chapters)} chapters, {words} words")
@@ -137,11 +155,13 @@ class Pipeline:
             [
                 self.recipe.fingerprint("characters", "strategies", "teacher"),
                 self.run.state().get("ingest", {}).get("fingerprint", ""),
+                *self._lore_digest(),
             ]
         )
         if self._skip("extract", fp, force):
             return self.run.state()["extract"]["counts"]
         counts: Counter[str] = Counter()
+        counts.update(self._scripted_and_lore())
         targets = {t.id for t in self.recipe.characters}
         attributor = self.attributor(chapters)
         per_chapter = extract_all(chapters, attributor)
@@ -174,6 +194,46 @@ class Pipeline:
         self.run.mark_done("extract", fp, counts=dict(counts))
         self.say("extract: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
         return dict(counts)
+
+    def _lore_digest(self) -> list[str]:
+        """The lore bible is read at extract (not ingest): its content reruns the stage."""
+        lore = self.recipe.strategies.lore
+        if not lore.enabled or lore.bible is None or not self.recipe.path(lore.bible).is_file():
+            return []
+        return [_file_digest(self.recipe.path(lore.bible))]
+
+    def _scripted_and_lore(self) -> Counter[str]:
+        """Examples whose speakers are explicit (scripts) and offline lore Q&A."""
+        from personae.training.ingest.scenes import Scene
+        from personae.training.lore_qa import lore_examples
+        from personae.training.scripted import scripted_examples
+
+        s = self.recipe.strategies
+        counts: Counter[str] = Counter()
+        names = {
+            cid: (c.name.split()[0], self.recipe.target(cid).pronouns)
+            for cid, c in self.characters.items()
+        }
+        scenes_path = self.run / "ingest/scenes.jsonl"
+        if s.script.enabled and scenes_path.is_file():
+            speakers = {cid: cid for cid in names} | {
+                n.lower(): cid for cid, (n, _) in names.items()
+            }
+            rows = scripted_examples(
+                (Scene.from_dict(d) for d in read_jsonl(scenes_path)), speakers
+            )
+            write_jsonl(self.run / "extract/script.jsonl", rows)
+            counts.update(f"script:{r['character']}" for r in rows)
+        if s.lore.enabled:
+            if s.lore.bible is None:
+                raise TrainingError("strategies.lore.enabled needs strategies.lore.bible (a path)")
+            bible = self.recipe.path(s.lore.bible)
+            if not bible.is_file():
+                raise SourceError(f"{bible}: lore bible not found (recipe strategies.lore.bible)")
+            rows = lore_examples(bible.read_text(encoding="utf-8"), names, source=bible.name)
+            write_jsonl(self.run / "extract/lore.jsonl", rows)
+            counts.update(f"lore:{r['character']}" for r in rows)
+        return counts
 
     def _rewrite(self, chapters: list[Chapter], attributor: Attributor) -> Counter[str]:
         from personae.training import rewrite
@@ -314,7 +374,7 @@ class Pipeline:
 
     def examples(self) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
-        for name in ("dialogue", "rewrite", "qa"):
+        for name in ("dialogue", "rewrite", "qa", "script", "lore"):
             path = self.run / f"extract/{name}.jsonl"
             if path.is_file():
                 rows += [r for r in read_jsonl(path) if r.get("accepted", True)]
@@ -342,7 +402,7 @@ class Pipeline:
                 cid: json.loads((self.run / f"dataset/{cid}/card.json").read_text())
                 for cid in self.characters
             }
-        examples = self.examples()
+        examples, overlapping = self._without_heldout(self.examples())
         counter = chat_token_counter(load_tokenizer(resolve_base(self.recipe.base_model)))
         cards = {}
         errors = []
@@ -360,6 +420,8 @@ class Pipeline:
             except CharacterDataError as exc:
                 errors.append(str(exc))
                 continue
+            if overlapping[t.id]:
+                ds.dropped["overlaps a held-out question"] += overlapping[t.id]
             cards[t.id] = write_character_dataset(self.run / f"dataset/{t.id}", ds, ch)
             c = cards[t.id]["examples"]
             self.say(f"dataset {t.id}: {c['train']} train, {c['val']} validation")
@@ -368,6 +430,36 @@ class Pipeline:
             raise CharacterDataError("; ".join(errors))
         self.run.mark_done("dataset", fp, examples={k: v["examples"] for k, v in cards.items()})
         return cards
+
+    def _without_heldout(
+        self, examples: list[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], Counter[str]]:
+        """Drop examples that overlap a held-out question (dataset.heldout files)."""
+        from personae.training.heldout import OverlapChecker, load_heldout
+
+        dropped: Counter[str] = Counter()
+        if not self.recipe.dataset.heldout:
+            return examples, dropped
+        paths = []
+        for p in self.recipe.dataset.heldout:
+            found = sorted(self.recipe.path(p.parent).glob(p.name))
+            if not found:
+                raise SourceError(
+                    f"{self.recipe.path(p)}: no held-out file (recipe dataset.heldout)"
+                )
+            paths += found
+        checker = OverlapChecker(load_heldout(paths))
+        kept, removed = [], []
+        for ex in examples:
+            hit = checker.overlaps([ex])
+            if hit:
+                dropped[ex["character"]] += 1
+                removed.append({**ex, "heldout": hit[0][1]})
+            else:
+                kept.append(ex)
+        write_jsonl(self.run / "dataset/heldout_dropped.jsonl", removed)
+        self.say(f"dataset: {len(removed)} examples overlap held-out questions, dropped")
+        return kept, dropped
 
     # --- fit -------------------------------------------------------------------------
     def adapters_dir(self) -> Path:

@@ -69,10 +69,26 @@ class QAStrategy(_Section):
     min_support: float = Field(0.5, ge=0.0, le=1.0)
 
 
+class ScriptStrategy(_Section):
+    """Dialogue from .script/.yarn sources: speakers are written, nothing is guessed."""
+
+    enabled: bool = True
+
+
+class LoreStrategy(_Section):
+    """Offline Q&A from a lore bible (training/lore_qa.py): no teacher, no network."""
+
+    enabled: bool = False
+    #: the bible (Markdown); not listed in `sources`, where prose attribution would read it
+    bible: Path | None = None
+
+
 class Strategies(_Section):
     dialogue: DialogueStrategy = DialogueStrategy()
     rewrite: RewriteStrategy = RewriteStrategy()
     qa: QAStrategy = QAStrategy()
+    script: ScriptStrategy = ScriptStrategy()
+    lore: LoreStrategy = LoreStrategy()
 
 
 class TeacherConfig(_Section):
@@ -95,6 +111,9 @@ class DatasetConfig(_Section):
     max_tokens: int = Field(256, ge=16)
     min_reply_chars: int = Field(2, ge=1)
     max_reply_chars: int = Field(600, ge=10)
+    #: held-out evaluation files (`eval/*.toml`); an example whose user turn or reply
+    #: overlaps one of their questions (training/heldout.py) is dropped and counted
+    heldout: tuple[Path, ...] = ()
 
 
 class LoraConfigSection(_Section):

@@ -151,6 +151,16 @@ def _read_epub(path: Path) -> str:
     return "\n\n".join(c for c in chunks if c)
 
 
+def _read_scenes_text(path: Path) -> str:
+    from personae.training.ingest.scenes import read_scenes, scenes_to_text
+
+    return scenes_to_text(read_scenes(path))
+
+
+#: files whose speakers are written in the text; the ingest stage keeps them as scenes
+#: (training/ingest/scenes.py) instead of chapters for speaker attribution
+SCENE_SUFFIXES = (".script", ".yarn")
+
 READERS: dict[str, Callable[[Path], str]] = {
     ".txt": _read_text,
     ".md": _read_text,
@@ -158,6 +168,8 @@ READERS: dict[str, Callable[[Path], str]] = {
     ".docx": _read_docx,
     ".pdf": _read_pdf,
     ".epub": _read_epub,
+    ".script": _read_scenes_text,
+    ".yarn": _read_scenes_text,
 }
 SUPPORTED = tuple(READERS)
 
