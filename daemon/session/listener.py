@@ -69,11 +69,14 @@ class Listener:
         turns: Callable[[TranscribeJob], None],
         interrupt: Callable[[str], Awaitable[None]],
         end_of_turn: EndOfTurnModel | None = None,
+        early: Callable[[str | None], None] | None = None,
     ) -> None:
         """`run(stage, fn, *args)` runs a blocking engine call on the stage's threads;
         `hotwords()` are the names STT should expect now; `turns` takes each ended turn;
         `interrupt(reason)` stops the reply in progress when the player talks over it;
-        `end_of_turn` (server VAD) ends a turn at a short pause when it calls it complete."""
+        `end_of_turn` (server VAD) ends a turn at a short pause when it calls it complete;
+        `early(text)` hears the turn so far once a pause's transcript is in, and
+        `early(None)` that the turn it heard goes on (speculation.py)."""
         self._settings = settings
         self._config = config
         self._vad = vad
@@ -86,6 +89,8 @@ class Listener:
         self._turns = turns
         self._interrupt = interrupt
         self._end_of_turn = end_of_turn
+        self._early = early
+        self._early_told: tuple[int, int] | None = None  # (pieces id, pause) told early
         #: the pause the end-of-turn model called complete, awaiting its transcript
         self._model_complete = -1
         self._audio_in: asyncio.Queue[np.ndarray] = asyncio.Queue(64)
@@ -173,6 +178,21 @@ class Listener:
         if self._pieces is not None:
             self._pieces.cancel()
             self._pieces = None
+            self._went_on()
+
+    def _tell_early(self) -> None:
+        """A pause's transcript is in: `early` hears the turn so far, once per pause."""
+        if self._early is None or self._pieces is None:
+            return
+        ready = self._pieces.ready()
+        if ready is not None and self._early_told != (id(self._pieces), ready[0]):
+            self._early_told = (id(self._pieces), ready[0])
+            self._early(ready[1])
+
+    def _went_on(self) -> None:
+        if self._early is not None and self._early_told is not None:
+            self._early_told = None
+            self._early(None)
 
     # --- listening ---
 
@@ -210,6 +230,7 @@ class Listener:
                     # caught up with the player: transcribe the latest pause's piece
                     # (not the pauses of audio that came in faster than real time)
                     self._pieces.start_pending()
+                self._tell_early()
             finally:
                 self._audio_in.task_done()
 
@@ -259,6 +280,7 @@ class Listener:
                 self._pieces.pause_started(ev.pause, so_far, start=False)
             elif isinstance(ev, PauseEnded):
                 self._pieces.pause_ended(ev.pause, ev.silent_ms)
+                self._went_on()
 
     def _new_pieces(self, item_id: str) -> IncrementalTranscript:
         s = self._settings
@@ -294,6 +316,7 @@ class Listener:
         if isinstance(ev, PauseEnded):
             if self._pieces is not None:
                 self._pieces.pause_ended(ev.pause, ev.silent_ms)
+            self._went_on()
             return
         if isinstance(ev, SpeechStarted):
             self.drop_early()
