@@ -134,8 +134,10 @@ class Speculation:
     def drop(self, reason: str) -> None:
         """Stop the guess: the player went on, a new turn, a clear, a barge-in, the end."""
         guess, self._guess = self._guess, None
-        if guess is None:
-            return
+        if guess is not None:
+            self._stop(guess, reason)
+
+    def _stop(self, guess: _Guess, reason: str) -> None:
         self._count_dropped(guess, reason)
         if guess.task is not None and not guess.task.done():
             guess.task.cancel()
@@ -144,19 +146,20 @@ class Speculation:
 
     def take(self, request: GenerationRequest) -> AsyncIterator[str] | None:
         """The reply is about to generate `request`: the speculative deltas if they are
-        for the same prompt (the guess is handed over), else None (and it is dropped)."""
+        for the same prompt (the guess is handed over), else None (and it is dropped).
+        A guess still preparing (it began before the reply's own preparation, so it is
+        nearly done) is waited for; if it then differs, the stream generates `request`."""
         guess = self._guess
         if guess is None:
             return None
-        if guess.request is None or guess.error is not None:
-            self.drop("not_ready" if guess.error is None else "failed")
+        if guess.error is not None or (guess.done and guess.request is None):
+            self.drop("failed")
             return None
-        if not same_prompt(guess.request, request):
+        if guess.request is not None and not same_prompt(guess.request, request):
             self.drop("mismatch")
             return None
         self._guess = None
-        self._metrics.speculation("kept")
-        return self._replay(guess)
+        return self._replay(guess, request)
 
     async def close(self) -> None:
         self.drop("closed")
@@ -173,6 +176,7 @@ class Speculation:
             request, release = prepared
             try:
                 guess.request = request
+                guess.changed.set()
                 guess.generating = time.monotonic()
                 stream = self._generate(request)
                 async with contextlib.aclosing(stream) as deltas:  # type: ignore[type-var]
@@ -191,10 +195,21 @@ class Speculation:
             guess.ended = time.monotonic()
             guess.changed.set()
 
-    async def _replay(self, guess: _Guess) -> AsyncIterator[str]:
-        """The guess's deltas so far, then the rest as they come."""
-        sent = 0
+    async def _replay(self, guess: _Guess, request: GenerationRequest) -> AsyncIterator[str]:
+        """The guess's deltas so far, then the rest as they come (or, when the guess
+        proves to be for another prompt, `request` generated afresh)."""
         try:
+            while guess.request is None and not guess.done:
+                guess.changed.clear()
+                await guess.changed.wait()
+            if guess.request is None or not same_prompt(guess.request, request):
+                self._stop(guess, "mismatch" if guess.request is not None else "failed")
+                async with contextlib.aclosing(self._generate(request)) as fresh:  # type: ignore[type-var]
+                    async for delta in fresh:
+                        yield delta
+                return
+            self._metrics.speculation("kept")
+            sent = 0
             while True:
                 while sent < len(guess.deltas):
                     sent += 1
@@ -204,8 +219,7 @@ class Speculation:
                         raise guess.error
                     return
                 guess.changed.clear()
-                if sent == len(guess.deltas) and not guess.done:
-                    await guess.changed.wait()
+                await guess.changed.wait()
         finally:
             if guess.task is not None and not guess.task.done():
                 guess.task.cancel()  # the reply stopped reading: so does the generation

@@ -37,7 +37,7 @@ class Scripted:
     def __init__(self, words: list[str], *, hold: bool = False) -> None:
         self.words = words
         self.requests: list[GenerationRequest] = []
-        self.released = asyncio.Semaphore(0 if hold else len(words))
+        self.released = asyncio.Semaphore(0 if hold else 1000)
         self.closed = asyncio.Event()
 
     async def __call__(self, req: GenerationRequest) -> AsyncIterator[str]:
@@ -99,6 +99,32 @@ async def test_a_kept_speculation_hands_over_its_buffer_and_the_rest_of_one_gene
     assert prepared == ["Bram, where is the mill?"] and len(gen.requests) == 1
     assert counted(metrics, "kept") == 1 and spec.text is None
     assert spec.released == ["Bram, where is the mill?"]  # type: ignore[attr-defined]
+
+
+async def test_a_guess_still_preparing_is_waited_for_and_kept_or_replaced() -> None:
+    for line, kept in (("Bram, where is the mill?", True), ("Bram, and the well?", False)):
+        gen = Scripted(["Aye."])
+        go = asyncio.Event()
+        metrics = Metrics()
+
+        async def prepare(text: str, go=go):
+            await go.wait()  # routing and the prompt take a while
+            return request(text), lambda: None
+
+        spec = Speculation(
+            enabled=True, prepare=prepare, generate=gen, idle=lambda: True, metrics=metrics
+        )
+        spec.heard("Bram, where is the mill?")
+        await settle()
+        stream = spec.take(request(line))
+        assert stream is not None
+        go.set()
+        assert await collect(stream) == ["Aye."]
+        # kept: one generation, the guess's; replaced: the reply's own prompt generated
+        assert [r.messages[-1].content for r in gen.requests][-1] == line
+        assert counted(metrics, "kept") == kept
+        assert counted(metrics, "dropped", "mismatch") == (not kept)
+        await spec.close()
 
 
 async def test_a_guess_for_another_prompt_is_dropped_before_the_reply_generates() -> None:
