@@ -202,6 +202,7 @@ class Listener:
         while True:
             chunk = await self._audio_in.get()
             try:
+                self._tell_early()  # before the turn can end on that same transcript
                 audio = self._resampler.process(chunk)
                 if self._config.turn_detection is None:
                     if self._buffer_samples + len(audio) > max_samples:
