@@ -243,6 +243,8 @@ def config_env(config: str) -> dict[str, str]:
         key, _, value = flag.partition("=")
         if flag == "no-early":
             env["PERSONAE_STT_EARLY"] = "false"
+        elif flag == "spec":  # the reply started at the pause (speculation.py)
+            env["PERSONAE_SPECULATIVE_REPLY"] = "true"
         elif key == "window":
             env["PERSONAE_STT_WINDOW_S"] = value
         elif key == "threads":
@@ -348,7 +350,7 @@ def main() -> None:
         help="daemon configurations to compare: STT model, then ':no-early' (no "
         "transcription while the player speaks), ':window=S' (encoder window, 0 = 30 s), "
         "':threads=N', ':llm=ENGINE', ':no-reuse', ':no-clause', ':no-prime', ':no-first-piece', "
-        "':no-eot', ':eot', ':no-warm', ':before' (all of issues 7 and 14's "
+        "':no-eot', ':eot', ':no-warm', ':spec' (speculative reply on), ':before' (all of issues 7 and 14's "
         "latency work off), ':complete=MS' (silence that ends a turn that reads "
         "as finished, server VAD; 0 = off)",
     )

@@ -297,6 +297,13 @@ class Settings(BaseSettings):
         1, ge=1, le=16, description="onnxruntime threads of the end-of-turn model"
     )
     vad_prefix_ms: int = Field(300, ge=0, description="audio kept from before speech started")
+    speculative_reply: bool = Field(
+        False,
+        description="with stt_early, route and start generating the reply from the "
+        "transcript made at the player's pause, sending nothing; kept when the turn ends "
+        "there with the same words and prompt, dropped when the player goes on "
+        "(daemon/session/speculation.py). Off until measured in the scene benchmark",
+    )
     route_switch_similarity: float = Field(
         0.25,
         ge=-1.0,

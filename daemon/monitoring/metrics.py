@@ -119,6 +119,26 @@ class Metrics:
             registry=r,
         )
 
+        self._speculative = Counter(
+            "speculative_replies",
+            "Replies started before the turn ended: kept, or dropped and why",
+            ["outcome", "reason"],
+            namespace=ns,
+            registry=r,
+        )
+        self._speculation_waste = Counter(
+            "speculation_dropped_seconds",
+            "LLM time spent generating speculative replies that were dropped",
+            namespace=ns,
+            registry=r,
+        )
+        self._speculation_tokens = Counter(
+            "speculation_dropped_tokens",
+            "Tokens generated for speculative replies that were dropped",
+            namespace=ns,
+            registry=r,
+        )
+
         self._prompt_tokens = Gauge(
             "llm_prompt_tokens",
             "Prompt tokens since start: reused from a prompt cache or computed (prefilled)",
@@ -149,6 +169,15 @@ class Metrics:
         self._replies.labels(character=character, status=status).inc()
         if tokens > 0 and seconds > 0:
             self._tokens_per_second.labels(character=character).observe(tokens / seconds)
+
+    def speculation(
+        self, outcome: str, *, reason: str = "", seconds: float = 0.0, tokens: int = 0
+    ) -> None:
+        """A speculative reply was kept, or dropped (`reason`) after `seconds` of LLM time."""
+        self._speculative.labels(outcome=outcome, reason=reason).inc()
+        if outcome == "dropped":
+            self._speculation_waste.inc(max(0.0, seconds))
+            self._speculation_tokens.inc(tokens)
 
     def error(self, code: str) -> None:
         self._errors.labels(code=code).inc()

@@ -71,12 +71,15 @@ class Listener:
         interrupt: Callable[[str], Awaitable[None]],
         end_of_turn: EndOfTurnModel | None = None,
         echo: EchoCheck | None = None,
+        early: Callable[[str | None], None] | None = None,
     ) -> None:
         """`run(stage, fn, *args)` runs a blocking engine call on the stage's threads;
         `hotwords()` are the names STT should expect now; `turns` takes each ended turn;
         `interrupt(reason)` stops the reply in progress when the player talks over it;
         `end_of_turn` (server VAD) ends a turn at a short pause when it calls it complete;
-        `echo` (server VAD) takes the character's own voice out of what the VAD hears."""
+        `echo` (server VAD) takes the character's own voice out of what the VAD hears;
+        `early(text)` hears the turn so far once a pause's transcript is in, and
+        `early(None)` that the turn it heard goes on (speculation.py)."""
         self._settings = settings
         self._config = config
         self._vad = vad
@@ -90,6 +93,8 @@ class Listener:
         self._interrupt = interrupt
         self._end_of_turn = end_of_turn
         self._echo = echo
+        self._early = early
+        self._early_told: tuple[int, int] | None = None  # (pieces id, pause) told early
         #: the pause the end-of-turn model called complete, awaiting its transcript
         self._model_complete = -1
         #: (audio, clock when it arrived): the echo check lines it up with reply audio
@@ -178,6 +183,21 @@ class Listener:
         if self._pieces is not None:
             self._pieces.cancel()
             self._pieces = None
+            self._went_on()
+
+    def _tell_early(self) -> None:
+        """A pause's transcript is in: `early` hears the turn so far, once per pause."""
+        if self._early is None or self._pieces is None:
+            return
+        ready = self._pieces.ready()
+        if ready is not None and self._early_told != (id(self._pieces), ready[0]):
+            self._early_told = (id(self._pieces), ready[0])
+            self._early(ready[1])
+
+    def _went_on(self) -> None:
+        if self._early is not None and self._early_told is not None:
+            self._early_told = None
+            self._early(None)
 
     # --- listening ---
 
@@ -187,6 +207,7 @@ class Listener:
         while True:
             chunk, arrived = await self._audio_in.get()
             try:
+                self._tell_early()  # before the turn can end on that same transcript
                 audio = self._resampler.process(chunk)
                 if self._config.turn_detection is None:
                     if self._buffer_samples + len(audio) > max_samples:
@@ -215,6 +236,7 @@ class Listener:
                     # caught up with the player: transcribe the latest pause's piece
                     # (not the pauses of audio that came in faster than real time)
                     self._pieces.start_pending()
+                self._tell_early()
             finally:
                 self._audio_in.task_done()
 
@@ -272,6 +294,7 @@ class Listener:
                 self._pieces.pause_started(ev.pause, so_far, start=False)
             elif isinstance(ev, PauseEnded):
                 self._pieces.pause_ended(ev.pause, ev.silent_ms)
+                self._went_on()
 
     def _new_pieces(self, item_id: str) -> IncrementalTranscript:
         s = self._settings
@@ -307,6 +330,7 @@ class Listener:
         if isinstance(ev, PauseEnded):
             if self._pieces is not None:
                 self._pieces.pause_ended(ev.pause, ev.silent_ms)
+            self._went_on()
             return
         if isinstance(ev, SpeechStarted):
             self.drop_early()

@@ -36,6 +36,7 @@ from personae.daemon.session.outbox import Outbox, audio_ms
 from personae.daemon.session.priming import Primer
 from personae.daemon.session.prompt import Turn
 from personae.daemon.session.reporting import ErrorReporter, ReplyTimeoutError
+from personae.daemon.session.speculation import Speculation
 from personae.daemon.session.splitter import spoken_text, stage_directions
 from personae.daemon.settings import Settings
 from personae.sdk import protocol as p
@@ -134,6 +135,8 @@ class Responder:
             session_id=session().id,
         )
         self.current: ActiveResponse | None = None
+        #: a reply started before the turn ended, which the next reply may take (speculation.py)
+        self.speculation: Speculation | None = None
         #: who spoke the last reply the player heard (routing keeps to them)
         self.last_speaker: str | None = None
         #: item id -> (sentence, audio start ms) of recent replies, for truncation
@@ -292,7 +295,7 @@ class Responder:
         async def generate() -> None:
             if r.script is not None:
                 stream = _said(r.script)
-            else:
+            elif (stream := self.speculation and self.speculation.take(request)) is None:
                 stream = self._stream("llm", lambda cancel: self._llm.generate(request, cancel))
             async with contextlib.aclosing(stream) as deltas:
                 async for delta in within(deltas, s.engine_stall_s, "llm"):

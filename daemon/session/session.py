@@ -42,6 +42,7 @@ from personae.daemon.session.outbox import Outbox, SlowClientError
 from personae.daemon.session.prompt import Turn, forgettable
 from personae.daemon.session.reply import Responder, emotion_event
 from personae.daemon.session.reporting import ErrorReporter
+from personae.daemon.session.speculation import Speculation, reply_preparer
 from personae.sdk import protocol as p
 from personae.sdk.framing import FrameError, decode_client
 from personae.sdk.openai_shape import Dialect
@@ -120,6 +121,9 @@ class RealtimeSession:
             interrupt=self.cancel_response,
             end_of_turn=service.engines.end_of_turn,
             echo=echo.for_session(s, self.outbox),
+            early=lambda text: (
+                self.speculation.heard(text) if text else self.speculation.drop("went_on")
+            ),
         )
         self.replies = Responder(
             settings=s,
@@ -140,6 +144,20 @@ class RealtimeSession:
             cast=service.cast,
             admission=service.admission,
         )
+        self.speculation = Speculation(
+            enabled=s.speculative_reply and s.stt_early,
+            prepare=reply_preparer(self),
+            generate=lambda req: service.stream(
+                "llm", lambda c: service.engines.llm.generate(req, c)
+            ),
+            idle=lambda: (
+                not self._turns_waiting
+                and not self.replies.in_progress()
+                and service.admission.busy < service.admission.slots
+            ),
+            metrics=service.metrics,
+        )
+        self.replies.speculation = self.speculation
         self.exchanges = Exchanges(
             replies=self.replies,
             outbox=self.outbox,
@@ -184,6 +202,7 @@ class RealtimeSession:
             metrics.session_closed()
             # every turn's transcription stops, started or still queued
             await self.listener.close()
+            await self.speculation.close()
             await self.replies.close()
 
     async def _send_bounded(self, event: p.ServerEvent) -> None:
@@ -525,6 +544,7 @@ class RealtimeSession:
     async def cancel_response(self, reason: str) -> None:
         """Stop the reply in progress at once: LLM, TTS, queued audio (and its exchange)."""
         self.exchanges.interrupt()
+        self.speculation.drop("cancelled")
         await self.replies.cancel(reason)
 
 
