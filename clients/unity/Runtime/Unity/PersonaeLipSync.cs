@@ -15,13 +15,16 @@ namespace Personae.Unity
         [SerializeField] private VisemeMap map;
         [Tooltip("Empty: the PersonaeClient in the scene.")]
         [SerializeField] private PersonaeClient client;
+        [Tooltip("The voice that plays this character: its play-out clock times the mouth. Empty: the PersonaeVoice on this object, if any.")]
+        [SerializeField] private PersonaeVoice voice;
         [Tooltip("Milliseconds over which one mouth shape blends into the next.")]
         [Range(0f, 200f)] [SerializeField] private float blendMs = 60f;
 
         /// <summary>
         /// Milliseconds of the current reply's audio the player has heard (its play-out
-        /// position). Wire it to the voice's play-out clock; unset, the component counts from
-        /// the reply's first viseme event, which runs early by the audio still buffered.
+        /// position). Unset, the voice's play-out clock is used; with no voice either, the
+        /// component counts from the reply's first viseme event, which runs early by the
+        /// audio still buffered.
         /// </summary>
         public Func<double> HeardMs { get; set; }
 
@@ -35,6 +38,7 @@ namespace Personae.Unity
         private void OnEnable()
         {
             if (client == null) client = PersonaeClient.FindInScene();
+            if (voice == null) voice = GetComponent<PersonaeVoice>();
             if (client != null) client.EventReceived += OnEvent;
             Resolve();
         }
@@ -78,6 +82,7 @@ namespace Personae.Unity
         private double Heard()
         {
             if (HeardMs != null) return HeardMs();
+            if (voice != null) return voice.Clock.HeardMs;
             return _firstEventAt < 0 ? -1 : (Time.realtimeSinceStartup - _firstEventAt) * 1000.0;
         }
 
