@@ -27,6 +27,7 @@ from personae.daemon.engines import kokoro_phonemes as kp
 from personae.daemon.engines.base import AudioChunk, Phone, TTSCapabilities, TTSEngine
 from personae.daemon.engines.espeak_lock import ESPEAK_LOCK
 from personae.daemon.engines.kokoro_voices import DEFAULT_VOICE, VoiceBank
+from personae.daemon.engines.phones import assign_words, words_of
 from personae.daemon.errors import missing_extra
 
 if TYPE_CHECKING:
@@ -83,8 +84,8 @@ def phones_of(phonemes: str, frames: np.ndarray, scale: float, first_word: int) 
     return out
 
 
-def espeak_clauses(text: str, accent: str) -> list[kp.Clause]:
-    """The text's clauses as espeak-ng splits them (at , ; : . ! ?), in Kokoro phonemes."""
+def _espeak(texts: list[str], accent: str) -> list[list[tuple[str, str, bool]]]:
+    """espeak-ng's clauses of each text (IPA, terminator, ends a sentence) in `accent`."""
     from piper import espeakbridge
     from piper.phonemize_espeak import ESPEAK_DATA_DIR
 
@@ -94,8 +95,19 @@ def espeak_clauses(text: str, accent: str) -> list[kp.Clause]:
             espeakbridge.initialize(str(ESPEAK_DATA_DIR))
             _espeak_ready = True
         espeakbridge.set_voice(kp.ESPEAK_VOICE[accent])
-        raw = espeakbridge.get_phonemes(text)
-    return kp.clauses(raw, accent)
+        return [espeakbridge.get_phonemes(text) for text in texts]
+
+
+def espeak_clauses(text: str, accent: str) -> list[kp.Clause]:
+    """The text's clauses as espeak-ng splits them (at , ; : . ! ?), in Kokoro phonemes."""
+    return kp.clauses(_espeak([text], accent)[0], accent)
+
+
+def espeak_word_ipa(words: list[str], accent: str) -> list[str]:
+    """Each text word phonemized on its own: what `assign_words` aligns a clause's phones
+    to. espeak-ng joins words when it speaks a sentence ("out of" as one), so its word
+    breaks do not name the text's words."""
+    return ["".join(ipa for ipa, _, _ in raw) for raw in _espeak(words, accent)]
 
 
 _espeak_ready = False
@@ -132,6 +144,7 @@ class KokoroTTS(TTSEngine):
             blend, styles = self.bank.blend(voice.voice or DEFAULT_VOICE)
         speed = np.array([voice.rate / voice.pitch], np.float32)
         word = 0
+        word_ipa = espeak_word_ipa(words_of(text), blend.accent)
         for clause in espeak_clauses(text, blend.accent):
             for piece in kp.split_long(clause.phonemes):
                 ids = kp.tokens(piece)
@@ -149,6 +162,12 @@ class KokoroTTS(TTSEngine):
                     audio = resample(audio, SAMPLE_RATE * voice.pitch, SAMPLE_RATE)
                 # the model's frames and its audio agree to the sample
                 phones = phones_of(piece, frames, 1.0 / voice.pitch, word)
+                phones = [
+                    ph
+                    if ph.word < 0
+                    else Phone(ph.symbol, ph.start_ms, ph.duration_ms, ph.word + word)
+                    for ph in assign_words(phones, word_ipa[word:])
+                ]
                 word = max((p.word for p in phones), default=word - 1) + 1
                 yield AudioChunk(
                     pcm=float32_to_int16(audio), sample_rate=SAMPLE_RATE, phones=tuple(phones)

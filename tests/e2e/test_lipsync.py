@@ -1,4 +1,4 @@
-"""npc.viseme over a real socket, from the real Piper and espeak-ng engines."""
+"""npc.viseme over a real socket, from the real Piper and Kokoro engines (espeak-ng: tests/engines/test_tts_timings.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.models
 VISEMES = {"sil", "PP", "FF", "TH", "DD", "kk", "CH", "SS", "nn", "RR", "aa", "E", "ih", "oh", "ou"}
 
 
-@pytest.mark.parametrize(("character", "engine"), [("mara", "piper"), ("wren", "espeak")])
+@pytest.mark.parametrize(("character", "engine"), [("mara", "piper"), ("wren", "kokoro")])
 async def test_a_spoken_reply_carries_visemes_and_words_on_its_audio(
     daemon, character, engine
 ) -> None:
