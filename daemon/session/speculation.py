@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 from personae.daemon.engines.base import GenerationRequest
 from personae.daemon.monitoring import Metrics
 from personae.daemon.session import openai_session
+from personae.daemon.session.finishing import graced
 from personae.daemon.session.prompt import Turn
 from personae.sdk import protocol as p
 
@@ -268,6 +269,7 @@ def reply_preparer(session: RealtimeSession) -> Prepare:
         except BaseException:
             svc.adapters.release(adapter)
             raise
-        return turn.request, lambda: svc.adapters.release(adapter)
+        # with the budget the reply's engine call gets (the finishing grace included)
+        return graced(turn.request, svc.settings), lambda: svc.adapters.release(adapter)
 
     return prepare
