@@ -66,8 +66,7 @@ STEP = 16000 * 2 // 10  # 100 ms of 16 kHz PCM16
 
 
 def speak(text: str, voice: str, noisy: bool, seed: int) -> bytes:
-    sys.path.insert(0, str(HERE.parent))
-    from tests.speech import speak as tts
+    from _speech import speak as tts
 
     audio = tts(text, voice=voice)
     if noisy:

@@ -73,8 +73,8 @@ def pipecat_python() -> Path:
 
 def speak(text: str, voice: str, noise_db: float | None, seed: int) -> bytes:
     """The question in `voice` (16 kHz PCM16), with white noise at `noise_db` SNR."""
-    sys.path.insert(0, str(HERE.parent))
-    from tests.speech import speak as tts
+    sys.path.insert(0, str(HERE))
+    from _speech import speak as tts
 
     audio = tts(text, voice=voice)
     if noise_db is not None:

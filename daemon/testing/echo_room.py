@@ -18,7 +18,6 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.signal import fftconvolve
 
 from personae.daemon import audio as pcm
 from personae.daemon.engines.base import INPUT_SAMPLE_RATE as SR
@@ -29,6 +28,13 @@ from personae.sdk import protocol as p
 
 #: the microphone's chunks, as clients send them
 CHUNK_MS = 20
+
+
+def fftconvolve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Full linear convolution through the FFT (numpy only: the daemon's extra has no scipy)."""
+    n = len(a) + len(b) - 1
+    size = 1 << (n - 1).bit_length()
+    return np.fft.irfft(np.fft.rfft(a, size) * np.fft.rfft(b, size), size)[:n]
 
 
 @dataclass(frozen=True, slots=True)

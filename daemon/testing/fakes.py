@@ -287,8 +287,8 @@ class EchoLLM(LLMEngine):
 
 def register_fakes(options: FakeOptions = FakeOptions(), *, voices: bool = False) -> None:
     """Register the fakes in this process's engine registry: `fake` for every kind and
-    the `echo` LLM. `voices` also speaks the default cast's piper and espeak voices
-    with the fake TTS (a daemon then starts in seconds)."""
+    the `echo` LLM. `voices` also speaks the default cast's piper, espeak and kokoro
+    voices with the fake TTS (a daemon then starts in seconds)."""
     global _options
     _options = options
     here = __name__
@@ -302,5 +302,5 @@ def register_fakes(options: FakeOptions = FakeOptions(), *, voices: bool = False
         registry.register(kind, "fake", f"{here}:{cls}")  # type: ignore[arg-type]
     registry.register("llm", "echo", f"{here}:EchoLLM")
     if voices:
-        for name in ("piper", "espeak"):
+        for name in ("piper", "espeak", "kokoro"):
             registry.register("tts", name, f"{here}:RegisteredTTS")

@@ -38,7 +38,7 @@ class FakeEngines:
     always; the LLM `fake` (echoes probe tokens) unless settings name another
     (`echo`, or a real one)."""
 
-    #: the cast's piper and espeak voices spoken by the fake TTS
+    #: the cast's piper, espeak and kokoro voices spoken by the fake TTS
     voices: bool = True
     token_delay_s: float = 0.0
     tts_ms_per_char: float = 60.0

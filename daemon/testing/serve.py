@@ -4,7 +4,7 @@
 `personae serve`. With `--fakes` it first registers the fake engines by name
 (`fakes.register_fakes`): settings then choose them (`PERSONAE_STT_ENGINE=fake`
 starts in seconds, `PERSONAE_LLM_ENGINE=echo` shows what reached a character's
-prompt), and `--fake-voices` speaks the cast's piper and espeak voices with the fake.
+prompt), and `--fake-voices` speaks the cast's piper, espeak and kokoro voices with the fake.
 
     PERSONAE_PORT=8765 PERSONAE_VAD_ENGINE=fake PERSONAE_STT_ENGINE=fake \\
     PERSONAE_EMBEDDER_ENGINE=fake PERSONAE_LLM_ENGINE=fake PERSONAE_WARMUP=0 \\

@@ -273,7 +273,8 @@ def test_conversation_with_the_daemon(harness: list[str], daemon, tmp_path: Path
     text = result["text_turn"]
     assert text["character"] == "bram" and text["reason"] == "addressed"
     assert text["scores"]["bram"] > text["scores"]["mara"]
-    assert text["text_deltas"] > 1 and text["audio_deltas"] > 1 and text["audio_ms"] > 500
+    # text streams a sentence at a time (finishing.py): a one-sentence reply is one delta
+    assert text["text_deltas"] >= 1 and text["audio_deltas"] > 1 and text["audio_ms"] > 500
     spoken = result["audio_turn"]
     assert words(spoken["transcript"]) & {"mill", "lights", "mara"}, spoken["transcript"]
     assert spoken["character"] in {"bram", "mara"}
