@@ -53,7 +53,10 @@ def test_hostile_numbers_and_nesting_get_errors_and_the_session_lives(daemon) ->
 
 def test_server_vad_turns_past_the_pending_limit_are_refused_not_fatal(tmp_path) -> None:
     slow = FakeEngines(voices=False, token_delay_s=0.5, tts_ms_per_char=1)
-    with Daemon(state_dir=tmp_path, fakes=slow) as d, connect(d.ws) as ws:
+    # the fake voice and these turns are both plain tones, which the echo check rightly
+    # takes for the character's own voice: off, so every tone is a turn
+    settings = {"echo_check": False}
+    with Daemon(state_dir=tmp_path, fakes=slow, settings=settings) as d, connect(d.ws) as ws:
         assert receive(ws)["type"] == "session.created"
         turn = tone(0.4) + silence(1.2)
         for _ in range(30):  # far faster than the replies come
