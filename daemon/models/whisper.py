@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from personae.daemon.errors import ConfigError
-from personae.daemon.models import Progress, no_progress, package_dir
+from personae.daemon.models import Progress, join_parts, no_progress, package_dir
 
 if TYPE_CHECKING:
     from personae.daemon.settings import Settings
@@ -78,21 +77,7 @@ def _is_valid(target: Path, parts: list[Path], *, verify_hash: bool) -> bool:
 
 def _join(parts: list[Path], out: Path, progress: Progress) -> str:
     """Concatenate the halves into `out`; returns the sha256 of what was written."""
-    total = sum(p.stat().st_size for p in parts)
-    done = 0
-    digest = hashlib.sha256()
-    progress("joining whisper-base", 0, total)
-    with out.open("wb") as dst:
-        for part in parts:
-            with part.open("rb") as src:
-                while block := src.read(_BLOCK):
-                    dst.write(block)
-                    digest.update(block)
-                    done += len(block)
-                    progress("joining whisper-base", done, total)
-        dst.flush()
-        os.fsync(dst.fileno())
-    return digest.hexdigest()
+    return join_parts(parts, out, "joining whisper-base", progress)[1]
 
 
 def _remove_stale_temps(cache_dir: Path) -> None:
