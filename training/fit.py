@@ -40,6 +40,27 @@ def lora_config(section: LoraConfigSection) -> Any:
     )
 
 
+def _use_bf16(precision: str, *, cuda: bool, quantization: str) -> bool:
+    """Whether to train under bf16 autocast (the adapter's own weights stay fp32)."""
+    import torch
+
+    if quantization == "nf4":
+        return True  # QLoRA computes in bf16 (bnb_4bit_compute_dtype)
+    if cuda:
+        supported = torch.cuda.is_bf16_supported()
+    else:
+        # oneDNN's check is true on AVX512-BF16 or AMX: there autocast is faster; on
+        # older CPUs bf16 is emulated and slower than fp32.
+        supported = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    if precision == "bf16" and not supported:
+        raise RecipeError(
+            "train.precision = 'bf16' but this "
+            + ("GPU" if cuda else "CPU (no AVX512-BF16 or AMX)")
+            + " has no native bf16; use 'auto' or 'fp32'"
+        )
+    return precision == "bf16" or (precision == "auto" and supported)
+
+
 def _load_model(base_dir: Path, quantization: str) -> Any:
     import torch
     from transformers import AutoModelForCausalLM
@@ -96,6 +117,7 @@ def fit_adapter(
     if train.threads:
         torch.set_num_threads(train.threads)
     cuda = torch.cuda.is_available()
+    use_bf16 = _use_bf16(train.precision, cuda=cuda, quantization=lora.quantization)
     tokenizer = load_tokenizer(base_dir, for_training=True)
     model = _load_model(base_dir, lora.quantization)
     data = load_dataset("json", data_files={"train": str(train_file), "val": str(val_file)})
@@ -132,7 +154,7 @@ def fit_adapter(
         report_to="none",
         seed=train.seed,
         use_cpu=not cuda,
-        bf16=cuda and lora.quantization == "nf4",
+        bf16=use_bf16,
         gradient_checkpointing=False,
         dataloader_num_workers=0,
         disable_tqdm=not show_progress,
@@ -171,6 +193,7 @@ def fit_adapter(
         "train_seconds": round(elapsed, 1),
         "resumed_from": resume.name if resume else None,
         "device": "cuda" if cuda else "cpu",
+        "precision": "bf16" if use_bf16 else "fp32",
         "trainable_parameters": sum(
             p.numel() for p in trainer.model.parameters() if p.requires_grad
         ),

@@ -141,6 +141,10 @@ class TrainConfig(_Section):
     seed: int = 0
     #: CPU threads torch may use; 0 = leave torch's default
     threads: int = Field(0, ge=0)
+    #: compute precision of the forward/backward pass (the LoRA weights stay fp32):
+    #: "auto" = bf16 autocast where the hardware has it (CUDA with bf16, or a CPU with
+    #: AVX512-BF16/AMX, about 1.4x faster on this project's 2-core CI machine), else fp32
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
 
 
 class EvalConfig(_Section):
