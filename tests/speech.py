@@ -5,7 +5,8 @@
     audio = speak("Hello there.", voice="en-us+f3", pad_s=0.5)  # espeak-ng, silence around
     pcm = speak_pcm16("Hello there.", 24_000)                  # wire-ready PCM16 bytes
 
-`voice="piper"` is the bundled Piper voice; any other value is an espeak-ng voice.
+`voice="piper"` is the bundled Piper voice, without its sampling noise so every run
+hears the same audio; any other value is an espeak-ng voice.
 Results are cached per process, so repeating a sentence costs nothing. `words()`
 normalises a transcript for key-word assertions.
 """
@@ -27,7 +28,8 @@ PIPER = "piper"
 def _piper():
     from personae.daemon.engines.tts_piper import PiperTTS
 
-    return PiperTTS(threads=1)
+    # no sampling noise: a test hears the same audio on every run
+    return PiperTTS(threads=1, deterministic=True)
 
 
 @lru_cache(maxsize=128)

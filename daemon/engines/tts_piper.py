@@ -48,16 +48,24 @@ class PiperTTS(TTSEngine):
     capabilities = TTSCapabilities(streaming=False, voices=(DEFAULT_VOICE,))
 
     def __init__(
-        self, *, default_voice: Path | None = None, threads: int = 0, cache_dir: Path | None = None
+        self,
+        *,
+        default_voice: Path | None = None,
+        threads: int = 0,
+        cache_dir: Path | None = None,
+        deterministic: bool = False,
     ) -> None:
         """`cache_dir`: where voice models with their duration output are kept, so
-        later starts skip the graph edit (None: edit in memory at every load)."""
+        later starts skip the graph edit (None: edit in memory at every load).
+        `deterministic`: no sampling noise in the voice or its timing, so the same text
+        gives the same audio every time (tests, pre-rendered lines); a little flatter."""
         try:
             import piper  # noqa: F401 - fail early with the extra's name
         except ImportError:
             raise missing_extra("piper-tts", "piper") from None
         self._threads = threads
         self._cache_dir = cache_dir
+        self._noise = {"noise_scale": 0.0, "noise_w_scale": 0.0} if deterministic else {}
         self._default_path = default_voice or bundled_voice_path()
         self._voices: dict[Path, PiperVoice] = {}
         self._load_lock = threading.Lock()
@@ -107,7 +115,8 @@ class PiperTTS(TTSEngine):
         piper_voice = self._voice(voice.voice)
         rate = piper_voice.config.sample_rate
         syn = SynthesisConfig(
-            length_scale=piper_voice.config.length_scale * voice.pitch / voice.rate
+            length_scale=piper_voice.config.length_scale * voice.pitch / voice.rate,
+            **self._noise,
         )
         with self._phonemize_lock:
             sentences = [ph for ph in piper_voice.phonemize(text) if ph]

@@ -59,6 +59,17 @@ def pitch_variants(piper) -> dict[float, np.ndarray]:
 # --- Piper ---
 
 
+def test_piper_deterministic_speaks_the_same_audio_every_time(piper):
+    """Piper samples noise for each utterance; `deterministic` turns it off, so tests
+    (and pre-rendered lines) hear identical audio on every run."""
+    line = "Sell me a sword."
+    fixed = PiperTTS(threads=1, deterministic=True)
+    a, b = (to_16k(list(fixed.synthesize(line, VoiceConfig()))) for _ in range(2))
+    assert a.shape == b.shape and np.array_equal(a, b)
+    c, d = (to_16k(list(piper.synthesize(line, VoiceConfig()))) for _ in range(2))
+    assert c.shape != d.shape or not np.array_equal(c, d)
+
+
 def test_piper_speaks_int16_at_voice_rate_and_transcribes(pitch_variants, stt, piper):
     chunks = list(piper.synthesize(SENTENCE, VoiceConfig()))
     assert len(chunks) == 1 and chunks[0].sample_rate == 22_050 == piper.sample_rate()
