@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 AUDIO_OUTPUT_SYNCHRONOUS = 2
 INITIALIZE_PHONEME_EVENTS = 0x0001
@@ -84,6 +86,11 @@ class EspeakLib:
         )
         if self.sample_rate <= 0:
             raise RuntimeError("espeak_Initialize failed (no espeak-ng-data?)")
+        self._lib.espeak_Info.restype = ctypes.c_char_p
+        self._lib.espeak_Info.argtypes = [ctypes.POINTER(ctypes.c_char_p)]
+        data = ctypes.c_char_p()
+        self._lib.espeak_Info(ctypes.byref(data))
+        self.data_dir = Path(os.fsdecode(data.value or b""))
         self._pcm = bytearray()
         self._phonemes: list[tuple[str, int]] = []
         self._callback = _Callback(self._on_audio)  # kept: the library holds the pointer
@@ -102,6 +109,12 @@ class EspeakLib:
         return 0
 
     def set_voice(self, name: str, *, wpm: int, pitch: int) -> None:
+        # espeak-ng silently ignores an unknown "+variant": a typo would give the
+        # character the plain voice, so a variant must be one of the data's files
+        _, plus, variant = name.partition("+")
+        variants = self.data_dir / "voices" / "!v"
+        if plus and variants.is_dir() and not (variants / variant).is_file():
+            raise ValueError(f"voice variant {variant!r} not found in {variants}")
         # as the espeak-ng program does: a voice name, else a language ("en-gb+f3")
         if self._lib.espeak_SetVoiceByName(name.encode("utf-8")) != 0:
             select = _Voice(languages=name.encode("utf-8"))

@@ -73,6 +73,13 @@ class EspeakTTS(TTSEngine):
     def from_settings(cls, settings: Settings) -> EspeakTTS:
         return cls()
 
+    def check_voice(self, voice: VoiceConfig) -> None:
+        name = DEFAULT_VOICE if voice.voice == "default" else voice.voice
+        header, _ = self._ask({"text": "", "voice": name, "wpm": wpm_for(voice.rate),
+                               "pitch": pitch_for(voice.pitch), "words": []})  # fmt: skip
+        if not header["ok"]:
+            raise ConfigError(f"espeak-ng voice {name!r}: {header['error']}")
+
     def synthesize(self, text: str, voice: VoiceConfig) -> Iterator[AudioChunk]:
         name = DEFAULT_VOICE if voice.voice == "default" else voice.voice
         words = words_of(text)

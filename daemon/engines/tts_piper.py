@@ -77,6 +77,14 @@ class PiperTTS(TTSEngine):
     def from_settings(cls, settings: Settings) -> PiperTTS:
         return cls(threads=settings.engine_threads, cache_dir=settings.cache_dir / "piper")
 
+    def check_voice(self, voice: VoiceConfig) -> None:
+        try:
+            self._voice(voice.voice)  # loaded now, so the first reply does not pay for it
+        except ConfigError:
+            raise
+        except Exception as exc:  # a corrupt model or config: onnxruntime, json, KeyError
+            raise ConfigError(f"Piper voice {voice.voice!r} could not be loaded: {exc}") from None
+
     def sample_rate(self, voice: str = DEFAULT_VOICE) -> int:
         return self._voice(voice).config.sample_rate
 

@@ -115,6 +115,30 @@ def test_piper_voice_by_path_and_missing_voice(piper, tmp_path):
         list(piper.synthesize("Hello.", VoiceConfig(voice=str(tmp_path / "nobody.onnx"))))
 
 
+def test_piper_check_voice_refuses_missing_and_corrupt_models(piper, tmp_path):
+    piper.check_voice(VoiceConfig(voice=str(bundled_voice_path())))  # fine
+    with pytest.raises(ConfigError, match="not found"):
+        piper.check_voice(VoiceConfig(voice=str(tmp_path / "nobody.onnx")))
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a model")
+    broken.with_name("broken.onnx.json").write_text("{}", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"'.*broken\.onnx' could not be loaded"):
+        piper.check_voice(VoiceConfig(voice=str(broken)))
+
+
+def test_espeak_check_voice_names_the_unknown_language_or_variant(espeak):
+    espeak.check_voice(VoiceConfig(engine="espeak", voice="en-gb+m2"))  # fine
+    espeak.check_voice(VoiceConfig(engine="espeak", voice="default"))
+    with pytest.raises(ConfigError, match=r"'xx-nope'.*not found"):
+        espeak.check_voice(VoiceConfig(engine="espeak", voice="xx-nope"))
+    # espeak-ng itself would speak the plain en-us voice for a misspelt variant
+    with pytest.raises(ConfigError, match="variant 'f33' not found"):
+        espeak.check_voice(VoiceConfig(engine="espeak", voice="en-us+f33"))
+    with pytest.raises(EngineError, match="variant 'f33'"):
+        list(espeak.synthesize("Hello.", VoiceConfig(engine="espeak", voice="en-us+f33")))
+    assert list(espeak.synthesize("Hello.", VoiceConfig(engine="espeak", voice="en-us+f3")))
+
+
 def test_piper_nothing_to_say_yields_nothing(piper):
     assert list(piper.synthesize("", VoiceConfig())) == []
 

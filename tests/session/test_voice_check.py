@@ -64,3 +64,30 @@ def test_a_cast_with_a_bad_voice_does_not_start(kokoro, tmp_path) -> None:
     svc.close()
     with pytest.raises(ConfigError, match=r"character 'mara': .*weight 'much' of 'bf_emma'"):
         Service.create(svc.settings, engines=engines, cast=cast)
+
+
+@pytest.mark.parametrize(
+    ("engine", "voice", "message"),
+    [
+        ("espeak", "en-us+f33", r"character 'bram': espeak-ng voice 'en-us\+f33': .*variant"),
+        (
+            "piper",
+            "/nowhere/bram.onnx",
+            r"character 'bram': Piper voice '/nowhere/bram.onnx' not found",
+        ),
+    ],
+)
+def test_a_bad_piper_or_espeak_voice_stops_the_start(engine, voice, message) -> None:
+    from personae.daemon.engines.tts_espeak import EspeakTTS
+    from personae.daemon.engines.tts_piper import PiperTTS
+
+    svc = fake_service()
+    cast = dict(svc.cast)
+    cast["bram"] = cast["bram"].model_copy(
+        update={"voice": VoiceConfig(engine=engine, voice=voice)}
+    )
+    engines = svc.engines
+    engines.tts[engine] = EspeakTTS() if engine == "espeak" else PiperTTS(threads=1)  # type: ignore[index]
+    svc.close()
+    with pytest.raises(ConfigError, match=message):
+        Service.create(svc.settings, engines=engines, cast=cast)
