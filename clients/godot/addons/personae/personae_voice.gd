@@ -147,6 +147,8 @@ func stop_speaking() -> Array:
 	var pending_cues: Array = []
 	for cue in _cues:
 		pending_cues.append(cue[0])
+	if _playback != null:
+		_sample()  # the heard position as of now, not as of the last frame
 	var truncations := playout.stop(pending_cues)
 	_cues.clear()
 	if _playback != null and (playout.pending() > 0 or not _queue.is_empty()):
@@ -167,13 +169,7 @@ func _process(delta: float) -> void:
 	if _latency_age >= 1.0:  # costly on some drivers: not every frame
 		_latency_age = 0.0
 		_latency = AudioServer.get_output_latency()
-	# sample the mixer before pushing: what it holds now was all pushed before this
-	playout.observe(
-		get_playback_position(),
-		_playback.get_frames_available(),
-		AudioServer.get_time_since_last_mix(),
-		_latency
-	)
+	_sample()  # before pushing: what the generator holds now was all pushed before this
 	var room := _playback.get_frames_available()
 	if room > 0 and not _queue.is_empty():
 		var n := mini(room, _queue.size())
@@ -182,6 +178,15 @@ func _process(delta: float) -> void:
 		playout.push(n)
 	_fire_cues()
 	_set_speaking(playout.pending() > 0)
+
+
+func _sample() -> void:
+	playout.observe(
+		get_playback_position(),
+		_playback.get_frames_available(),
+		AudioServer.get_time_since_last_mix(),
+		_latency
+	)
 
 
 func _fire_cues() -> void:

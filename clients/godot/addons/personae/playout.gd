@@ -23,6 +23,11 @@ const NEVER := 2
 const HISTORY := 512
 ## Replies and cut reply ids remembered.
 const ITEMS := 32
+## Generator frames the playback position runs ahead of what has been mixed: Godot's
+## resampler pulls 128 frames at a time (AudioStreamPlaybackResampled's
+## INTERNAL_BUFFER_LEN) and interpolates two frames back. Counted out, the clock is never
+## early, and at most 128 frames (5 ms at 24 kHz) late.
+const RESAMPLER_LEAD := 130
 
 ## Frames per second of the generator (the session's output rate).
 var rate := 24000
@@ -107,7 +112,7 @@ func observe(
 		if _device.size() > HISTORY:
 			_device.pop_front()
 			_taken.pop_front()
-	var now := device + int(round((since_mix_s - latency_s) * rate))
+	var now := device - RESAMPLER_LEAD + int(round((since_mix_s - latency_s) * rate))
 	if now > device:
 		now = device  # not past what was mixed
 	if now > heard_device:
