@@ -93,6 +93,7 @@ def test_cues_fire_when_their_audio_is_heard_not_when_it_arrives(run) -> None:
     end = out["fired"][-1]
     assert end["true_heard_ms"] == 2000 and end["audio_start_ms"] == 2000
     assert out["pending_after"] == 0 and out["heard_ms_after"] == 2000
+    assert out["unfinished_after"] == []  # its audio is done: nothing to cancel
 
 
 def test_an_underrun_is_not_heard_as_the_reply(run) -> None:
@@ -126,6 +127,8 @@ def test_stopping_truncates_at_the_heard_position_and_drops_the_rest(run) -> Non
     assert a["audio_end_ms"] < out["handed_a_ms"] - 1000  # not what reached Godot
     assert b == {**b, "item_id": "item_b", "content_index": 0, "audio_end_ms": 0}
 
+    # neither reply had its response.output_audio.done: the voice cancels before truncating
+    assert out["unfinished_at_stop"] == ["item_a", "item_b"]
     # audio of the cut replies still in flight is ignored; their cues never come due
     assert out["cut"] == [True, True, True]
     assert out["written_after"] == 0

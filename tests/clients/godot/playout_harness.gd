@@ -49,6 +49,7 @@ var starts := {}  # item -> [first reply frame, frames], from the order of arriv
 var truncations := []  # barge: what the helper said was heard
 var heard_at_stop := 0  # barge: reply frames truly heard when the voice stopped
 var handed_at_stop := 0.0
+var unfinished_at_stop := []
 
 
 func _init() -> void:
@@ -247,6 +248,7 @@ func steady() -> Dictionary:
 	run(3.5, arrivals)
 	var out := summary()
 	out["pending_after"] = clock.pending()
+	out["unfinished_after"] = clock.unfinished()
 	out["heard_ms_after"] = clock.heard_ms()
 	return out
 
@@ -270,6 +272,7 @@ func stop_now() -> void:
 	heard_at_stop = truth()
 	handed_at_stop = handed.get("item_a", 0) * 1000.0 / RATE
 	sample()  # as PersonaeVoice.stop_speaking(): the clock as of now
+	unfinished_at_stop = clock.unfinished()  # what the voice cancels first
 	var pending := []
 	for cue in cues:
 		pending.append(cue[0])
@@ -308,6 +311,7 @@ func barge() -> Dictionary:
 	out["true_heard_a_ms"] = heard_ms_of("item_a", heard_at_stop)
 	out["handed_a_ms"] = handed_at_stop
 	out["written_after"] = clock.written
+	out["unfinished_at_stop"] = unfinished_at_stop
 	out["cut"] = [clock.is_cut("item_a"), clock.is_cut("item_b"), clock.is_cut("item_c")]
 	out["state_after"] = clock.state("item_a", 2500)
 	return out

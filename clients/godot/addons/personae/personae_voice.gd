@@ -48,6 +48,7 @@ var _playback: AudioStreamGeneratorPlayback = null
 var _queue := PackedVector2Array()
 var _rate := 24000
 var _cues: Array = []  # [item_id, audio_start_ms, event], in arrival order
+var _response_of := {}  # item id -> response id (a reply in progress is cancelled by it)
 var _latency := 0.0
 var _latency_age := INF
 
@@ -96,6 +97,7 @@ func _on_audio(who: String, pcm16: PackedByteArray, event: Dictionary) -> void:
 	var item := str(event.get("item_id", ""))
 	if playout.is_cut(item):
 		return  # in flight when the voice was cut off
+	_note_response(item, event)
 	if _playback == null:
 		_on_session({"session": client.session})
 	var frames: int = pcm16.size() >> 1
@@ -121,17 +123,28 @@ func _on_cue(event: Dictionary) -> void:
 		return
 	var item := str(event.get("item_id", ""))
 	if not playout.is_cut(item):
+		_note_response(item, event)
 		_cues.append([item, int(event.get("audio_start_ms", 0)), event])
 
 
+func _note_response(item: String, event: Dictionary) -> void:
+	if not _response_of.has(item):
+		if _response_of.size() >= PersonaePlayout.ITEMS:
+			_response_of.clear()
+		_response_of[item] = str(event.get("response_id", ""))
+
+
 func _on_barge_in(_event: Dictionary) -> void:
-	stop_speaking()
+	var detection = client.session.get("turn_detection")
+	if detection is Dictionary and detection.get("interrupt_response", true) == false:
+		return  # the daemon lets the reply go on under the player's voice
+	stop_speaking(false)  # the daemon cancels the reply itself
 
 
 func _on_response_done(event: Dictionary) -> void:
 	var response: Dictionary = event.get("response", {})
 	if str(response.get("character", "")) == character and response.get("status") == "cancelled":
-		stop_speaking()
+		stop_speaking(false)
 
 
 ## Milliseconds the player has heard of the reply playing now (lip-sync follows this clock).
@@ -142,21 +155,30 @@ func heard_ms() -> int:
 ## Cuts the voice off now (barge-in, cancelled reply, or the game's own reasons): drops
 ## the audio and cues it holds, ignores the rest of those replies, and sends
 ## conversation.item.truncate with what was heard of each (see [member
-## truncate_on_stop]). Returns those events.
-func stop_speaking() -> Array:
+## truncate_on_stop]). A reply still being generated is cancelled first
+## ([param cancel_reply]), so that the daemon has it in memory to truncate. Returns the
+## truncate events.
+func stop_speaking(cancel_reply := true) -> Array:
 	var pending_cues: Array = []
 	for cue in _cues:
 		pending_cues.append(cue[0])
 	if _playback != null:
 		_sample()  # the heard position as of now, not as of the last frame
+	var cancel := ""
+	if cancel_reply:
+		for item in playout.unfinished() + pending_cues:
+			if not playout.is_cut(item) and _response_of.get(item, "") != "":
+				cancel = _response_of[item]
 	var truncations := playout.stop(pending_cues)
 	_cues.clear()
 	if _playback != null and (playout.pending() > 0 or not _queue.is_empty()):
 		_start_playback()
 	_queue.clear()
-	if truncate_on_stop and client != null:
+	if client != null and cancel != "":
+		client.cancel_response(cancel)  # first: the daemon then remembers what was sent
+	if client != null and truncate_on_stop:
 		for event in truncations:
-			client.send_event(event)
+			client.send_event(event)  # ... and cuts it at what was heard
 	_set_speaking(false)
 	stopped.emit(truncations)
 	return truncations

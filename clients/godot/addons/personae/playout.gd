@@ -155,6 +155,15 @@ func current_item() -> String:
 	return ""
 
 
+## Replies with audio whose end has not come (response.output_audio.done), oldest first.
+func unfinished() -> Array:
+	var out := []
+	for item in _items:
+		if not item["finished"]:
+			out.append(item["id"])
+	return out
+
+
 func is_cut(item_id: String) -> bool:
 	return _cut.has(item_id)
 
