@@ -22,8 +22,10 @@ from pathlib import Path
 
 import pytest
 
+from personae.daemon.testing import FakeLLM
+from personae.daemon.testing.harness import fake_service, running
 from personae.sdk import protocol as p
-from personae.sdk.framing import decode_client
+from personae.sdk.framing import Framing, decode_client
 from tests.clients.tools import ROOT, require_binary
 
 PLAYOUT = ROOT / "clients/godot/addons/personae/playout.gd"
@@ -142,3 +144,41 @@ def test_the_harness_loads_the_addons_own_helper() -> None:
     for name in ("_taken_at", "RESAMPLER_LEAD", "heard_device"):
         assert name not in harness, name
     assert Path(PLAYOUT).read_text().startswith("class_name PersonaePlayout\n")
+
+
+async def test_the_daemon_takes_the_stop_sequence_of_a_voice_cut_off_mid_reply() -> None:
+    """What PersonaeVoice.stop_speaking() sends when the game stops a reply still being
+    generated, as the Godot client frames it (JSON): response.cancel first, because the
+    daemon remembers a reply only once it ends, then the truncate at the heard position."""
+    llm = FakeLLM(reply=lambda req: "A long answer. " * 20)
+    async with running(fake_service(llm=llm, audio_lead_ms=200), Framing.JSON) as h:
+        h.send(json.dumps(_say("Bram?")))
+        h.send(json.dumps({"type": "response.create", "response": {}}))
+        await h.wait_for(lambda e: e.type == "response.output_audio.delta" and e.offset_ms >= 1500)
+        delta = h.of_type("response.output_audio.delta")[-1]
+        starts = [s.audio_start_ms for s in h.of_type("npc.sentence")]
+        heard_ms = 1200  # what the voice's clock says the player heard
+        truncate = {
+            "type": "conversation.item.truncate",
+            "item_id": delta.item_id,
+            "content_index": 0,
+            "audio_end_ms": heard_ms,
+        }
+        # the truncate alone, mid-reply: the daemon has no such item in memory yet
+        h.send(json.dumps(truncate))
+        refused = await h.wait_type("error")
+        assert refused.error.code == "item_not_found"
+        h.send(json.dumps({"type": "response.cancel", "response_id": delta.response_id}))
+        h.send(json.dumps(truncate))
+        truncated = await h.wait_type("conversation.item.truncated")
+        done = h.of_type("response.done")[-1]
+    assert done.response.status == "cancelled"
+    assert truncated.item_id == delta.item_id and truncated.audio_end_ms == heard_ms
+    kept = [t for t in h.session.history if t.speaker != "player"][-1].text
+    assert kept == " ".join(["A long answer."] * sum(1 for s in starts if s < heard_ms))
+    assert 0 < kept.count("A long answer.") < 20  # not the whole reply, nor what was sent
+
+
+def _say(text: str) -> dict:
+    item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+    return {"type": "conversation.item.create", "item": item}
