@@ -4,7 +4,8 @@ playout_harness.gd: generator ring buffer, 128-frame resampler pulls, mixer bloc
 driver latency, 60 fps game loop): subtitles and actions fire when their audio comes out
 of the speaker, not when it reaches Godot; an underrun's silence is not counted as heard;
 and a voice cut off truncates each reply at the heard position, with the protocol's
-fields, ignoring audio still in flight.
+fields, ignoring audio still in flight. The voice's stop sequence mid-reply (cancel, then
+truncate) is played against a daemon session on fake engines.
 
 Godot 4 itself cannot be installed here: playout.gd is written in the GDScript common to
 Godot 3 and 4 (gdparse checks it as Godot 4 in test_godot.py), so Debian's godot3-server

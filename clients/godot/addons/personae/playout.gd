@@ -6,8 +6,9 @@ class_name PersonaePlayout
 ## Each frame [PersonaeVoice] samples the mixer with [method observe]: the generator
 ## frames mixed so far (AudioStreamPlayer.get_playback_position(), underrun silence
 ## included) and the reply frames it has taken (frames pushed less those still in the
-## generator). The device position heard now is the mixed position plus the time since
-## the last mix less the output latency (Godot's "sync with audio" recipe); mapped back
+## generator). The device position heard now is the mixed position, less the
+## resampler's read-ahead, plus the time since the last mix, less the output latency
+## (Godot's "sync the gameplay with audio" recipe); mapped back
 ## through the samples it gives the reply frames heard, silence counted out. Subtitles,
 ## visemes and actions are due when their audio is heard ([method state]), and a voice
 ## cut off reports what was heard of each reply ([method stop]) as OpenAI's clients do.
@@ -26,7 +27,7 @@ const ITEMS := 32
 ## Generator frames the playback position runs ahead of what has been mixed: Godot's
 ## resampler pulls 128 frames at a time (AudioStreamPlaybackResampled's
 ## INTERNAL_BUFFER_LEN) and interpolates two frames back. Counted out, the clock is never
-## early, and at most 128 frames (5 ms at 24 kHz) late.
+## early, and late by at most that (about 5.5 ms at 24 kHz).
 const RESAMPLER_LEAD := 130
 
 ## Frames per second of the generator (the session's output rate).
