@@ -111,6 +111,19 @@ def test_an_underrun_is_not_heard_as_the_reply(run) -> None:
     assert out["heard_ms_after"] == 1500
 
 
+def test_replies_queued_back_to_back_are_each_timed_from_their_own_start(run) -> None:
+    out = run("two")
+    assert out["queued_max_ms"] > 500  # part of a waited beyond the generator
+    _assert_clock_follows_the_speaker(out)
+    _assert_fired_when_heard(out)  # true_heard_ms is of the cue's own reply
+    fired = {f["name"]: f for f in out["fired"]}
+    assert list(fired) == ["a@0", "a@500", "a@1500", "b@0", "b@500"]
+    # b arrived while a was still playing; its first cue waits for a's end (2 s of audio)
+    assert fired["b@0"]["at_s"] - fired["a@0"]["at_s"] > 1.95
+    assert fired["b@0"]["handed_ms"] == 1000  # all of b had reached Godot long before
+    assert out["heard_ms_of"] == [2000, 1000] and out["current_after"] == "item_b"
+
+
 def test_stopping_truncates_at_the_heard_position_and_drops_the_rest(run) -> None:
     out = run("barge")
     _assert_clock_follows_the_speaker(out)

@@ -36,6 +36,7 @@ var next_mix := 0.0
 var blocks := []  # [mix time, labels]
 # the voice
 var queue := 0  # frames waiting beyond the generator
+var queued_max := 0
 var handed := {}  # item -> frames pushed into the generator
 var queued_items := []  # [item, frames] in order, for handed
 var cues := []  # [item, start_ms, name]
@@ -61,6 +62,8 @@ func _init() -> void:
 		out = underrun()
 	elif mode == "barge":
 		out = barge()
+	elif mode == "two":
+		out = two()
 	else:
 		out = {"error": "unknown scenario " + mode}
 	print("RESULT " + JSON.print(out))
@@ -119,6 +122,8 @@ func arrive(item: String, frames: int) -> void:
 	if clock.is_cut(item):
 		return
 	queue += frames
+	if queue > queued_max:
+		queued_max = queue
 	queued_items.append([item, frames])
 	clock.write(item, frames)
 
@@ -232,6 +237,7 @@ func summary() -> Dictionary:
 		"max_early_frames": early,
 		"max_late_frames": late,
 		"frames": track.size(),
+		"queued_max_ms": queued_max * 1000.0 / RATE,
 	}
 
 
@@ -314,4 +320,27 @@ func barge() -> Dictionary:
 	out["unfinished_at_stop"] = unfinished_at_stop
 	out["cut"] = [clock.is_cut("item_a"), clock.is_cut("item_b"), clock.is_cut("item_c")]
 	out["state_after"] = clock.state("item_a", 2500)
+	return out
+
+
+# Reply a (2 s, more than the generator holds: the rest waits in the voice's queue), then
+# reply b (1 s) queued behind it before a has played: b's cues are timed from where b
+# starts, not from the start of a or from b's arrival.
+func two() -> Dictionary:
+	start()
+	note_item("item_a", 2000)
+	note_item("item_b", 1000)
+	for ms in [0, 500, 1500]:
+		cues.append(["item_a", ms, "a@%d" % ms])
+	for ms in [0, 500]:
+		cues.append(["item_b", ms, "b@%d" % ms])
+	var arrivals := schedule("item_a", 0.1, 0.01, 250, 2000)
+	arrivals += schedule("item_b", 0.3, 0.01, 250, 1000)
+	run(0.5, arrivals)
+	clock.finish("item_a")
+	clock.finish("item_b")
+	run(4.0, arrivals)
+	var out := summary()
+	out["heard_ms_of"] = [clock.heard_ms_of("item_a"), clock.heard_ms_of("item_b")]
+	out["current_after"] = clock.current_item()
 	return out
