@@ -104,7 +104,30 @@ def test_scripts_connect_only_to_signals_that_exist() -> None:
         name = re.search(r"^class_name (\w+)", script.read_text(), re.M)
         if name:
             declared[name[1]] = set(re.findall(r"^signal (\w+)", script.read_text(), re.M))
-    client_signals = declared["PersonaeClient"]
-    for script in scripts():
-        for used in re.findall(r"\bclient\.(\w+)\.connect\(", script.read_text()):
-            assert used in client_signals, f"{script.name} connects to missing signal {used}"
+    for var, cls in (("client", "PersonaeClient"), ("voice", "PersonaeVoice")):
+        for script in scripts():
+            for used in re.findall(rf"\b{var}\.(\w+)\.connect\(", script.read_text()):
+                assert used in declared[cls], f"{script.name} connects to missing {cls}.{used}"
+
+
+def test_truncate_payload_has_the_protocols_fields() -> None:
+    source = (ADDON / "playout.gd").read_text()
+    body = source[source.index("static func truncate_event(") :]
+    body = body[: body.index("\n\n")]
+    keys = set(re.findall(r'^\t\t"([a-z_]+)": ', body, re.M))
+    assert 'return {\n\t\t"type": "conversation.item.truncate",' in body
+    model = p.ConversationItemTruncate
+    assert keys == set(model.model_fields) - {"event_id"}, keys
+    assert '"content_index": 0,' in body  # a reply item has one content part
+    # the client's truncate() and every voice that is cut off send this payload
+    assert "send_event(PersonaePlayout.truncate_event(item_id, audio_end_ms))" in CLIENT.read_text()
+    voice = (ADDON / "personae_voice.gd").read_text()
+    assert "playout.stop(" in voice and "client.send_event(event)" in voice
+
+
+def test_echo_cancellation_is_declared_with_the_session_field() -> None:
+    source = CLIENT.read_text()
+    assert "@export var client_echo_cancellation := false:" in source
+    assert 'update_session({"client_echo_cancellation": enabled})' in source
+    field = p.SessionConfig.model_fields["client_echo_cancellation"]
+    assert field.annotation is bool and field.default is False

@@ -3,7 +3,8 @@ extends Control
 ## the log shows what the daemon heard, who answers and why, and the replies, while
 ## each character's voice plays through its own PersonaeVoice. "/talk TOPIC" has Bram
 ## and Mara talk to each other about it (four lines); speaking or typing stops them.
-## each character's voice plays through its own PersonaeVoice. One action is handled:
+## Each voice prints its sentences as they are heard, and Escape silences both voices
+## (each tells the daemon how much of its reply was heard). One action is handled:
 ## ask Bram to repair an item ("Bram, can you fix my sword?"); the sample "repairs" it and
 ## answers with action_result, which Bram remembers.
 
@@ -40,6 +41,11 @@ func _ready() -> void:
 	talk.button_up.connect(microphone.release)
 	$BramVoice.sentence_started.connect(func(t: String, _ms: int) -> void: print("Bram: ", t))
 	$MaraVoice.sentence_started.connect(func(t: String, _ms: int) -> void: print("Mara: ", t))
+
+
+func _unhandled_input(event: InputEvent) -> void:
+	if event.is_action_pressed("ui_cancel"):
+		get_tree().call_group(PersonaeVoice.GROUP, "stop_speaking")
 
 
 func _on_submit(text: String) -> void:

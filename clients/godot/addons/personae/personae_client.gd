@@ -121,6 +121,16 @@ const SUBPROTOCOL := "personae.v1"
 @export var characters: PackedStringArray = []
 ## Push-to-talk (the game commits turns) instead of the daemon's voice-activity detection.
 @export var push_to_talk := false
+## The player's microphone does not pick up the characters' voices: headphones, or an
+## echo canceller of the platform's or a voice-chat plugin's. The daemon then skips its
+## own echo check (which keeps a character's voice coming back through speakers from
+## counting as the player barging in). Leave it off for speakers with a plain
+## AudioEffectCapture microphone. Setting it while connected updates the session. See
+## docs/clients/echo.md.
+@export var client_echo_cancellation := false:
+	set(enabled):
+		client_echo_cancellation = enabled
+		update_session({"client_echo_cancellation": enabled})
 @export var connect_on_ready := true
 @export var auto_reconnect := true
 @export var reconnect_initial_delay := 0.5
@@ -340,15 +350,10 @@ func cancel_response(response_id := "") -> bool:
 	return send_event(event)
 
 
-## Tells the daemon how much of a reply the player heard (after a barge-in).
+## Tells the daemon how much of a reply the player heard. [PersonaeVoice] sends this
+## itself, with the position heard, whenever it is cut off.
 func truncate(item_id: String, audio_end_ms: int) -> bool:
-	var event := {
-		"type": "conversation.item.truncate",
-		"item_id": item_id,
-		"content_index": 0,
-		"audio_end_ms": audio_end_ms,
-	}
-	return send_event(event)
+	return send_event(PersonaePlayout.truncate_event(item_id, audio_end_ms))
 
 
 ## Something happened in the game; characters in the scene may react.
