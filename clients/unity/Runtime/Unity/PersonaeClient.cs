@@ -61,6 +61,7 @@ namespace Personae.Unity
 
         private readonly CallbackQueue _mainThread = new CallbackQueue();
         private readonly Dictionary<string, PersonaeVoice> _voices = new Dictionary<string, PersonaeVoice>();
+        private readonly HashSet<string> _responding = new HashSet<string>();
         private CancellationTokenSource _lifetime;
         private RealtimeClient _client;
 
@@ -116,7 +117,8 @@ namespace Personae.Unity
             _client.Sentence += OnSentence;
             _client.AudioDelta += OnAudio;
             _client.AudioDone += d => WithVoice(d.CharacterId, v => v.EndOfResponse());
-            _client.SpeechStarted += _ => StopAllVoices(); // barge-in: the daemon cancels, we stop playing
+            _client.SpeechStarted += _ => StopAllVoices(false); // barge-in: the daemon cancels, we stop playing
+            _client.ResponseStarted += r => { if (r != null && r.Id != null) _responding.Add(r.Id); };
             _client.ResponseDone += OnResponseDone;
             _client.Emotion += e => onEmotion.Invoke(e.CharacterId, e.Dominant, (float)e.Intensity);
             _client.Alert += a => onAlert.Invoke(a.CharacterId, a.Signal, (float)a.Rolling);
@@ -199,19 +201,33 @@ namespace Personae.Unity
 
         private void OnResponseDone(ResponseInfo response)
         {
+            if (response.Id != null) _responding.Remove(response.Id);
             if (response.Status == "cancelled") WithVoice(response.Character, v => v.Stop());
             onResponseDone.Invoke(response.Character, response.OutputText);
         }
 
-        public void StopAllVoices()
+        /// <summary>Stops every voice now and tells the daemon what the player heard. A reply
+        /// still being generated is cancelled first (<paramref name="cancelReply"/>): the daemon
+        /// only holds a reply in memory once it has ended, so a truncate alone would be refused
+        /// with item_not_found. Barge-in passes false: the daemon cancels that reply itself.</summary>
+        public void StopAllVoices(bool cancelReply = true)
         {
+            var heard = new List<ConversationItemTruncate>();
             foreach (PersonaeVoice voice in _voices.Values)
             {
-                // as OpenAI's clients do: the daemon remembers only what the player heard
-                ConversationItemTruncate heard = voice.Stop();
-                if (heard != null && IsConnected)
-                    Observe(Client.TruncateAsync(heard.ItemId, heard.AudioEndMs, CancellationToken.None), "truncate");
+                ConversationItemTruncate cut = voice.Stop();
+                if (cut != null) heard.Add(cut);
             }
+            if (!IsConnected) return;
+            if (cancelReply && _responding.Count > 0)
+            {
+                // one reply generates at a time; the daemon cancels whichever it is
+                Observe(Client.CancelResponseAsync(null, CancellationToken.None), "cancel");
+                _responding.Clear();
+            }
+            // as OpenAI's clients do: the daemon remembers only what the player heard
+            foreach (ConversationItemTruncate cut in heard)
+                Observe(Client.TruncateAsync(cut.ItemId, cut.AudioEndMs, CancellationToken.None), "truncate");
         }
 
         // ---------------------------------------------------------------- async API
