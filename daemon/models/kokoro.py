@@ -68,6 +68,7 @@ Phonemes come from espeak-ng (GPL-3.0-or-later), installed with the `kokoro` ext
 """
 
 
+
 def _parts() -> list[Path]:
     try:
         parts = [package_dir(pkg, extra="kokoro") / "part.bin" for pkg in PART_PACKAGES]
