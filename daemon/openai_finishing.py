@@ -16,7 +16,7 @@ from personae.daemon.session import finishing
 from personae.daemon.session.splitter import SentenceSplitter
 
 if TYPE_CHECKING:
-    from personae.daemon.openai_api import Reply
+    from personae.daemon.openai_streaming import Reply
     from personae.daemon.service import Service
 
 
@@ -26,7 +26,7 @@ def finishing_reply(
     character: Character,
     said: Callable[[str], Awaitable[None]],
 ) -> Reply:
-    from personae.daemon.openai_api import Reply
+    from personae.daemon.openai_streaming import Reply
 
     grace = svc.settings.reply_finish_tokens
     # no early first piece: nothing is spoken here, so nothing need go out before its end

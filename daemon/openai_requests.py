@@ -7,14 +7,17 @@ is validated, and a bad body is answered in OpenAI's error shape:
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any, Literal
 
 from fastapi import Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from personae.daemon.characters import GenerationParams
 from personae.daemon.engines.base import ChatMessage, GenerationRequest
+from personae.daemon.errors import ClientError, PersonaeError
 
 #: defaults of raw (adapter or base) requests: those of vLLM, with a bounded length
 RAW_PARAMS = GenerationParams(temperature=1.0, top_p=1.0, max_tokens=512, repetition_penalty=1.0)
@@ -43,6 +46,28 @@ class OpenAIError(Exception):
             status_code=self.status,
             headers=self.headers,
         )
+
+
+def status_for(exc: PersonaeError) -> int:
+    """The HTTP status of one of our errors: the client's fault, or retry, or ours."""
+    if isinstance(exc, ClientError):
+        return 400
+    return 503 if exc.retryable else 500
+
+
+def openai_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Errors of these routes in OpenAI's shape (the app's own handler has another)."""
+
+    @functools.wraps(fn)
+    async def wrapper(request: Request) -> Response:
+        try:
+            return await fn(request)
+        except OpenAIError as exc:
+            return exc.response()
+        except PersonaeError as exc:
+            return OpenAIError(status_for(exc), str(exc), code=exc.code).response()
+
+    return wrapper
 
 
 # --------------------------------------------------------------------------- requests

@@ -14,4 +14,5 @@ Stages (each a module, each runnable alone from `personae train`):
 - `evaluate` perplexity and attribution accuracy, adapter vs base
 - `export`   Axolotl, hosted fine-tuning JSONL, merged model
 - `pipeline` the stages in order, resumable, in a run directory
+- `stages`   the stage bodies the pipeline runs (extract, dataset, fit, evaluate, report)
 """

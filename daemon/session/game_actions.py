@@ -4,6 +4,7 @@
     game.trigger ─► trigger: checked (character present, trigger declared, parameters
                     valid) before anything is written ─► Plan ─► queued or interrupting
     game.action_result ─► result: remembered by the character, in the session's history
+    game.event ─► perceived: the characters it names (or the scene) feel and remember it
 
 The actions sent and not yet answered are kept per session (bounded), so a result
 names an action this session announced.
@@ -93,6 +94,16 @@ class SessionActions:
             "store", svc.actions.for_trigger, ch, spec, event.parameters, self._player_id()
         )
         return TriggerJob(ch.id, plan, interrupt=spec.priority == "interrupt")
+
+    async def perceived(self, event: p.GameEvent) -> None:
+        """A game event, perceived by the characters it names (or the whole scene)."""
+        perceivers = [c for c in (event.characters or self._scene())]
+        states = await self._service.conversation.game_event(
+            perceivers, self._player_id(), event.name, event.description, event.data
+        )
+        self._remember(Turn("game", f"{event.name}: {event.description}".strip(": ")))
+        for cid, state in states.items():
+            self._outbox.control(emotion_event(cid, state))
 
     async def result(self, event: p.GameActionResult) -> None:
         """The game's answer to an action: the character remembers what became of it."""

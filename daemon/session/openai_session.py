@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from personae.daemon.errors import ClientError
-from personae.daemon.openai_api import served_model_name
+from personae.daemon.openai_context import served_model_name
 from personae.sdk import openai_events as oe
 from personae.sdk import protocol as p
 from personae.sdk.openai_shape import BETA_NAMES, OPENAI_PCM_RATE, Dialect

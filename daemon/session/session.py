@@ -8,43 +8,46 @@
                 respond ─► STT ─► route ─► reply: LLM ─► sentences ─► TTS ─► outbox ─► send
 
 The session owns the task group, the client's events and the conversation's history;
-the listener (listener.py) and the reply (reply.py) are objects it builds from the
-parts they need, and turns are prepared and recorded by the conversation module
-(conversation.py), which the OpenAI API shares. Everything is bounded; everything is
-cancelled when the connection ends. Errors become `error` events in reporting.py.
+the listener (listener.py), the turn queue (turns.py) and the reply (reply.py) are
+objects it builds from the parts they need, and turns are prepared and recorded by the
+conversation module (conversation.py), which the OpenAI API shares. Everything is
+bounded; everything is cancelled when the connection ends. Errors become `error`
+events in reporting.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from personae.daemon import audio as pcm
-from personae.daemon.actions.planner import Plan
-from personae.daemon.auth import LOCAL, ForbiddenError, default_player
-from personae.daemon.errors import (
-    ClientError,
-    EngineError,
-    LimitExceededError,
-    UnknownCharacterError,
-)
+from personae.daemon.auth import LOCAL, default_player
+from personae.daemon.errors import ClientError
 from personae.daemon.limits import SessionGuard
 from personae.daemon.moderation import moderator_for
-from personae.daemon.session import echo, exchange, openai_session, truncation
+from personae.daemon.session import (
+    echo,
+    exchange,
+    items,
+    openai_session,
+    session_update,
+    transport,
+    truncation,
+)
 from personae.daemon.session.exchange import ExchangeJob, Exchanges
-from personae.daemon.session.game_actions import SessionActions, with_plan
+from personae.daemon.session.game_actions import SessionActions
 from personae.daemon.session.listener import Listener, TranscribeJob
 from personae.daemon.session.outbox import Outbox, SlowClientError
 from personae.daemon.session.prompt import Turn, forgettable
-from personae.daemon.session.reply import Responder, emotion_event
+from personae.daemon.session.reply import Responder
 from personae.daemon.session.reporting import ErrorReporter
+from personae.daemon.session.scene import SessionScene
 from personae.daemon.session.speculation import Speculation, reply_preparer
+from personae.daemon.session.transport import SessionClosed
+from personae.daemon.session.turns import RespondJob, Turns
 from personae.sdk import protocol as p
-from personae.sdk.framing import FrameError, decode_client
 from personae.sdk.openai_shape import Dialect
 
 if TYPE_CHECKING:
@@ -55,22 +58,6 @@ log = logging.getLogger("personae.session")
 #: lines a session keeps before its prompt window, which no prompt shows; past this
 #: they are forgotten in one go (memories and replies are in the store)
 HISTORY_SLACK = 256
-
-
-class SessionClosed(Exception):
-    """The transport is gone (or must go: `code` is the WebSocket close code)."""
-
-    def __init__(self, code: int = 1000, reason: str = "") -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
-
-
-@dataclass(frozen=True, slots=True)
-class RespondJob:
-    options: p.ResponseOptions
-    #: a game trigger's (or goal's) plan; None = plan from the player's line
-    plan: Plan | None = None
 
 
 class RealtimeSession:
@@ -104,9 +91,7 @@ class RealtimeSession:
         self.errors = ErrorReporter(
             outbox=self.outbox, metrics=service.metrics, session_id=self.config.id
         )
-        self._jobs: asyncio.Queue[TranscribeJob | RespondJob | ExchangeJob] = asyncio.Queue(16)
-        self._handoff: str | None = None  # whom an exchange's last line named (exchange.py)
-        self._turns_waiting = 0  # player turns and responses queued, not yet taken up
+        self.scene = SessionScene(service, principal=self.principal, config=lambda: self.config)
         self.listener = Listener(
             settings=s,
             config=self.config,
@@ -116,7 +101,7 @@ class RealtimeSession:
             outbox=self.outbox,
             metrics=service.metrics,
             errors=self.errors,
-            hotwords=self._hotwords,
+            hotwords=self.scene.hotwords,
             turns=self._enqueue,
             interrupt=self.cancel_response,
             end_of_turn=service.engines.end_of_turn,
@@ -146,12 +131,20 @@ class RealtimeSession:
         )
         self.speculation = Speculation(
             enabled=s.speculative_reply and s.stt_early,
-            prepare=reply_preparer(self),
+            prepare=reply_preparer(
+                service,
+                scene=self.scene.characters,
+                config=lambda: self.config,
+                history=self.history,
+                player_id=lambda: self.player_id,
+                last_speaker=lambda: self.replies.last_speaker,
+                handoff=lambda: self.turns.handoff,
+            ),
             generate=lambda req: service.stream(
                 "llm", lambda c: service.engines.llm.generate(req, c)
             ),
             idle=lambda: (
-                not self._turns_waiting
+                not self.turns.waiting
                 and not self.replies.in_progress()
                 and service.admission.busy < service.admission.slots
             ),
@@ -165,19 +158,35 @@ class RealtimeSession:
             history=self.history,
             names=service.conversation.names,
             addressed=service.router.addressed,
-            scene=self._scene,
+            scene=self.scene.characters,
             player_id=lambda: self.player_id,
-            player_waiting=lambda: self._turns_waiting > 0,
+            player_waiting=lambda: self.turns.waiting > 0,
             direction=lambda o: openai_session.with_scene_direction(o, self.config),
             closeness=lambda text, among: service.run("router", service.router.scores, text, among),
             switch=(s.route_switch_similarity, s.route_switch_margin),
         )
         self.game = SessionActions(
             service,
-            scene=self._scene,
+            scene=self.scene.characters,
             player_id=lambda: self.player_id,
             remember=self._remember,
             outbox=self.outbox,
+        )
+        self.turns = Turns(
+            service,
+            transcribe=self.listener.transcribe,
+            replies=self.replies,
+            exchanges=self.exchanges,
+            game=self.game,
+            moderator=self.moderator,
+            errors=self.errors,
+            outbox=self.outbox,
+            history=self.history,
+            remember=self._remember,
+            player_said=self._player_said,
+            scene=self.scene.characters,
+            config=lambda: self.config,
+            principal=self.principal,
         )
 
     # ------------------------------------------------------------------ lifecycle
@@ -192,7 +201,7 @@ class RealtimeSession:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._receive_loop(), name="receive")
                 tg.create_task(self.listener.run(), name="listen")
-                tg.create_task(self._respond_loop(), name="respond")
+                tg.create_task(self.turns.run(), name="respond")
                 tg.create_task(self.outbox.run(), name="send")
         except* SlowClientError as group:
             raise SessionClosed(1008, str(group.exceptions[0])) from None
@@ -207,16 +216,13 @@ class RealtimeSession:
 
     async def _send_bounded(self, event: p.ServerEvent) -> None:
         """A client that takes too long to accept a frame is not reading: close it."""
-        spelled = openai_session.spell(event, self.dialect, npc_events=self.config.npc_events)
-        if spelled is None:
-            return
-        event = spelled  # type: ignore[assignment]
-        limit = self.service.settings.send_timeout_s
-        try:
-            async with asyncio.timeout(limit):
-                await self._send(event)
-        except TimeoutError:
-            raise SlowClientError(f"client accepted no frame for {limit:g} s") from None
+        await transport.send_spelled(
+            self._send,
+            event,
+            dialect=self.dialect,
+            npc_events=self.config.npc_events,
+            timeout_s=self.service.settings.send_timeout_s,
+        )
 
     @property
     def player_id(self) -> str:
@@ -230,21 +236,9 @@ class RealtimeSession:
         limit = self.service.settings.max_frame_bytes
         while True:
             frame = await self._receive()
-            if len(frame) > limit:
-                raise SessionClosed(1009, f"frame of {len(frame)} bytes exceeds {limit}")
-            try:
-                event, _ = decode_client(frame)
-            except FrameError as exc:
-                self.errors.report(exc)
+            event = transport.admitted(frame, limit=limit, guard=self.guard, errors=self.errors)
+            if event is None:
                 continue
-            if self.guard is not None:
-                try:
-                    self.guard.admit(event)
-                except LimitExceededError as exc:
-                    if self.guard.exhausted:
-                        raise SessionClosed(1008, "rate limit ignored") from None
-                    self.errors.report(exc, event_type=event.type, event_id=event.event_id)
-                    continue
             try:
                 await self._handle(event)
             except ClientError as exc:
@@ -269,9 +263,15 @@ class RealtimeSession:
             case p.ConversationItemCreate(item=item):
                 await self._create_item(item)
             case p.ConversationItemTruncate():
-                self._truncate(event)
+                truncated = truncation.truncate(
+                    self.history,
+                    event,
+                    sent_ms=self.outbox.item_audio_ms,
+                    heard_text=self.replies.heard_text,
+                )
+                self.outbox.control(truncated)
             case p.ResponseCreate(response=options):
-                self._check_characters([options.character] if options.character else [])
+                self.scene.check([options.character] if options.character else [])
                 for warning in openai_session.warnings(options):
                     self.outbox.control(warning)  # type: ignore[arg-type]
                 if options.instructions:
@@ -284,18 +284,12 @@ class RealtimeSession:
                     )
                 await self.cancel_response("client_cancelled")
             case p.GameEvent():
-                self._check_characters(event.characters or [])
-                perceivers = [c for c in (event.characters or self._scene())]
-                states = await self.service.conversation.game_event(
-                    perceivers, self.player_id, event.name, event.description, event.data
-                )
-                self._remember(Turn("game", f"{event.name}: {event.description}".strip(": ")))
-                for cid, state in states.items():
-                    self.outbox.control(emotion_event(cid, state))
+                self.scene.check(event.characters or [])
+                await self.game.perceived(event)
             case p.NpcConverse():
                 self._converse(event)
             case p.GameTrigger():
-                self._check_characters([event.character])
+                self.scene.check([event.character])
                 job = await self.game.trigger(event)
                 if job.interrupt and self.replies.in_progress():
                     await self.cancel_response("trigger")
@@ -303,7 +297,7 @@ class RealtimeSession:
             case p.GameActionResult():
                 await self.game.result(event)
             case p.NpcFeedback():
-                self._check_characters([event.character])
+                self.scene.check([event.character])
                 await self.service.conversation.feedback(
                     event.character, self.player_id, event.score
                 )
@@ -312,8 +306,8 @@ class RealtimeSession:
         """Checked in full before anything is queued or written (see exchange.py)."""
         job = exchange.check(
             event,
-            scene=self._scene(),
-            known=self._check_characters,
+            scene=self.scene.characters(),
+            known=self.scene.check,
             moderate=self._moderate,
             max_lines=self.service.settings.exchange_max_lines,
         )
@@ -329,47 +323,17 @@ class RealtimeSession:
             await self.replies.cancel("player_joined")
 
     def _enqueue(self, job: TranscribeJob | RespondJob | ExchangeJob) -> None:
-        try:
-            self._jobs.put_nowait(job)
-        except asyncio.QueueFull:
-            if isinstance(job, TranscribeJob) and job.early is not None:
-                job.early.cancel()
-            raise LimitExceededError(
-                "too many pending turns; wait for replies to finish", code="too_many_pending_turns"
-            ) from None
-        self._turns_waiting += not isinstance(job, ExchangeJob)
+        self.turns.put(job)
         if isinstance(job, TranscribeJob) and self.dialect.openai:
             for event in openai_session.user_item(job.item_id, audio=True):
                 self.outbox.control(event)  # type: ignore[arg-type]
 
-    def _check_characters(self, ids: list[str]) -> None:
-        visible = self.principal.visible(self.service.cast)
-        unknown = [c for c in ids if c not in self.service.cast]
-        if unknown:
-            raise UnknownCharacterError(
-                f"unknown character {unknown[0]!r}; known: {', '.join(sorted(visible))}"
-            )
-        forbidden = [c for c in ids if not self.principal.may_use(c)]
-        if forbidden:
-            raise ForbiddenError(
-                f"key {self.principal.key_id} may not use character {forbidden[0]!r}",
-                code="forbidden_character",
-            )
-
     def _update_session(self, update: p.SessionConfig) -> None:
-        changes = {k: getattr(update, k) for k in update.model_fields_set}
-        if changes.get("player_id"):
-            self.principal.require_player(changes["player_id"])
-        if update.dialect is Dialect.OPENAI_BETA or (update.dialect and not self.dialect.openai):
-            self.dialect = update.dialect  # the client spoke OpenAI's shape (beta's, if so)
-        changes.update(openai_session.changes(self.service, self.config, update, self.dialect))
-        self._check_characters(list(changes.get("characters") or []))
-        if changes.get("pinned_character"):
-            self._check_characters([changes["pinned_character"]])
-        config = self.config
-        if self.dialect.openai and not isinstance(config, p.OpenAISession):
-            config = p.OpenAISession(**dict(config))
-        self.config = config.model_copy(update=changes)
+        changes = session_update.requested(update, self.principal)
+        self.dialect = session_update.dialect(update, self.dialect)
+        self.config, changes = session_update.applied(
+            self.service, self.config, update, changes, dialect=self.dialect, check=self.scene.check
+        )
         self.listener.configure(self.config, changes)
         if "characters" in changes:
             self._warm_scene()
@@ -379,30 +343,16 @@ class RealtimeSession:
             self.outbox.control(warning)  # type: ignore[arg-type]
 
     async def _create_item(self, item: p.Item) -> None:
-        text = item.text.strip()
-        if not text:
-            raise ClientError("a message item needs text content", code="invalid_item")
-        limit = self.service.settings.max_text_chars
-        if len(text) > limit:
-            raise LimitExceededError(
-                f"text of {len(text)} characters exceeds {limit}", code="text_too_long"
-            )
-        if item.role == "system":
-            raise ClientError(
-                "system items are not accepted; use session or response instructions",
-                code="invalid_item",
-            )
-        self._moderate(text)
-        item = item.model_copy(update={"id": item.id or p.new_id("item")})
-        if item.role == "assistant" and item.character is None and self.dialect.openai:
-            # OpenAI clients name no speaker: the pinned character, or the last one
-            speaker = self.config.pinned_character or self.replies.last_speaker
-            item = item.model_copy(update={"character": speaker})
+        item, text = items.accepted(
+            item,
+            max_chars=self.service.settings.max_text_chars,
+            moderate=self._moderate,
+            check=self.scene.check,
+            openai=self.dialect.openai,
+            speaker=self.config.pinned_character or self.replies.last_speaker,
+        )
         if item.role == "assistant":
-            if item.character is None:
-                raise ClientError("an assistant item must name its character", code="invalid_item")
-            self._check_characters([item.character])
-            self._remember(Turn(item.character, text, item.id or ""))
+            self._remember(Turn(item.character or "", text, item.id or ""))
         else:
             await self._player_joins_in()
             self._remember(Turn("player", text, item.id or ""))
@@ -413,23 +363,6 @@ class RealtimeSession:
             for event in openai_session.user_item(item.id or "", text=text, role=item.role):
                 self.outbox.control(event)  # type: ignore[arg-type]
 
-    def _truncate(self, event: p.ConversationItemTruncate) -> None:
-        for i, turn in enumerate(self.history):
-            if turn.item_id == event.item_id and turn.speaker != "player":
-                truncation.check(event, sent_ms=self.outbox.item_audio_ms(event.item_id))
-                kept = self.replies.heard_text(event.item_id, event.audio_end_ms)
-                if kept is not None:
-                    self.history[i] = Turn(turn.speaker, kept, turn.item_id)
-                self.outbox.control(
-                    p.ConversationItemTruncated(
-                        item_id=event.item_id,
-                        content_index=event.content_index,
-                        audio_end_ms=event.audio_end_ms,
-                    )
-                )
-                return
-        raise ClientError(f"no assistant item {event.item_id!r} to truncate", code="item_not_found")
-
     def _moderate(self, text: str) -> None:
         verdict = self.moderator.check(text, source="player")
         if not verdict.allowed:
@@ -437,101 +370,16 @@ class RealtimeSession:
 
     # ------------------------------------------------------------------ respond
 
-    async def _respond_loop(self) -> None:
-        while True:
-            job = await self._jobs.get()
-            self._turns_waiting -= not isinstance(job, ExchangeJob)
-            try:
-                if isinstance(job, TranscribeJob):
-                    text = await self._transcribe(job)
-                    if job.respond and text:
-                        await self._respond(p.ResponseOptions(), item_id=job.item_id)
-                elif isinstance(job, ExchangeJob):
-                    self._handoff = await self.exchanges.run(job)
-                else:
-                    await self._respond(job.options, item_id=None, plan=job.plan)
-            except ClientError as exc:
-                event_type = "response.create" if isinstance(job, RespondJob) else None
-                self.errors.report(exc, event_type=event_type)
-            except EngineError as exc:
-                self.errors.report(exc)
-
-    async def _transcribe(self, job: TranscribeJob) -> str:
-        text = await self.listener.transcribe(job)
-        if text and not self.moderator.check(text, source="player").allowed:
-            self.errors.report(
-                ClientError(f"turn {job.item_id} was refused by moderation", code="content_blocked")
-            )
-            return ""
-        if text:
-            self._remember(Turn("player", text, job.item_id))
-            await self._player_said(text)
-        return text
-
     async def _player_said(self, text: str) -> None:
         """The characters in the scene heard the player: log, tone, memory."""
         await self.service.conversation.player_said(
-            self._scene(), self.player_id, text, session_id=self.config.id
+            self.scene.characters(), self.player_id, text, session_id=self.config.id
         )
 
     def _warm_scene(self) -> None:
         """The scene's characters made warm in the background, yielding to replies."""
         cast = self.service.cast
-        self.replies.warm([cast[cid] for cid in self._scene() if cid in cast])
-
-    def _scene(self) -> list[str]:
-        scene = self.config.characters or self.service.cast
-        return self.principal.visible(scene)
-
-    def _hotwords(self) -> list[str]:
-        return [n for cid in self._scene() for n in self.service.cast[cid].names]
-
-    async def _respond(
-        self, options: p.ResponseOptions, *, item_id: str | None, plan: Plan | None = None
-    ) -> None:
-        """Route the turn to one character, who replies (doing what the plan says)."""
-        options = openai_session.with_scene_direction(options, self.config)
-        user_text = next((t.text for t in reversed(self.history) if t.speaker == "player"), "")
-        scene = self._scene()
-        if not scene:
-            raise ForbiddenError(
-                f"key {self.principal.key_id} may use no character in this scene",
-                code="forbidden_character",
-            )
-        svc = self.service
-        handoff, self._handoff = self._handoff, None  # for this one player line only
-        routing_started = time.monotonic()
-        decision = await svc.run(
-            "router",
-            lambda: svc.router.route(
-                user_text,
-                scene,
-                pinned=self.config.pinned_character,
-                requested=options.character,
-                last_speaker=self.replies.last_speaker,
-                handoff=handoff,
-            ),
-        )
-        svc.metrics.stage("routing", time.monotonic() - routing_started)
-        self.outbox.control(
-            p.NpcRoute(
-                item_id=item_id,
-                character=decision.character,
-                reason=decision.reason,
-                scores=decision.scores,
-            )
-        )
-        if plan is None and self.history and self.history[-1].speaker == "player":
-            plan = await self.game.for_player(decision.character, user_text)
-        if plan is not None:
-            self.game.announced(decision.character, plan)
-            options = with_plan(options, plan)
-        await self.replies.reply(
-            decision.character,
-            options,
-            actions=plan.actions if plan else (),
-            script=plan.script if plan else None,
-        )
+        self.replies.warm([cast[cid] for cid in self.scene.characters() if cid in cast])
 
     def _remember(self, turn: Turn) -> None:
         self.history.append(turn)

@@ -38,7 +38,7 @@ from personae.daemon.session.prompt import Turn
 from personae.sdk import protocol as p
 
 if TYPE_CHECKING:
-    from personae.daemon.session.session import RealtimeSession
+    from personae.daemon.service import Service
 
 log = logging.getLogger("personae.session")
 
@@ -234,35 +234,46 @@ class Speculation:
         )
 
 
-def reply_preparer(session: RealtimeSession) -> Prepare:
-    """The prompt the session's reply to `text` would get, made as `_respond` and the
-    responder make it (route, casting, adapter, prepare) without consuming anything:
-    no handoff taken, no store written, nothing sent."""
-    svc = session.service
+def reply_preparer(
+    service: Service,
+    *,
+    scene: Callable[[], list[str]],
+    config: Callable[[], p.Session],
+    history: list[Turn],
+    player_id: Callable[[], str],
+    last_speaker: Callable[[], str | None],
+    handoff: Callable[[], str | None],
+) -> Prepare:
+    """The prompt the session's reply to `text` would get, made as the turn (turns.py)
+    and the responder make it (route, casting, adapter, prepare) without consuming
+    anything: no handoff taken, no store written, nothing sent. The callables read the
+    session's state when the early text comes: its scene, its `session` config, its
+    player, the last character who spoke and the handoff waiting for the next line."""
+    svc = service
 
     async def prepare(text: str) -> Prepared | None:
-        scene = session._scene()
-        if not scene:
+        characters = scene()
+        if not characters:
             return None
-        config = session.config
+        session = config()
         decision = await svc.run(
             "router",
             lambda: svc.router.route(
                 text,
-                scene,
-                pinned=config.pinned_character,
-                last_speaker=session.replies.last_speaker,
-                handoff=session._handoff,
+                characters,
+                pinned=session.pinned_character,
+                last_speaker=last_speaker(),
+                handoff=handoff(),
             ),
         )
-        casting = await svc.conversation.casting(decision.character, session.player_id)
+        casting = await svc.conversation.casting(decision.character, player_id())
         adapter = await svc.run("adapters", svc.adapters.acquire, casting.character)
         try:
-            options = openai_session.with_scene_direction(p.ResponseOptions(), config)
+            options = openai_session.with_scene_direction(p.ResponseOptions(), session)
             turn = await svc.conversation.prepare(
                 casting.character,
-                [*session.history, Turn("player", text)],
-                session.player_id,
+                [*history, Turn("player", text)],
+                player_id(),
                 instructions=options.instructions,
                 adapter=adapter,
             )

@@ -15,7 +15,10 @@ to the audio sent (reply.py), which is what a client playing on arrival has hear
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from personae.daemon.errors import ClientError
+from personae.daemon.session.prompt import Turn
 from personae.sdk import protocol as p
 
 
@@ -33,3 +36,28 @@ def check(event: p.ConversationItemTruncate, *, sent_ms: int | None) -> None:
             f"audio_end_ms {event.audio_end_ms} is outside the item's audio (0 to {limit} ms sent)",
             code="audio_end_ms_out_of_range",
         )
+
+
+def truncate(
+    history: list[Turn],
+    event: p.ConversationItemTruncate,
+    *,
+    sent_ms: Callable[[str], int | None],
+    heard_text: Callable[[str, int], str | None],
+) -> p.ConversationItemTruncated:
+    """The reply `event` names cut in `history` to what the player heard of it.
+
+    `sent_ms(item_id)` is the audio sent of an item; `heard_text(item_id, end_ms)` the
+    reply's text heard before `end_ms` (None: the reply's words are not known)."""
+    for i, turn in enumerate(history):
+        if turn.item_id == event.item_id and turn.speaker != "player":
+            check(event, sent_ms=sent_ms(event.item_id))
+            kept = heard_text(event.item_id, event.audio_end_ms)
+            if kept is not None:
+                history[i] = Turn(turn.speaker, kept, turn.item_id)
+            return p.ConversationItemTruncated(
+                item_id=event.item_id,
+                content_index=event.content_index,
+                audio_end_ms=event.audio_end_ms,
+            )
+    raise ClientError(f"no assistant item {event.item_id!r} to truncate", code="item_not_found")

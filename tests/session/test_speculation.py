@@ -227,3 +227,36 @@ async def test_the_player_going_on_drops_the_guess_and_nothing_of_it_is_sent() -
     sent = " ".join(str(e.model_dump()) for e in replies)
     assert "1.0 seconds" not in sent  # neither its text nor anything else of it went out
     assert float(done.response.output_text.split()[3]) >= 2.1
+
+
+# --- the preparer, on the state a session hands it ---
+
+
+async def test_the_preparer_routes_with_the_handoff_and_consumes_nothing() -> None:
+    from personae.daemon.session.prompt import Turn
+    from personae.daemon.session.speculation import reply_preparer
+
+    llm = FakeLLM()
+    service = fake_service(llm=llm)
+    history = [Turn("player", "Who mends the nets?"), Turn("bram", "Ask Mara.")]
+    scene = ["bram", "mara"]
+    session = p.Session(id="sess_test", characters=scene)
+    prepare = reply_preparer(
+        service,
+        scene=lambda: scene,
+        config=lambda: session,
+        history=history,
+        player_id=lambda: "p1",
+        last_speaker=lambda: "bram",
+        handoff=lambda: "mara",
+    )
+    prepared = await prepare("What now?")
+    assert prepared is not None
+    req, release = prepared
+    release()
+    # the handoff beat the last speaker: Mara's prompt, ending on the early text
+    assert "Mara" in req.messages[0].content and "Bram" not in req.messages[0].content
+    assert req.messages[-1].content.endswith("What now?")
+    assert len(history) == 2 and llm.requests == []  # nothing remembered, nothing generated
+    scene.clear()
+    assert await prepare("Anyone?") is None  # no character in the scene: no guess
