@@ -232,6 +232,11 @@ class Responder:
         if r.task is not None and r.task is not asyncio.current_task():
             r.task.cancel()
 
+    def generating(self, item_id: str) -> bool:
+        """Whether `item_id` is the reply still being generated or spoken."""
+        r = self.current
+        return r is not None and not r.done and r.item_id == item_id
+
     def heard_text(self, item_id: str, end_ms: int) -> str | None:
         """What the player heard of reply `item_id` before `end_ms` of its audio."""
         spoken = self._spoken.get(item_id)

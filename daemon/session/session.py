@@ -263,6 +263,10 @@ class RealtimeSession:
             case p.ConversationItemCreate(item=item):
                 await self._create_item(item)
             case p.ConversationItemTruncate():
+                if self.replies.generating(event.item_id):
+                    # a client that stopped playing mid-reply: the reply ends first (as
+                    # response.cancel would), so it is in memory to be cut at what was heard
+                    await self.cancel_response("client_cancelled")
                 truncated = truncation.truncate(
                     self.history,
                     event,

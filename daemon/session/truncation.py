@@ -9,7 +9,8 @@ error code, and nothing is changed:
 - `audio_end_ms_out_of_range`: negative, or past the audio the daemon sent of the item
   (nobody heard audio that was never sent).
 
-A client that never truncates loses nothing: a reply cut by barge-in is remembered up
+A truncate of the reply still in progress ends that reply first (session.py), so it is
+in memory to be cut. A client that never truncates loses nothing: a reply cut by barge-in is remembered up
 to the audio sent (reply.py), which is what a client playing on arrival has heard.
 """
 

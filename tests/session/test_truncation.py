@@ -82,3 +82,25 @@ async def test_without_truncate_a_barged_in_reply_is_remembered_as_far_as_it_was
     heard = [t for t in h.session.history if t.speaker != "player"][-1].text
     assert heard == " ".join(["A long answer."] * sum(1 for s in starts if s < sent))
     assert 0 < heard.count("A long answer.") < 20
+
+
+async def test_truncate_of_the_reply_still_playing_ends_it_and_keeps_what_was_heard() -> None:
+    """A client that stops playback mid-reply may send only the truncate (no
+    response.cancel first): the reply ends, and memory keeps the sentences heard."""
+    llm = FakeLLM(reply=lambda req: "A long answer. " * 20)
+    async with running(fake_service(llm=llm, audio_lead_ms=200)) as h:
+        h.send(user_text("Bram?"))
+        h.send(p.ResponseCreate())
+        await h.wait_type("npc.sentence")
+        await h.wait_type("response.output_audio.delta")
+        first = h.of_type("npc.sentence")[0]
+        heard_ms = first.audio_start_ms + 1  # the player heard the start of sentence one
+        h.send(p.ConversationItemTruncate(item_id=first.item_id, audio_end_ms=heard_ms))
+        done = await h.wait_type("response.done")
+        truncated = await h.wait_type("conversation.item.truncated")
+    assert done.response.status == "cancelled"
+    assert done.response.status_reason == "client_cancelled"
+    assert truncated.item_id == first.item_id and truncated.audio_end_ms == heard_ms
+    assert not h.of_type("error")
+    heard = [t for t in h.session.history if t.speaker != "player"][-1]
+    assert heard.item_id == first.item_id and heard.text == "A long answer."
