@@ -77,3 +77,13 @@ def test_streaming_clip_callbacks_follow_its_play_position_through_an_underrun(
     assert all(f["position_ms"] > 1000 for f in late)
     assert late[0]["position_ms"] - early[1]["position_ms"] > 500 - 250
     assert run["heard_total_ms"] == 1000
+
+
+def test_a_stopped_reply_s_late_parts_are_recognised_and_the_set_stays_bounded(
+    harness: list[str],
+) -> None:
+    """PersonaeVoice drops audio, subtitles and actions of a reply it cut (they may still
+    be on the wire after a barge-in) by asking CutItems; the set keeps the newest few."""
+    run = scenario(harness, "cut")
+    assert run["before"] == [True, False, 1]
+    assert run["after"] == [False, True, True, 2]

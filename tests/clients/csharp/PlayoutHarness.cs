@@ -8,6 +8,7 @@
 //   mono playout.exe filter    OnAudioFilterRead: 48 kHz, 1024-frame blocks, 2 x 1024 DSP latency
 //   mono playout.exe clip      streaming clip: reads 0.8 s ahead, its play position given apart,
 //                              with an underrun in the middle of the reply
+//   mono playout.exe cut       CutItems: which replies' late parts are dropped, and its bound
 using System;
 using System.Collections.Generic;
 using System.Text;
@@ -21,8 +22,25 @@ public static class PlayoutHarness
     public static int Main(string[] args)
     {
         string mode = args.Length > 0 ? args[0] : "filter";
-        Console.WriteLine(Json.Serialize(mode == "clip" ? Clip() : Filter()));
+        Console.WriteLine(Json.Serialize(mode == "clip" ? Clip() : mode == "cut" ? Cut() : Filter()));
         return 0;
+    }
+
+    // Cut three replies into a set that holds two: the oldest is forgotten.
+    private static Dictionary<string, object> Cut()
+    {
+        var cut = new CutItems(2);
+        cut.Add("item_a");
+        cut.Add("item_a"); // twice is once
+        cut.Add(null);     // a voice that had no reply yet
+        var before = new List<object> { cut.Contains("item_a"), cut.Contains("item_b"), cut.Count };
+        cut.Add("item_b");
+        cut.Add("item_c");
+        return new Dictionary<string, object>
+        {
+            { "before", before },
+            { "after", new List<object> { cut.Contains("item_a"), cut.Contains("item_b"), cut.Contains("item_c"), cut.Count } },
+        };
     }
 
     // One block rendered on the audio thread, the main thread waiting for it.

@@ -43,6 +43,7 @@ namespace Personae.Unity
         public CueEvent onActionStarted = new CueEvent();
 
         private readonly Queue<NpcSentence> _sentences = new Queue<NpcSentence>();
+        private readonly CutItems _cut = new CutItems();
         private readonly Queue<NpcAction> _actions = new Queue<NpcAction>();
         private volatile JitterBuffer _buffer;
         private Resampler _resampler;
@@ -97,6 +98,7 @@ namespace Personae.Unity
         /// <summary>PCM16 mono at <paramref name="rate"/>; called on the main thread by PersonaeClient.</summary>
         public void Enqueue(string itemId, byte[] pcm16, int rate)
         {
+            if (_cut.Contains(itemId)) return; // in flight when the voice stopped
             if (rate != _rate || _buffer == null) Rebuild(rate);
             JitterBuffer buffer = _buffer;
             if (itemId != _itemId)
@@ -115,9 +117,15 @@ namespace Personae.Unity
             if (_buffer != null) _buffer.MarkEnded();
         }
 
-        public void QueueSentence(NpcSentence sentence) { _sentences.Enqueue(sentence); }
+        public void QueueSentence(NpcSentence sentence)
+        {
+            if (!_cut.Contains(sentence.ItemId)) _sentences.Enqueue(sentence);
+        }
 
-        public void QueueAction(NpcAction action) { _actions.Enqueue(action); }
+        public void QueueAction(NpcAction action)
+        {
+            if (!_cut.Contains(action.ItemId)) _actions.Enqueue(action);
+        }
 
         /// <summary>Silence at once (barge-in, cancelled reply). Returns the truncate that
         /// says how much of the reply was heard (null when nothing of one played).</summary>
@@ -128,6 +136,9 @@ namespace Personae.Unity
             if (_buffer != null) _buffer.Clear();
             if (_resampler != null) _resampler.Reset();
             if (playout != null) playout.Stop();
+            // what is still on the wire of these replies must not play after the stop
+            _cut.Add(_itemId);
+            foreach (NpcSentence s in _sentences) _cut.Add(s.ItemId);
             _sentences.Clear();
             _actions.Clear();
             _itemId = null;
