@@ -7,12 +7,12 @@ changed by a refused request.
 
 from __future__ import annotations
 
-import ipaddress
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from personae.daemon.auth import is_loopback
 from personae.daemon.characters import AdapterRef, Character
 from personae.daemon.errors import ClientError, ConfigError
 from personae.daemon.runtime import Deployment, VariantSpec, VersionInfo
@@ -27,12 +27,7 @@ def require_admin(request: Request) -> None:
     if check is not None:
         check(request)
         return
-    host = request.client.host if request.client else ""
-    try:
-        local = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        local = host in ("testclient", "localhost")
-    if not local:
+    if not is_loopback(request.client.host if request.client else ""):
         raise HTTPException(403, "admin routes are local-only until API keys are configured")
 
 

@@ -9,14 +9,13 @@ routes an admin key.
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
 
 from personae.daemon.adapters import engine_name
-from personae.daemon.auth import default_player
+from personae.daemon.auth import default_player, is_loopback
 from personae.daemon.engines.llm_openai import BUNDLED_BASE
 from personae.daemon.errors import ClientError
 from personae.daemon.openai_requests import ChatCompletionRequest, OpenAIError
@@ -73,12 +72,7 @@ def require_admin(request: Request) -> None:
         if not caller.admin:
             raise OpenAIError(403, "this needs an admin key", code="forbidden")
         return
-    host = request.client.host if request.client else ""
-    try:
-        local = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        local = host in ("testclient", "localhost")
-    if not local:
+    if not is_loopback(request.client.host if request.client else ""):
         raise OpenAIError(
             403,
             "only clients on this host may do this until API keys are configured",
