@@ -156,7 +156,7 @@ func heard_ms() -> int:
 ## the audio and cues it holds, ignores the rest of those replies, and sends
 ## conversation.item.truncate with what was heard of each (see [member
 ## truncate_on_stop]). A reply still being generated is cancelled first
-## ([param cancel_reply]), so that the daemon has it in memory to truncate. Returns the
+## ([param cancel_reply]), so that generation stops before the truncate. Returns the
 ## truncate events.
 func stop_speaking(cancel_reply := true) -> Array:
 	var pending_cues: Array = []
@@ -175,7 +175,7 @@ func stop_speaking(cancel_reply := true) -> Array:
 		_start_playback()
 	_queue.clear()
 	if client != null and cancel != "":
-		client.cancel_response(cancel)  # first: the daemon then remembers what was sent
+		client.cancel_response(cancel)  # first: generation stops before the truncate
 	if client != null and truncate_on_stop:
 		for event in truncations:
 			client.send_event(event)  # ... and cuts it at what was heard

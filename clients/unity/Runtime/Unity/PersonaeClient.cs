@@ -207,9 +207,8 @@ namespace Personae.Unity
         }
 
         /// <summary>Stops every voice now and tells the daemon what the player heard. A reply
-        /// still being generated is cancelled first (<paramref name="cancelReply"/>): the daemon
-        /// only holds a reply in memory once it has ended, so a truncate alone would be refused
-        /// with item_not_found. Barge-in passes false: the daemon cancels that reply itself.</summary>
+        /// still being generated is cancelled first (<paramref name="cancelReply"/>), so generation
+        /// stops before the truncate. Barge-in passes false: the daemon cancels that reply itself.</summary>
         public void StopAllVoices(bool cancelReply = true)
         {
             var heard = new List<ConversationItemTruncate>();
