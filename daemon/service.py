@@ -30,6 +30,7 @@ from personae.daemon.models import Progress, no_progress
 from personae.daemon.monitoring import ConsistencyConfig, ConsistencyMonitor, Metrics
 from personae.daemon.routing import Router
 from personae.daemon.runtime import CharacterRuntime, Experiments
+from personae.daemon.runtime.lore import estimate_tokens
 from personae.daemon.session.conversation import Conversation
 from personae.daemon.session.end_of_turn import EndOfTurnModel, load_end_of_turn
 from personae.daemon.settings import Settings
@@ -256,11 +257,6 @@ class Service:
         self.database.dispose()
 
 
-def count_tokens(text: str) -> int:
-    """A tokenizer-free estimate (about four characters a token) for prompt budgets."""
-    return max(1, (len(text) + 3) // 4)
-
-
 def open_runtime(settings: Settings, embedder: Embedder) -> tuple[Engine, CharacterRuntime]:
     from personae.daemon.store import open_database
     from personae.daemon.store.engine import default_database_url
@@ -271,7 +267,7 @@ def open_runtime(settings: Settings, embedder: Embedder) -> tuple[Engine, Charac
     engine = open_database(url, busy_timeout_s=settings.database_busy_timeout_s)
     return engine, CharacterRuntime(
         engine,
-        count_tokens=count_tokens,
+        count_tokens=estimate_tokens,
         embed=embedder.embed,
         embed_model=getattr(embedder, "model_name", embedder.name),
         memory_budget_tokens=settings.memory_budget_tokens,

@@ -28,6 +28,13 @@ from typing import Any
 from personae.daemon.characters import Character
 
 CountTokens = Callable[[str], int]
+
+
+def estimate_tokens(text: str) -> int:
+    """A tokenizer-free estimate (about four characters a token) for prompt budgets."""
+    return max(1, (len(text) + 3) // 4)
+
+
 POSITIONS = ("before_char", "after_char")
 _MAX_RECURSION = 3
 

@@ -168,6 +168,24 @@ def test_prompts_per_condition(cast) -> None:
     assert base[0].content == "You are Bram." and base[-1].content == follow.question
 
 
+def test_prompt_conditions_carry_the_lore_the_daemon_would_select(cast) -> None:
+    """`adapter` and `prompt` see the lore the daemon puts in a prompt for the same
+    words (keys matched in the conversation, within the budget); `base` sees none."""
+    bram = cast["bram"]
+    entry = next(e for e in bram.lore if "mill" in e.keys)
+    asked = Question(id="q-lore", kind="town", question="Who saw the mill burn?", key_facts=())
+    for condition in ("adapter", "prompt"):
+        msgs = messages_for(bram, asked, condition)
+        late = msgs[-2]
+        assert late.role == "system" and entry.content in late.content
+        assert msgs[-1].content == asked.question
+    assert all(entry.content not in m.content for m in messages_for(bram, asked, "base"))
+    unrelated = Question(id="q-none", kind="trade", question="Good morning!", key_facts=())
+    assert all(entry.content not in m.content for m in messages_for(bram, unrelated, "prompt"))
+    starved = messages_for(bram, asked, "prompt", lore_budget=0)
+    assert all(entry.content not in m.content for m in starved)
+
+
 def test_orchestration_scores_attributes_and_reports(cast, tmp_path: Path) -> None:
     """Fake replies (the orchestration only): a cut reply is trimmed, every condition
     is scored and attributed, the report holds tables and a plot per character."""

@@ -170,6 +170,7 @@ def run(
         conditions=conds,
         params=params,
         grace=settings.reply_finish_tokens,
+        lore_budget=settings.lore_budget_tokens,
         on_reply=progress,
     )
     result["meta"] = {

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from personae.daemon.characters import Character, GenerationParams
 from personae.daemon.engines.base import ChatMessage, GenerationRequest, LLMEngine
+from personae.daemon.runtime.lore import Lorebook, estimate_tokens, format_lore
 from personae.daemon.session.finishing import Finisher, complete, with_grace
 from personae.daemon.session.prompt import Turn, build_messages
 from personae.daemon.session.splitter import SentenceSplitter
@@ -59,7 +60,17 @@ def finished_reply(llm: LLMEngine, request: GenerationRequest, grace: int) -> Re
     return Reply(finisher.text, finisher.cut, finisher.tokens, mid)
 
 
-def messages_for(character: Character, q: Question, condition: str) -> list[ChatMessage]:
+#: the daemon's default `lore_budget_tokens`
+LORE_BUDGET = 200
+
+
+def messages_for(
+    character: Character, q: Question, condition: str, *, lore_budget: int = LORE_BUDGET
+) -> list[ChatMessage]:
+    """The prompt of one condition. `adapter` and `prompt` get what the daemon's prompt
+    holds for a first meeting: the character file and the lore its lorebook selects
+    for the conversation (no memories yet; the mood line is left out); `base` gets
+    only the character's name."""
     history = [Turn(s, t) for u, c in q.history for s, t in (("player", u), (character.id, c))]
     history.append(Turn("player", q.question))
     if condition == "base":
@@ -68,7 +79,13 @@ def messages_for(character: Character, q: Question, condition: str) -> list[Chat
             role = "user" if turn.speaker == "player" else "assistant"
             msgs.append(ChatMessage(role, turn.text))
         return msgs
-    return build_messages(character, history, max_turns=len(history) + 1)
+    lore = Lorebook.from_character(character).select(
+        [t.text for t in history], count_tokens=estimate_tokens, budget_tokens=lore_budget
+    )
+    context = [format_lore(lore, "before_char"), format_lore(lore, "after_char")]
+    return build_messages(
+        character, history, max_turns=len(history) + 1, context=[c for c in context if c]
+    )
 
 
 def seed_of(q: Question) -> int:
@@ -85,11 +102,12 @@ def reply_to(
     adapter: str | None,
     params: GenerationParams,
     grace: int,
+    lore_budget: int = LORE_BUDGET,
 ) -> Reply:
     if condition not in CONDITIONS:
         raise ValueError(f"unknown condition {condition!r}; one of {', '.join(CONDITIONS)}")
     request = GenerationRequest(
-        messages=messages_for(character, q, condition),
+        messages=messages_for(character, q, condition, lore_budget=lore_budget),
         params=params,
         adapter=adapter if condition == "adapter" else None,
         seed=seed_of(q),

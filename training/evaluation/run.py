@@ -10,7 +10,7 @@ from personae.daemon.characters import Character, GenerationParams
 from personae.daemon.engines.base import LLMEngine
 from personae.training.evaluate import StyleClassifier
 from personae.training.evaluation.questions import QuestionSet
-from personae.training.evaluation.replies import CONDITIONS, reply_to
+from personae.training.evaluation.replies import CONDITIONS, LORE_BUDGET, reply_to
 from personae.training.evaluation.scoring import ReplyScore, score_reply, summarize
 
 #: called after each reply: (character, condition, question id, reply text)
@@ -27,12 +27,14 @@ def evaluate_cast(
     conditions: Sequence[str] = CONDITIONS,
     params: Callable[[Character], GenerationParams] | None = None,
     grace: int = 24,
+    lore_budget: int = LORE_BUDGET,
     on_reply: OnReply | None = None,
 ) -> dict[str, Any]:
     """Replies to every question of `sets` (character id -> set) in each condition,
     scored; `adapters` names each character's resident adapter; `lines` train the
     attribution classifier (speaker -> lines); `params` the generation settings
-    (default: each character's own)."""
+    (default: each character's own); `lore_budget` the tokens of lore in a prompt, as
+    the daemon's `lore_budget_tokens`."""
     clf = StyleClassifier({k: v for k, v in lines.items() if v})
     names_of = {cid: [ch.name, *getattr(ch, "aliases", ())] for cid, ch in cast.items()}
     everyone = [n for ns in names_of.values() for n in ns] + [cid for cid in cast]
@@ -48,7 +50,14 @@ def evaluate_cast(
             scores = []
             for q in qset.questions:
                 reply = reply_to(
-                    llm, ch, q, condition, adapter=adapters.get(cid), params=gen, grace=grace
+                    llm,
+                    ch,
+                    q,
+                    condition,
+                    adapter=adapters.get(cid),
+                    params=gen,
+                    grace=grace,
+                    lore_budget=lore_budget,
                 )
                 score = score_reply(
                     q,
@@ -76,6 +85,7 @@ def evaluate_cast(
             "replies": {c: [s.as_dict() for s in ss] for c, ss in per.items()},
         }
     result["grace_tokens"] = grace
+    result["lore_budget_tokens"] = lore_budget
     result["classifier_lines"] = {k: len(v) for k, v in lines.items()}
     result["seconds"] = round(time.monotonic() - started, 1)
     return result
