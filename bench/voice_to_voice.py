@@ -234,7 +234,8 @@ def config_env(config: str) -> dict[str, str]:
     prefilled while a reply plays), `no-first-piece` (speech starts at the first clause,
     not the first words), `no-eot` (no end-of-turn model: silence rules alone, the default), `eot` (Smart Turn
     asked at a short pause),
-    `no-warm` (the scene is not warmed at the session's start) or `before` (all of the
+    `no-warm` (the scene is not warmed at the session's start), `lore=N` (tokens of
+    lore in each prompt, 0 = none) or `before` (all of the
     latency work of issues 7 and 14 off: no-early, window=0, complete=0, no-reuse,
     no-clause, no-prime, no-eot, no-warm, the old prompt layout)."""
     model, *flags = config.split(":")
@@ -253,6 +254,8 @@ def config_env(config: str) -> dict[str, str]:
             env["PERSONAE_LLM_ENGINE"] = value
         elif key == "complete":
             env["PERSONAE_VAD_SILENCE_COMPLETE_MS"] = value
+        elif key == "lore":  # tokens of lore in each prompt (0: none)
+            env["PERSONAE_LORE_BUDGET_TOKENS"] = value
         elif flag == "no-reuse":
             env["PERSONAE_LLM_PREFIX_CACHE_TOKENS"] = "0"
             env["PERSONAE_LLAMACPP_PROMPT_CACHE"] = "false"
@@ -350,7 +353,7 @@ def main() -> None:
         help="daemon configurations to compare: STT model, then ':no-early' (no "
         "transcription while the player speaks), ':window=S' (encoder window, 0 = 30 s), "
         "':threads=N', ':llm=ENGINE', ':no-reuse', ':no-clause', ':no-prime', ':no-first-piece', "
-        "':no-eot', ':eot', ':no-warm', ':spec' (speculative reply on), ':before' (all of issues 7 and 14's "
+        "':no-eot', ':eot', ':no-warm', ':spec' (speculative reply on), ':lore=N', ':before' (all of issues 7 and 14's "
         "latency work off), ':complete=MS' (silence that ends a turn that reads "
         "as finished, server VAD; 0 = off)",
     )
