@@ -67,6 +67,8 @@ class AdapterRef(_Strict):
 class LoreEntry(_Strict):
     keys: tuple[str, ...]
     content: str
+    #: over the lore budget, lower priorities are dropped first (Card V2 `priority`)
+    priority: int = 0
 
 
 class ExampleLine(_Strict):

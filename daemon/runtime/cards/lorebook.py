@@ -21,7 +21,9 @@ def lore_from_book(book: Any) -> tuple[Lorebook, tuple[CharacterLore, ...]]:
     except ValueError as exc:
         raise CardError(f"character_book: {exc}") from exc
     lore = tuple(
-        CharacterLore(keys=e.keys, content=e.text) for e in lorebook.entries if _becomes_lore(e)
+        CharacterLore(keys=e.keys, content=e.text, priority=e.priority)
+        for e in lorebook.entries
+        if _becomes_lore(e)
     )
     return lorebook, lore
 
@@ -55,6 +57,7 @@ def merge_book(book: Any, character: Character) -> dict[str, Any] | None:
             else {
                 "keys": list(lore.keys),
                 "content": lore.content,
+                "priority": lore.priority,
                 "extensions": {},
                 "enabled": True,
                 "insertion_order": i,
