@@ -85,6 +85,8 @@ TRADE = {
         ("Will you forge me a sword?", "not make a sword for a stranger"),
         ("Can you make shackles for a prisoner?", "will not make manacles"),
         ("Can I pay you now, before you start?", "when the work is done"),
+        ("My old spade needs a new edge.", "spade, four coppers"),
+        ("Could you mend my pocket watch?", "clockmaker in Carrowby"),
     ],
     "mara": [
         ("How much is a search for my grandfather's birth?", "two coppers"),
@@ -94,6 +96,7 @@ TRADE = {
         ("Can I take this ledger home?", "Nothing leaves the archive room"),
         ("Can you read this record to me? I never learned to read.", "reads aloud for free"),
         ("Who drew the survey?", "Edith Quill"),
+        ("May I read my uncle's sealed will?", "sealed wills"),
     ],
     "wren": [
         ("How much to run a letter across the square?", "across the square one copper"),
