@@ -161,3 +161,22 @@ def test_file_priority_reaches_the_lorebook(cast) -> None:
     bram = cast["bram"]
     book = Lorebook.from_character(bram)
     assert [e.priority for e in book.entries] == [e.priority for e in bram.lore]
+
+
+def test_a_cards_priority_comes_in_and_goes_back_out(cast) -> None:
+    from personae.daemon.runtime.cards.lorebook import lore_from_book, merge_book
+
+    book = {
+        "entries": [
+            {"keys": ["forge"], "content": "The forge is hot.", "priority": 7, "extensions": {}},
+            {"keys": ["mill"], "content": "The mill burned.", "extensions": {}},
+        ]
+    }
+    _, lore = lore_from_book(book)
+    assert [e.priority for e in lore] == [7, 0]
+    changed = cast["bram"].model_copy(
+        update={"lore": (lore[0].model_copy(update={"priority": 3}), lore[1])}
+    )
+    merged = merge_book(book, changed)
+    assert [e.get("priority", 0) for e in merged["entries"]] == [3, 0]
+    assert merged["entries"][0]["extensions"] == {}  # the rest of the card entry is kept
