@@ -67,6 +67,8 @@ class AdapterRef(_Strict):
 class LoreEntry(_Strict):
     keys: tuple[str, ...]
     content: str
+    #: over the lore budget, lower priorities are dropped first (Card V2 `priority`)
+    priority: int = 0
 
 
 class ExampleLine(_Strict):
@@ -156,5 +158,9 @@ class Character(_Strict):
         """What the router embeds to decide who an utterance is for."""
         parts = [self.name, self.description, self.personality, self.scenario]
         parts += [f"{e.user} {e.character}" for e in self.examples]
-        parts += [e.content for e in self.lore]
+        # lore keys, not contents: the keys are the words players use for what the
+        # character knows; the contents are facts about places every character shares
+        # (with the default cast's lorebooks, contents route 11 of 20 lines about another
+        # character's trade right, keys 16; tests/engines/test_routing_followups.py)
+        parts.append(", ".join(k for e in self.lore for k in e.keys))
         return "\n".join(p for p in parts if p)

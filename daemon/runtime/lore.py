@@ -110,7 +110,7 @@ class Lorebook:
     def from_character(cls, character: Character, **options: Any) -> Lorebook:
         """The character file's lore: keyed entries, in file order."""
         entries = tuple(
-            LoreEntry(keys=e.keys, content=e.content, insertion_order=i, id=i)
+            LoreEntry(keys=e.keys, content=e.content, priority=e.priority, insertion_order=i, id=i)
             for i, e in enumerate(character.lore)
         )
         return cls(entries=entries, **options)

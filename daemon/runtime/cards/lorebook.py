@@ -21,7 +21,9 @@ def lore_from_book(book: Any) -> tuple[Lorebook, tuple[CharacterLore, ...]]:
     except ValueError as exc:
         raise CardError(f"character_book: {exc}") from exc
     lore = tuple(
-        CharacterLore(keys=e.keys, content=e.text) for e in lorebook.entries if _becomes_lore(e)
+        CharacterLore(keys=e.keys, content=e.text, priority=e.priority)
+        for e in lorebook.entries
+        if _becomes_lore(e)
     )
     return lorebook, lore
 
@@ -49,12 +51,15 @@ def merge_book(book: Any, character: Character) -> dict[str, Any] | None:
     entries = []
     for i, lore in enumerate(character.lore):
         raw = mapped.get((lore.keys, lore.content))
+        if raw is not None and _int_or_zero(raw.get("priority")) != lore.priority:
+            raw = {**raw, "priority": lore.priority}  # the character file's priority wins
         entries.append(
             raw
             if raw is not None
             else {
                 "keys": list(lore.keys),
                 "content": lore.content,
+                "priority": lore.priority,
                 "extensions": {},
                 "enabled": True,
                 "insertion_order": i,
@@ -71,3 +76,10 @@ def merge_book(book: Any, character: Character) -> dict[str, Any] | None:
 
 def _becomes_lore(entry: LoreEntry) -> bool:
     return bool(entry.enabled and entry.keys and not entry.use_regex and entry.text)
+
+
+def _int_or_zero(value: Any) -> int:
+    try:
+        return int(value) if not isinstance(value, bool) else 0
+    except (TypeError, ValueError):
+        return 0
