@@ -11,7 +11,7 @@ import pytest
 
 from personae.daemon.characters import Character, default_cast_dir, load_cast
 from personae.daemon.runtime.lore import Lorebook
-from personae.daemon.service import count_tokens
+from personae.daemon.runtime.lore import estimate_tokens as count_tokens
 from personae.daemon.settings import Settings
 
 BUDGET = Settings.model_fields["lore_budget_tokens"].default
