@@ -3,7 +3,9 @@
 Each row of `train.jsonl` / `val.jsonl` is `{"messages": [system, user, assistant]}`
 (the format of TRL, Axolotl and hosted fine-tuning APIs); `examples.jsonl` keeps each
 row's id, split, strategy and provenance. The system prompt is the character file's
-own (`Character.render_system_prompt()`), the one the daemon sends at serving time.
+own (`Character.render_system_prompt()`), the one the daemon sends at serving time;
+with `dataset.lore_budget_tokens` the lore the daemon would select for the player's line
+sits between the system prompt and the line, where the daemon puts it.
 
 The split is deterministic and independent of input order: rows are ranked by a hash
 of (seed, content) and the first `val_fraction` go to validation, so adding a source
@@ -22,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from personae.daemon.characters import Character
+from personae.daemon.runtime.lore import lore_for
+from personae.daemon.session.prompt import neutralise
 from personae.training.errors import CharacterDataError
 from personae.training.recipe import DatasetConfig
 from personae.training.rundir import write_atomic, write_json, write_jsonl
@@ -84,9 +88,15 @@ def build_character_dataset(
             ds.dropped["too short"] += 1
             continue
 
-        def chat(piece: str, user: str = user) -> list[dict[str, str]]:
+        lore = lore_for(character, [user], budget_tokens=config.lore_budget_tokens)
+        context = [{"role": "system", "content": "\n".join(map(neutralise, lore))}] if lore else []
+
+        def chat(
+            piece: str, user: str = user, context: list[dict[str, str]] = context
+        ) -> list[dict[str, str]]:
             return [
                 {"role": "system", "content": system},
+                *context,
                 {"role": "user", "content": user},
                 {"role": "assistant", "content": piece},
             ]

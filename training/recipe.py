@@ -114,6 +114,11 @@ class DatasetConfig(_Section):
     #: held-out evaluation files (`eval/*.toml`); an example whose user turn or reply
     #: overlaps one of their questions (training/heldout.py) is dropped and counted
     heldout: tuple[Path, ...] = ()
+    #: tokens of the character's lore placed before each example's player line, as the
+    #: daemon places it at serving time (a system message just before the player's
+    #: words, `lore_budget_tokens`); 0 = none. Trained with it, the adapter learns to
+    #: answer from the lore its prompt will carry instead of ignoring it.
+    lore_budget_tokens: int = Field(0, ge=0)
 
 
 class LoraConfigSection(_Section):

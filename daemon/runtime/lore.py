@@ -217,3 +217,21 @@ def _int(value: Any, default: int) -> int:
         return int(value)
     except (TypeError, ValueError):
         return default
+
+
+def lore_for(
+    character: Character,
+    lines: Sequence[str],
+    *,
+    budget_tokens: int,
+    count_tokens: CountTokens = estimate_tokens,
+) -> list[str]:
+    """The lore blocks a prompt of `character` gets for the conversation `lines`
+    (before_char, then after_char), as the daemon selects them; no mood or memories.
+    The evaluation and the training dataset use it to see what a player's prompt holds."""
+    if budget_tokens <= 0 or not character.lore:
+        return []
+    chosen = Lorebook.from_character(character).select(
+        lines, count_tokens=count_tokens, budget_tokens=budget_tokens
+    )
+    return [b for b in (format_lore(chosen, "before_char"), format_lore(chosen, "after_char")) if b]

@@ -77,4 +77,6 @@ def test_the_store_comes_before_the_bundled_cast(tmp_path):
     assert cast == default_cast_dir() / "adapters"
     # the bundled cast's own adapters serve while the store has none of them
     mara = load_cast([default_cast_dir()])["mara"]
-    assert character_adapter([store, cast], mara) == (cast / "mara" / "v1").resolve()
+    assert mara.adapter is not None
+    shipped = cast / "mara" / mara.adapter.version
+    assert character_adapter([store, cast], mara) == shipped.resolve()

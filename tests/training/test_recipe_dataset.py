@@ -122,6 +122,38 @@ def test_dataset_rows_dedup_limits_and_system_prompt() -> None:
     assert 0.1 <= len(ds.val) / len(rows) <= 0.2
 
 
+def test_lore_goes_where_the_daemon_puts_it_and_counts_against_the_limit() -> None:
+    """With `lore_budget_tokens`, a line that brings up a lore key gets the entry the
+    daemon would select, as a system message just before the line; other lines none."""
+    from personae.daemon.runtime.lore import lore_for
+    from personae.daemon.session.prompt import Turn, build_messages
+
+    ch = _bram()
+    asked = "What do you charge to sharpen a scythe?"
+    examples = [_ex(asked, "Two coppers on the wheel."), _ex("Good day.", "Mind the sparks.")]
+    config = DatasetConfig(max_tokens=400, lore_budget_tokens=200)
+    rows = {
+        r["messages"][-2]["content"]: r
+        for r in (lambda d: d.train + d.val)(
+            build_character_dataset(ch, examples, config, approx_token_counter)
+        )
+    }
+    msgs = rows[asked]["messages"]
+    assert [m["role"] for m in msgs] == ["system", "system", "user", "assistant"]
+    assert "two coppers" in msgs[1]["content"]
+    served = build_messages(
+        ch, [Turn("player", asked)], context=lore_for(ch, [asked], budget_tokens=200)
+    )
+    assert served[-2].role == "system" and served[-2].content == msgs[1]["content"]
+    assert [m["role"] for m in rows["Good day."]["messages"]] == ["system", "user", "assistant"]
+    plain = build_character_dataset(
+        ch, examples, DatasetConfig(max_tokens=400), approx_token_counter
+    )
+    plain_tokens = {r["messages"][-2]["content"]: r["tokens"] for r in plain.train + plain.val}
+    assert rows[asked]["tokens"] > plain_tokens[asked]
+    assert rows["Good day."]["tokens"] == plain_tokens["Good day."]
+
+
 def test_a_long_speech_is_split_at_sentence_boundaries_not_dropped() -> None:
     speech = " ".join(
         f"Deduction number {i} follows from the mud upon your instep, Mr. Watson."

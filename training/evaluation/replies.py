@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from personae.daemon.characters import Character, GenerationParams
 from personae.daemon.engines.base import ChatMessage, GenerationRequest, LLMEngine
-from personae.daemon.runtime.lore import Lorebook, estimate_tokens, format_lore
+from personae.daemon.runtime.lore import lore_for
 from personae.daemon.session.finishing import Finisher, complete, with_grace
 from personae.daemon.session.prompt import Turn, build_messages
 from personae.daemon.session.splitter import SentenceSplitter
@@ -79,13 +79,8 @@ def messages_for(
             role = "user" if turn.speaker == "player" else "assistant"
             msgs.append(ChatMessage(role, turn.text))
         return msgs
-    lore = Lorebook.from_character(character).select(
-        [t.text for t in history], count_tokens=estimate_tokens, budget_tokens=lore_budget
-    )
-    context = [format_lore(lore, "before_char"), format_lore(lore, "after_char")]
-    return build_messages(
-        character, history, max_turns=len(history) + 1, context=[c for c in context if c]
-    )
+    context = lore_for(character, [t.text for t in history], budget_tokens=lore_budget)
+    return build_messages(character, history, max_turns=len(history) + 1, context=context)
 
 
 def seed_of(q: Question) -> int:
