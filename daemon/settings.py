@@ -61,7 +61,12 @@ class Settings(BaseSettings):
     )
     environment: str = Field("production", description="Deployment environment this daemon serves")
     memory_budget_tokens: int = Field(160, ge=0, description="Memories placed in each prompt")
-    lore_budget_tokens: int = Field(200, ge=0, description="Lore entries placed in each prompt")
+    lore_budget_tokens: int = Field(
+        200,
+        ge=0,
+        description="Tokens of lore placed in each prompt, unless a character's adapter names "
+        "the budget it was trained with",
+    )
     adapter_cache_size: int = Field(50, ge=1, description="Adapters resident in the LLM at once")
     registry_poll_s: float = Field(5.0, gt=0, description="How often deployments are picked up")
     deploy_min_metrics: dict[str, float] = Field(

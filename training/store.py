@@ -94,8 +94,12 @@ def install_adapter(
     voice: VoiceConfig,
     metrics: dict[str, Any],
     check: dict[str, Any],
+    lore_budget_tokens: int = 0,
 ) -> Path:
-    """Copy the adapter into `<store>/<id>/<version>/` with its manifest; returns that folder."""
+    """Copy the adapter into `<store>/<id>/<version>/` with its manifest; returns that folder.
+
+    `lore_budget_tokens` is the lore its training prompts held: the manifest and the
+    character file's adapter reference record it, so the daemon serves prompts alike."""
     target = store / character.id / version
     tmp = target.with_name(f".{version}.tmp")
     if tmp.exists():
@@ -119,24 +123,34 @@ def install_adapter(
             "target_modules": sorted(lora.target_modules),
             "quantization": lora.quantization,
         },
+        "lore_budget_tokens": lore_budget_tokens,
         "check": check,
         "metrics": metrics,
         "size_bytes": (tmp / WEIGHTS_FILE).stat().st_size,
     }
     write_json(tmp / MANIFEST, manifest)
     write_json(tmp / "voice.json", voice.model_dump(mode="json"))
-    write_atomic(tmp / "character.toml", character_toml(character, voice=voice, version=version))
+    toml = character_toml(
+        character, voice=voice, version=version, lore_budget_tokens=lore_budget_tokens
+    )
+    write_atomic(tmp / "character.toml", toml)
     if target.exists():
         shutil.rmtree(target)
     tmp.rename(target)
     return target
 
 
-def character_toml(character: Character, *, voice: VoiceConfig, version: str) -> str:
+def character_toml(
+    character: Character, *, voice: VoiceConfig, version: str, lore_budget_tokens: int = 0
+) -> str:
     """The character file with its trained voice and adapter reference."""
     data = character.model_dump(mode="json", exclude_defaults=True)
     data["voice"] = voice.model_dump(mode="json")
-    data["adapter"] = {"name": character.id, "version": version}
+    data["adapter"] = {
+        "name": character.id,
+        "version": version,
+        "lore_budget_tokens": lore_budget_tokens,
+    }
     return _toml(data)
 
 

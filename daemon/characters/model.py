@@ -55,6 +55,11 @@ class VoiceConfig(_Strict):
 class AdapterRef(_Strict):
     name: str
     version: str = "latest"
+    #: the tokens of lore its training prompts held (the recipe's `[dataset]
+    #: lore_budget_tokens`): the daemon serves it prompts built the same way, since an
+    #: adapter trained without lore ignores it and contradicts it more often
+    #: (docs/characters.md). None: the daemon's `lore_budget_tokens`.
+    lore_budget_tokens: int | None = Field(None, ge=0)
 
     @field_validator("name")
     @classmethod
@@ -153,6 +158,13 @@ class Character(_Strict):
     def names(self) -> tuple[str, ...]:
         """Every name the character answers to, for addressing and STT hotwords."""
         return (self.name, *self.aliases)
+
+    def lore_budget(self, default: int) -> int:
+        """Tokens of lore for this character's prompts: what its adapter was trained
+        with where the adapter says, else `default` (the daemon's setting)."""
+        if self.adapter is not None and self.adapter.lore_budget_tokens is not None:
+            return self.adapter.lore_budget_tokens
+        return default
 
     def profile_text(self) -> str:
         """What the router embeds to decide who an utterance is for."""

@@ -141,7 +141,9 @@ class CharacterRuntime:
             count_tokens=self._count,
         )
         lore = self.lorebook(character).select(
-            recent, count_tokens=self._count, budget_tokens=self._lore_budget
+            recent,
+            count_tokens=self._count,
+            budget_tokens=character.lore_budget(self._lore_budget),
         )
         lines = [
             format_lore(lore, "before_char"),

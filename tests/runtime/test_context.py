@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from personae.daemon.characters import Character, LoreEntry, VoiceConfig
+from personae.daemon.characters import AdapterRef, Character, LoreEntry, VoiceConfig
 from personae.daemon.errors import ClientError
 from personae.daemon.runtime.context import CharacterRuntime, event_update
 from personae.daemon.runtime.state import StateUpdate
@@ -98,6 +98,19 @@ def test_event_data_is_validated() -> None:
         with pytest.raises(ClientError) as err:
             event_update(bad)
         assert err.value.code == "invalid_event"
+
+
+def test_an_adapter_gets_the_lore_it_was_trained_with(engine) -> None:
+    rt = CharacterRuntime(engine, count_tokens=words, clock=Clock(), lore_budget_tokens=200)
+    key = ["the silver key"]
+    untold = MARA.model_copy(update={"adapter": AdapterRef(name="mara", version="v1")})
+    assert len(rt.context_for(untold, "p1", key).lore) == 1  # the daemon's budget
+    without = AdapterRef(name="mara", version="v2", lore_budget_tokens=0)
+    assert rt.context_for(MARA.model_copy(update={"adapter": without}), "p1", key).lore == ()
+    tight = AdapterRef(name="mara", version="v3", lore_budget_tokens=3)  # under the entry's 6
+    assert rt.context_for(MARA.model_copy(update={"adapter": tight}), "p1", key).lore == ()
+    roomy = AdapterRef(name="mara", version="v4", lore_budget_tokens=50)
+    assert len(rt.context_for(MARA.model_copy(update={"adapter": roomy}), "p1", key).lore) == 1
 
 
 def test_a_new_version_with_other_lore_is_used_at_once(engine) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from personae.daemon.characters import GenerationParams
+from personae.daemon.characters import GenerationParams, load_cast
 from personae.daemon.engines.base import ChatMessage, GenerationRequest
 
 from .conftest import EXAMPLES, STORY
@@ -93,6 +93,7 @@ learning_rate = 1e-3
 [dataset]
 max_tokens = 256
 val_fraction = 0.1
+lore_budget_tokens = 40
 
 [strategies.rewrite]
 enabled = false
@@ -127,6 +128,10 @@ def test_a_random_tiny_llama_trains_serves_and_converts(tiny_llama: Path, tmp_pa
     assert manifest["base"]["hidden_size"] == HIDDEN
     assert manifest["base"]["num_hidden_layers"] == LAYERS
     assert manifest["metrics"]["steps"] == 2
+    # served as trained: the daemon reads the lore budget from the adapter reference
+    assert manifest["lore_budget_tokens"] == 40
+    trained = load_cast([adapter])["bram"]
+    assert trained.adapter is not None and trained.adapter.lore_budget_tokens == 40
     config = json.loads((adapter / "adapter_config.json").read_text())
     assert config["base_model_name_or_path"] == str(tiny_llama)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from personae.daemon.characters import default_cast_dir, load_cast
+from personae.daemon.characters import AdapterRef, default_cast_dir, load_cast
 from personae.daemon.testing import FakeLLM
 from personae.training.errors import TrainingError
 from personae.training.evaluate import OTHERS
@@ -171,7 +171,8 @@ def test_prompts_per_condition(cast) -> None:
 def test_prompt_conditions_carry_the_lore_the_daemon_would_select(cast) -> None:
     """`adapter` and `prompt` see the lore the daemon puts in a prompt for the same
     words (keys matched in the conversation, within the budget); `base` sees none."""
-    bram = cast["bram"]
+    # an adapter that does not say how it was trained is served the daemon's budget
+    bram = cast["bram"].model_copy(update={"adapter": AdapterRef(name="bram", version="v9")})
     entry = next(e for e in bram.lore if "mill" in e.keys)
     asked = Question(id="q-lore", kind="town", question="Who saw the mill burn?", key_facts=())
     for condition in ("adapter", "prompt"):
@@ -180,6 +181,11 @@ def test_prompt_conditions_carry_the_lore_the_daemon_would_select(cast) -> None:
         assert late.role == "system" and entry.content in late.content
         assert msgs[-1].content == asked.question
     assert all(entry.content not in m.content for m in messages_for(bram, asked, "base"))
+    # the shipped adapter was trained without lore: its condition gets none, as served
+    shipped = cast["bram"]
+    assert shipped.adapter is not None and shipped.adapter.lore_budget_tokens == 0
+    assert all(entry.content not in m.content for m in messages_for(shipped, asked, "adapter"))
+    assert any(entry.content in m.content for m in messages_for(shipped, asked, "prompt"))
     unrelated = Question(id="q-none", kind="trade", question="Good morning!", key_facts=())
     assert all(entry.content not in m.content for m in messages_for(bram, unrelated, "prompt"))
     starved = messages_for(bram, asked, "prompt", lore_budget=0)

@@ -79,7 +79,10 @@ def messages_for(
             role = "user" if turn.speaker == "player" else "assistant"
             msgs.append(ChatMessage(role, turn.text))
         return msgs
-    context = lore_for(character, [t.text for t in history], budget_tokens=lore_budget)
+    # the adapter condition is served as the daemon serves it: with the lore its
+    # adapter was trained with, where the adapter says
+    budget = character.lore_budget(lore_budget) if condition == "adapter" else lore_budget
+    context = lore_for(character, [t.text for t in history], budget_tokens=budget)
     return build_messages(character, history, max_turns=len(history) + 1, context=context)
 
 

@@ -80,6 +80,7 @@ def fit(pipe: Pipeline, only: list[str] | None = None, force: bool = False) -> d
             voice=voices[cid],
             metrics=result.metrics,
             check=check,
+            lore_budget_tokens=pipe.recipe.dataset.lore_budget_tokens,
         )
         pipe.run.mark_done(stage, fp, adapter=str(target), metrics=result.metrics)
         installed[cid] = target
