@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from personae.daemon.characters import default_cast_dir, load_cast
 from personae.sdk import protocol as p
 from tests.clients.tools import ROOT, free_port, require_binary, write_wav
 
@@ -419,7 +420,10 @@ def test_playground_starts_a_scene_between_characters_and_shows_it(tmp_path: Pat
     assert [r["character"] for r in seen["replies"]] == ["bram", "mara", "bram"]
     assert all(r["status"] == "completed" for r in seen["replies"])
     assert [r["meta"].count("line ") for r in seen["replies"]] == [1, 1, 1]
-    assert "bram@v1" in seen["replies"][0]["meta"] and "mara@v1" in seen["replies"][1]["meta"]
+    cast = load_cast([default_cast_dir()])
+    for reply, cid in zip(seen["replies"][:2], ("bram", "mara"), strict=True):
+        ref = cast[cid].adapter
+        assert ref is not None and f"{cid}@{ref.version}" in reply["meta"]
     started, ended = seen["notes"]
     assert "Bram and Mara talk about the lights on the old mill (3 lines)" in started
     assert "finished after 3 line(s)" in ended

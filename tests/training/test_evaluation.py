@@ -235,7 +235,7 @@ def test_orchestration_scores_attributes_and_reports(cast, tmp_path: Path) -> No
 
 @pytest.mark.models
 def test_personae_eval_on_the_real_engine(tmp_path: Path) -> None:
-    """The bundled base and the v1 adapters through the CLI: every reply ends on a
+    """The bundled base and the cast's adapters through the CLI: every reply ends on a
     complete sentence, the report is written."""
     from typer.testing import CliRunner
 

@@ -188,20 +188,26 @@ def test_qlora_on_cpu_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_bundled_cast_adapters_load_in_the_daemon() -> None:
-    """The adapters trained on the story for the default cast, as the daemon serves them."""
-    from personae.daemon.characters import default_cast_dir
+    """The adapters the default cast names (and v1, the baseline its evaluation compares
+    against), as the daemon serves them."""
+    from personae.daemon.characters import default_cast_dir, load_cast
     from personae.daemon.engines.llm_transformers import TransformersLLM
     from personae.training.base import base_fingerprint, resolve_base
 
     root = default_cast_dir() / "adapters"
+    cast = load_cast([default_cast_dir()])
     found = sorted(p.parent.parent.name for p in root.glob("*/v1/adapter_config.json"))
-    assert found == ["bram", "mara", "wren"]
+    assert found == ["bram", "mara", "wren"] == sorted(cast)
     base_dir = resolve_base(None)
     llm = TransformersLLM(model_dir=base_dir)
     replies = {}
     for cid in found:
-        manifest = json.loads((root / cid / "v1" / "manifest.json").read_text())
-        assert manifest["base"] == base_fingerprint(base_dir)  # trained for this very base
-        llm.load_adapter(cid, root / cid / "v1")
-        replies[cid] = _reply(llm, cid)
+        ref = cast[cid].adapter
+        assert ref is not None
+        for version in sorted({"v1", ref.version}):
+            folder = root / cid / version
+            manifest = json.loads((folder / "manifest.json").read_text())
+            assert manifest["base"] == base_fingerprint(base_dir)  # trained for this very base
+            llm.load_adapter(f"{cid}@{version}", folder)
+            replies[f"{cid}@{version}"] = _reply(llm, f"{cid}@{version}")
     assert all(replies.values())
