@@ -17,7 +17,10 @@ Cases, side by side with the echo check on and off:
   than the player's first word (target: >= 95% with the check on);
 - the player with no echo (headphones), check off: today's barge-in latency, measured
   from the player's first word to the moment the turn starts (barge-in fires),
-  in audio time, the echo check's buffering included.
+  in audio time, the echo check's buffering included;
+- no echo path, the player starting within a second of the reply's end: an echo delay
+  found there is the player's own voice taken for echo (their first words are cut from
+  the turn); counted (target: 0).
 
     personae bench echo [--replies 44] [--max-delay-ms 1000] [--seed 19]
 """
@@ -35,6 +38,7 @@ import numpy as np
 from personae.daemon import audio as pcm
 from personae.daemon.characters import default_cast_dir, load_cast
 from personae.daemon.engines import registry
+from personae.daemon.session.echo import EchoCheck, FarEnd
 from personae.daemon.settings import Settings
 from personae.daemon.testing.echo_room import Case, Room, simulate
 
@@ -70,13 +74,15 @@ def main() -> None:
     print(_perf.describe(info))
     settings = Settings()
     vad = registry.create("vad", settings.vad_engine, settings)
-    engines = {name: registry.create("tts", name, settings) for name in ("piper", "espeak")}
+    engines: dict = {}  # by name, as the cast's voices need them (Wren's is Kokoro)
     cast = load_cast([default_cast_dir()])
     cast_lines, player_lines = script_lines()
     rng = np.random.default_rng(args.seed)
     picks = rng.choice(len(cast_lines), size=min(args.replies, len(cast_lines)), replace=False)
 
     def say(text: str, engine: str, voice, rate: int) -> np.ndarray:
+        if engine not in engines:
+            engines[engine] = registry.create("tts", engine, settings)
         chunks = list(engines[engine].synthesize(text, voice))
         x = np.concatenate([c.pcm for c in chunks])
         return pcm.resample(x, chunks[0].sample_rate, rate)
@@ -107,6 +113,10 @@ def main() -> None:
         alone = Case(reply, RATE, room)
         over = Case(reply, RATE, room, speech, at)
         quiet = Case(reply, RATE, Room(gain_db=-200.0, seed=n), speech, at)
+        # no echo path, the player starting as the reply ends: a delay "found" there is
+        # the player's own voice taken for echo, and their first words are cut
+        tail_at = max(0.0, reply_s + float(rng.uniform(-1.0, 0.5)))
+        tail = Case(reply, RATE, Room(gain_db=-200.0, seed=n), speech, tail_at)
         row = {
             "character": who,
             "reply_s": round(reply_s, 2),
@@ -121,6 +131,8 @@ def main() -> None:
             o = simulate(over, vad, **kw)
             q = simulate(quiet, vad, **kw)
             assert o.speech_ms is not None and q.speech_ms is not None
+            tail_check = EchoCheck(FarEnd(clock=lambda: 0.0), max_delay_ms=args.max_delay_ms)
+            simulate(tail, vad, check=tail_check, **kw)
             row[mode] = {
                 "false_barge_in": a.barge_in_ms is not None,
                 "barged_in": o.barge_in_ms is not None and o.barge_in_ms >= o.speech_ms,
@@ -130,6 +142,7 @@ def main() -> None:
                     else None
                 ),
                 "headphones_latency_ms": q.latency_ms,
+                "no_echo_delay_found": on and tail_check.delay is not None,
             }
         rows.append(row)
         print(
@@ -155,16 +168,18 @@ def main() -> None:
             "latency_ms_p95": _perf.pct(lat, 0.95),
             "headphones_latency_ms_p50": _perf.median(quiet),
             "headphones_latency_ms_p95": _perf.pct(quiet, 0.95),
+            "no_echo_delays_found": f"{sum(x['no_echo_delay_found'] for x in r)}/{len(r)}",
         }
     print(
         f"\n{'check':<6} {'false barge-ins':>16} {'barge-ins':>10} {'lat p50':>8} {'p95':>6}"
-        f" {'no-echo p50':>12} {'p95':>6}"
+        f" {'no-echo p50':>12} {'p95':>6} {'no-echo delays':>15}"
     )
     for mode, s in summary.items():
         print(
             f"{mode:<6} {s['false_barge_ins']:>16} {s['barge_ins']:>10} "
             f"{s['latency_ms_p50']:>8.0f} {s['latency_ms_p95']:>6.0f} "
             f"{s['headphones_latency_ms_p50']:>12.0f} {s['headphones_latency_ms_p95']:>6.0f}"
+            f" {s['no_echo_delays_found']:>15}"
         )
     print(f"{time.monotonic() - started:.0f} s")
 

@@ -138,3 +138,21 @@ def test_raw_keeps_the_microphone_delayed_as_the_cleaned_output() -> None:
     raw_all = np.concatenate(raw)
     np.testing.assert_array_equal(raw_all, mic[: len(raw_all)])
     assert check.frames_checked > 0
+
+
+@pytest.mark.models
+@pytest.mark.parametrize("voice", ["piper", "en-us+m3", "en+f3"])
+def test_a_player_over_the_reply_s_tail_is_never_taken_for_its_echo(voice: str) -> None:
+    """No echo path (headphones, a game's own echo cancelling): the player starts
+    talking as the reply ends. The delay search must not lock onto a chance match
+    between the two voices: a delay adopted from it took the player's first words out
+    of the turn ("Mara," of "Mara, do the town records...", which then went to the
+    character who had just spoken)."""
+    said = "The price is 20 gold pieces for two handshakes worth twenty silver coins each."
+    reply = pcm.float32_to_int16(speak(said, rate=24000))
+    line = speak("Mara, do the town records say who built the old mill?", voice=voice)
+    for offset_s in (-1.0, -0.6, -0.3, 0.5):  # from the reply's last sample
+        check = EchoCheck(FarEnd(clock=lambda: 0.0))
+        case = Case(reply, 24000, Room(gain_db=-200.0), line, len(reply) / 24000 + offset_s)
+        simulate(case, _NoVAD(), echo_check=True, check=check)
+        assert check.delay is None, (offset_s, check.delay, check.confidence)
