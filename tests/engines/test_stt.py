@@ -195,3 +195,57 @@ async def test_a_turn_transcribed_piece_by_piece_keeps_its_key_words(base):
     result = await pieces.finish(turn)
     assert heard == [len(first) / 16_000, (len(turn) - len(first)) / 16_000]
     assert {"bram", "fix", "sword", "lantern", "mines"} <= words(result.text), result.text
+
+
+SCENE_NAMES = [  # the default cast's names and aliases, as a scene of three gives them
+    *("Bram", "Bram Holloway", "smith", "blacksmith", "Mara", "Mara Quill", "archivist"),
+    *("Wren", "courier"),
+]
+
+
+def test_a_recital_of_the_names_is_told_from_speech() -> None:
+    from personae.daemon.engines.stt_faster_whisper import recites
+
+    assert recites("Mara, Bram Holloway, smith, blacksmith, blacksmith,", SCENE_NAMES)
+    assert recites("Mara Quill, archivist, blacksmith, blacksmith,", SCENE_NAMES)
+    assert not recites("Mara, do the town records say who built the old mill?", SCENE_NAMES)
+    assert not recites("Bram, Mara, Wren!", SCENE_NAMES)  # calling all three is speech
+    assert not recites("Bram the smith and Mara Quill", [])
+
+
+def test_a_recited_prompt_is_decoded_again_with_fewer_names(base, monkeypatch) -> None:
+    """Whisper given the names recites them: the turn is decoded again with the proper
+    names only, then with none, and the first decode that is not a recital stands."""
+    prompts: list[str | None] = []
+    said = {  # what this whisper "hears" for each prompt
+        "A talk with Bram, Bram Holloway, smith, blacksmith, Mara, Mara Quill, archivist, "
+        "Wren, courier.": "Mara, Bram Holloway, smith, blacksmith, blacksmith,",
+        "A talk with Bram, Bram Holloway, Mara, Mara Quill, Wren.": "Mara Quill, archivist, smith.",
+        None: "I'm a good town record, say, who built the old mill.",
+    }
+
+    def decode(audio, prompt):
+        prompts.append(prompt)
+        return said[prompt], False, "en"
+
+    monkeypatch.setattr(base, "_decode", decode)
+    text = base.transcribe(np.zeros(16_000, np.float32), hotwords=SCENE_NAMES).text
+    assert text == said[None]
+    assert prompts == list(said)  # in that order, each once
+    prompts.clear()
+    said[None] = "unused"
+    said["A talk with Bram, Bram Holloway, Mara, Mara Quill, Wren."] = "Mara, the old mill?"
+    assert base.transcribe(np.zeros(16_000, np.float32), hotwords=SCENE_NAMES).text == (
+        "Mara, the old mill?"
+    )
+    assert len(prompts) == 2
+
+
+def test_a_robotic_voice_s_question_is_not_replaced_by_the_names() -> None:
+    """Real whisper-base on espeak-ng en-us+m3: with the scene's names as hotwords it
+    once heard "Mara, do the town records say who built the old mill?" as "Mara, Bram
+    Holloway, smith, blacksmith, blacksmith,". The question's words must survive."""
+    stt = FasterWhisperSTT.from_settings(Settings())
+    audio = speak("Mara, do the town records say who built the old mill?", voice="en-us+m3")
+    text = stt.transcribe(audio, hotwords=SCENE_NAMES).text
+    assert {"town", "mill"} <= words(text), text
