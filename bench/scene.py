@@ -14,7 +14,9 @@ after the reply before it has been received to the end.
 
 Reports first audio p50/p95 per configuration and mode, the per-stage breakdown,
 staying with the last character against switching, turns the daemon ended while the
-player was still talking, and a distribution plot.
+player was still talking, lines heard as nothing (an empty transcript: no reply) and
+turns left unanswered, and a distribution plot. Each turn's transcript and route reason
+are kept in the results, so a misroute can be read.
 
     personae bench scene [--configs base,base:before] [--voices piper,en-us+m3,en+f3,en-gb+m2]
                          [--questions 7] [--modes live,vad] [--noise clean,noisy]
@@ -107,10 +109,12 @@ async def conversation(url: str, lines: list[tuple[bytes, str]], vad: bool) -> l
                     await session.commit()
                 marks: dict = {"expected": expected, "previous": last}
                 while "done" not in marks:
+                    # nothing heard (an empty transcript) gets no reply: a short wait
+                    unheard = marks.get("transcript") == ""
                     try:
-                        event = await session.next_event(timeout=90)
+                        event = await session.next_event(timeout=5 if unheard else 90)
                     except TimeoutError:
-                        marks["timeout"] = True
+                        marks["unheard" if unheard else "timeout"] = True
                         break
                     now = (time.perf_counter() - t0) * 1000
                     if event.type == "input_audio_buffer.speech_stopped":
@@ -122,6 +126,12 @@ async def conversation(url: str, lines: list[tuple[bytes, str]], vad: bool) -> l
                         marks[key] = now
                     if isinstance(event, p.NpcRoute) and "character" not in marks:
                         marks["character"] = event.character
+                        marks["reason"] = event.reason
+                    if (
+                        event.type == "conversation.item.input_audio_transcription.completed"
+                        and "transcript" not in marks
+                    ):  # kept so a misroute can be read: what was heard, why it went there
+                        marks["transcript"] = event.transcript
                     if isinstance(event, p.Error):
                         marks.setdefault("errors", []).append(event.error.code)
                     if isinstance(event, p.ResponseDone) and "first_audio" in marks:
@@ -152,6 +162,8 @@ def summary(samples: list[dict]) -> dict:
         "turns": len(samples),
         "answered": len(got),
         "cut": sum(1 for s in samples if s.get("cut")),
+        "unheard": sum(1 for s in samples if s.get("unheard")),
+        "timeouts": sum(1 for s in samples if s.get("timeout")),
         "routed_as_expected": sum(1 for s in got if s.get("character") == s["expected"]),
         **{
             st: {
@@ -257,7 +269,8 @@ def main() -> None:
             )
             print(
                 f"{c:<16}{m:<6}{s['answered']}/{s['turns']}  first audio {fa['p50']:.0f}/{fa['p95']:.0f}"
-                f"  switch/stay {ratio}  cut {s['cut']}  routed {s['routed_as_expected']}  [{stages}]"
+                f"  switch/stay {ratio}  cut {s['cut']}  unheard {s['unheard']}  timeouts {s['timeouts']}"
+                f"  routed {s['routed_as_expected']}  [{stages}]"
             )
 
 
