@@ -149,6 +149,32 @@ async def conversation(url: str, lines: list[tuple[bytes, str]], vad: bool) -> l
     return out
 
 
+def speculation_counts(ws_url: str) -> dict:
+    """The daemon's speculative replies (kept, dropped and why, LLM seconds dropped),
+    from its Prometheus metrics: zeros when the configuration has speculation off."""
+    import re
+    import urllib.request
+
+    http = ws_url.replace("ws://", "http://", 1).split("/v1/")[0]
+    with urllib.request.urlopen(f"{http}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    out: dict = {"kept": 0, "dropped": {}, "dropped_seconds": 0.0, "dropped_tokens": 0}
+    for line in text.splitlines():
+        if m := re.match(
+            r'\w*speculative_replies_total\{outcome="(\w+)",reason="(\w*)"\} (\S+)', line
+        ):
+            n = int(float(m[3]))
+            if m[1] == "kept":
+                out["kept"] += n
+            else:
+                out["dropped"][m[2]] = out["dropped"].get(m[2], 0) + n
+        elif m := re.match(r"\w*speculation_dropped_seconds_total (\S+)", line):
+            out["dropped_seconds"] = round(float(m[1]), 2)
+        elif m := re.match(r"\w*speculation_dropped_tokens_total (\S+)", line):
+            out["dropped_tokens"] = int(float(m[1]))
+    return out
+
+
 def pct(values: list[float], q: float) -> float | None:
     return float(np.percentile(values, q)) if values else None
 
@@ -249,17 +275,23 @@ def main() -> None:
             d = stack.enter_context(Daemon(state_dir=tmp, env=config_env(config)))
             urls[config] = d.ws
         results = asyncio.run(run(urls, plan, lines))
+        speculation = {c: speculation_counts(urls[c]) for c in urls}
     data = {
         "machine": f"{os.cpu_count()} cores",
         "load_before": load_before,
         "load_after": os.getloadavg(),
         "summary": {c: {m: summary(ss) for m, ss in by.items()} for c, by in results.items()},
+        "speculation": speculation,
         "samples": results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(data, indent=1))
     plot(results, args.out.with_suffix(".png"))
     print(f"\nfirst audio (ms) p50/p95; load {load_before[0]:.1f} -> {data['load_after'][0]:.1f}")
+    for c, sp in speculation.items():
+        if sp["kept"] or sp["dropped"]:
+            print(f"{c}: speculation kept {sp['kept']}, dropped {sp['dropped']}, "
+                  f"{sp['dropped_seconds']} s of LLM time dropped")  # fmt: skip
     for c, by in data["summary"].items():
         for m, s in by.items():
             fa = s["first_audio"]
