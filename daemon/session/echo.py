@@ -23,6 +23,7 @@ with headphones, until one is found). With no reply audio about, the microphone 
 from __future__ import annotations
 
 import collections
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -32,6 +33,8 @@ import numpy as np
 
 from personae.daemon import audio as pcm
 from personae.daemon.engines.base import INPUT_SAMPLE_RATE as SR
+
+log = logging.getLogger("personae.session")
 
 if TYPE_CHECKING:
     from personae.daemon.session.outbox import Outbox
@@ -277,6 +280,8 @@ class EchoCheck:
                     np.full_like(self._sxx, 1e-6),
                 )
             self._ref_mags.clear()
+        if self.delay != best:
+            log.info("echo delay %d ms (confidence %.1f)", best * 1000 // SR, confidence)
         self.delay = best
 
 

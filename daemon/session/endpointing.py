@@ -59,12 +59,19 @@ class SpeechEnded:
 
 Event = SpeechStarted | PauseStarted | PauseLasted | PauseEnded | SpeechEnded
 
+#: How far back a turn reaches before the VAD heard speech, when what it judged had
+#: audio taken out (the echo check, before it knows the room, treats every plausible
+#: delay as echo for up to a second of reply audio): "Wait. Mara, where is the old
+#: mill?" said over a session's first reply lost its first words to that, and went to
+#: the character who was speaking.
+HIDDEN_MAX_MS = 1000
+
 #: last words that leave a sentence hanging, whatever punctuation whisper put after them
 DANGLING = frozenset("and but so or nor because um uh er erm hmm the a an to of".split())
 #: words of a line that only calls for attention ("Hey Mara." before the question, at a
 #: pause after the name: whisper writes that as a sentence of its own)
 ADDRESSING = frozenset(
-    "hey hi hello oh ok okay well so excuse me listen look yo um uh er erm hmm ah".split()
+    "hey hi hello oh ok okay well so excuse me listen look wait yo um uh er erm hmm ah".split()
 )
 _CLOSERS = "\"'”’)]»"
 _WORD = re.compile(r"[\w'’-]+")
@@ -142,6 +149,10 @@ class Endpointer:
         self._heard = np.zeros(0, dtype=np.float32)  # feed's `heard`, frame for frame
         self._frames_seen = 0
         self._history: list[np.ndarray] = []  # recent frames while silent (prefix padding)
+        #: consecutive recent frames the VAD judged with audio taken out (echo.py): the
+        #: player's first words may be in them, so the turn keeps them too
+        self._hidden = 0
+        self._max_hidden = self._frames(HIDDEN_MAX_MS)
         self._turn: list[np.ndarray] = []
         self._run = 0  # consecutive speech frames (before start) or silent frames (after)
         self._pauses = 0
@@ -200,14 +211,19 @@ class Endpointer:
         if not self.speaking:
             self._history.append(frame)
             self._run = self._run + 1 if prob >= self.threshold else 0
-            keep = self._prefix + self._run
+            taken = heard is not None and float(heard @ heard) < 0.5 * float(frame @ frame)
+            if taken:
+                self._hidden += 1
+            elif not self._run:  # neither hidden nor the speech it led up to
+                self._hidden = 0
+            keep = self._prefix + self._run + min(self._hidden, self._max_hidden)
             if len(self._history) > keep:
                 del self._history[: len(self._history) - keep]
             if self._run >= self._min_speech:
                 self.speaking = True
                 self._turn = list(self._history)
                 self._history = []
-                self._run = 0
+                self._run = self._hidden = 0
                 return SpeechStarted(self._ms(self._frames_seen - self._min_speech))
             return None
         self._turn.append(frame)
@@ -267,7 +283,7 @@ class Endpointer:
         self._pending = np.zeros(0, dtype=np.float32)
         self._heard = np.zeros(0, dtype=np.float32)
         self._history, self._turn = [], []
-        self._run = 0
+        self._run = self._hidden = 0
         self._complete_pause = -1
         self.speaking = False
         self._vad.reset()

