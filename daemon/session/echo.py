@@ -34,11 +34,11 @@ import numpy as np
 from personae.daemon import audio as pcm
 from personae.daemon.engines.base import INPUT_SAMPLE_RATE as SR
 
-log = logging.getLogger("personae.session")
-
 if TYPE_CHECKING:
     from personae.daemon.session.outbox import Outbox
     from personae.daemon.settings import Settings
+
+log = logging.getLogger("personae.session")
 
 FFT = 512  # 32 ms frames
 HOP = FFT // 2
@@ -281,7 +281,7 @@ class EchoCheck:
                 )
             self._ref_mags.clear()
         if self.delay != best:
-            log.info("echo delay %d ms (confidence %.1f)", best * 1000 // SR, confidence)
+            log.debug("echo delay %d ms (confidence %.1f)", best * 1000 // SR, confidence)
         self.delay = best
 
 
